@@ -1,0 +1,42 @@
+"""Import TensorFlow and tf_slim on today's TensorFlow.
+
+tf_slim 1.1 imports `tf_keras.legacy_tf_layers`, which tf-keras >= 2.16 only ships as
+`tf_keras.src.legacy_tf_layers`. We register the module under its old name before the
+first import of tf_slim; nothing else is patched.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from types import ModuleType
+
+from codegen.errors import InputError
+
+
+def import_tf() -> ModuleType:
+    """Import TensorFlow quietly, with a clear message when it is not installed."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        import tensorflow as tf
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise InputError(
+            "TensorFlow is not installed; install the 'tf' extra: pip install 'codegen[tf]'"
+        ) from exc
+    tf.get_logger().setLevel("ERROR")
+    return tf
+
+
+def import_slim() -> ModuleType:
+    """Import tf_slim, aliasing tf_keras' legacy layers where tf_slim expects them."""
+    import_tf()
+    if "tf_keras.legacy_tf_layers" not in sys.modules:
+        try:
+            importlib.import_module("tf_keras.legacy_tf_layers")
+        except ImportError:
+            legacy = importlib.import_module("tf_keras.src.legacy_tf_layers")
+            sys.modules["tf_keras.legacy_tf_layers"] = legacy
+    import tf_slim
+
+    return tf_slim

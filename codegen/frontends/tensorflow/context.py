@@ -1,0 +1,167 @@
+"""What a handler sees of one TF operation: its inputs, attributes, and a way to emit IR."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from codegen.errors import UnsupportedOpsError
+from codegen.ir.graph import Node, TensorInfo
+
+if TYPE_CHECKING:
+    from codegen.frontends.tensorflow.converter import Converter
+
+
+def tensor_info(tensor) -> TensorInfo:
+    shape = tensor.shape.as_list() if tensor.shape.rank is not None else []
+    return TensorInfo(shape, tensor.dtype.base_dtype.name)
+
+
+class Context:
+    def __init__(self, converter: Converter, op) -> None:
+        self.converter = converter
+        self.op = op
+
+    # -- the TF op ----------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.op.name
+
+    @property
+    def scope(self) -> str:
+        return self.op.name.rpartition("/")[0]
+
+    def attr(self, name: str, default: Any = None) -> Any:
+        try:
+            value = self.op.get_attr(name)
+        except ValueError:
+            return default
+        return value.decode() if isinstance(value, bytes) else value
+
+    def rank(self, index: int) -> int | None:
+        return self.op.inputs[index].shape.rank
+
+    def output_info(self, index: int = 0) -> TensorInfo:
+        return tensor_info(self.op.outputs[index])
+
+    def input_info(self, index: int) -> TensorInfo:
+        return tensor_info(self.op.inputs[index])
+
+    def fail(self, reason: str) -> None:
+        raise UnsupportedOpsError(f"node {self.name!r} ({self.op.type}): {reason}")
+
+    # -- inputs ---------------------------------------------------------------------------
+    def kind(self, index: int) -> str:
+        return self.converter.kind(self.op.inputs[index])
+
+    def is_const(self, index: int) -> bool:
+        return self.kind(index) == "constant"
+
+    def const(self, index: int) -> np.ndarray:
+        """The value of a constant input (folded from constants if needed)."""
+        tensor = self.op.inputs[index]
+        if self.converter.kind(tensor) != "constant":
+            self.fail(f"input {index} must be a constant, it is computed at run time")
+        if tensor.op.type == "Const":
+            from tensorflow import make_ndarray
+
+            return make_ndarray(tensor.op.get_attr("value"))
+        return self.converter.fold(tensor)
+
+    def input(self, index: int) -> str:
+        """The IR ref of a data input; constants and weights become `constant` nodes."""
+        tensor = self.op.inputs[index]
+        if tensor.name in self.converter.refs:
+            return self.converter.refs[tensor.name]
+        kind = self.converter.kind(tensor)
+        if kind not in ("constant", "weight"):
+            raise KeyError(f"{tensor.name} was not converted before {self.name}")
+        weight = self.weight(index)
+        node = Node(
+            name=tensor.op.name,
+            op="constant",
+            inputs=[],
+            outputs=[tensor_info(tensor)],
+            weights={"value": weight},
+            tf_name=tensor.op.name,
+            scope=tensor.op.name.rpartition("/")[0],
+        )
+        self.converter.nodes[node.name] = node
+        self.converter.refs[tensor.name] = f"{node.name}:0"
+        return f"{node.name}:0"
+
+    def weight(self, index: int, transforms: list[tuple[str, tuple]] | None = None) -> str:
+        """Register the variable or constant feeding input `index`; return its IR name.
+
+        `transforms` ("reshape", shape) / ("transpose", perm) are applied when it is written.
+        """
+        tensor = self.op.inputs[index]
+        kind = self.converter.kind(tensor)
+        if kind == "weight":
+            variable = _variable_op(tensor)
+            key = variable.get_attr("shared_name").decode() if variable.type == "VarHandleOp" else ""
+            key = key or variable.name
+            shape = tensor.shape.as_list() if tensor.shape.rank is not None else None
+            source = WeightSource("variable", key, shape, transforms or [])
+        elif kind == "constant":
+            key = tensor.op.name
+            source = WeightSource("constant", key, None, transforms or [], self.const(index))
+        else:
+            self.fail(f"input {index} must be a weight (variable or constant)")
+        name = key if not transforms else f"{key}/{self.name.rpartition('/')[2]}"
+        self.converter.weight_sources[name] = source
+        return name
+
+    def new_weight(self, name: str, value: np.ndarray) -> str:
+        """A weight the handler makes itself (e.g. a per-channel copy of a scalar)."""
+        self.converter.weight_sources[name] = WeightSource("constant", name, None, [], value)
+        return name
+
+    # -- emitting IR -------------------------------------------------------------------------
+    def emit(
+        self,
+        op: str,
+        inputs: list[str],
+        *,
+        attrs: dict[str, Any] | None = None,
+        weights: dict[str, str] | None = None,
+        suffix: str = "",
+        outputs: list[TensorInfo] | None = None,
+    ) -> str:
+        """Add an IR node; without `suffix` it stands for this TF op's outputs."""
+        name = f"{self.name}/{suffix}" if suffix else self.name
+        node = Node(
+            name=name,
+            op=op,
+            inputs=list(inputs),
+            outputs=outputs or [self.output_info(0)],
+            attrs=attrs or {},
+            weights=weights or {},
+            tf_name=self.name,
+            scope=self.scope,
+        )
+        self.converter.nodes[name] = node
+        if not suffix:
+            for index in range(len(node.outputs)):
+                self.converter.refs[self.op.outputs[index].name] = f"{name}:{index}"
+        return f"{name}:0"
+
+
+@dataclass
+class WeightSource:
+    """Where an IR weight comes from: a checkpoint variable or a constant's value."""
+
+    kind: str  # "variable" | "constant"
+    key: str  # checkpoint key or TF op name
+    shape: list[int] | None  # the graph's static shape of a variable
+    transforms: list[tuple[str, tuple]] = field(default_factory=list)
+    value: np.ndarray | None = None
+
+
+def _variable_op(tensor):
+    op = tensor.op
+    while op.type not in ("VarHandleOp", "VariableV2", "Variable"):
+        op = op.inputs[0].op
+    return op

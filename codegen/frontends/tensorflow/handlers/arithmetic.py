@@ -1,0 +1,23 @@
+"""Elementwise binary ops: Add, AddV2, Sub, Mul, RealDiv, Maximum, Minimum."""
+
+from __future__ import annotations
+
+from codegen.frontends.tensorflow.handlers import handler
+
+BINARY = {
+    "Add": "add",
+    "AddV2": "add",
+    "Sub": "sub",
+    "Mul": "mul",
+    "RealDiv": "div",
+    "Maximum": "maximum",
+    "Minimum": "minimum",
+}
+
+
+def _binary(ctx) -> None:
+    ctx.emit(BINARY[ctx.op.type], [ctx.input(0), ctx.input(1)])
+
+
+for _tf_op, _ir_op in BINARY.items():
+    handler(_tf_op, ir=_ir_op)(_binary)

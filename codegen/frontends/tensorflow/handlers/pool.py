@@ -1,0 +1,32 @@
+"""Pooling: MaxPool, AvgPool."""
+
+from __future__ import annotations
+
+from codegen.frontends.tensorflow.handlers import handler
+
+
+def _pool(ctx, ir_op: str) -> None:
+    if ctx.attr("data_format", "NHWC") != "NHWC":
+        ctx.fail("only NHWC pooling is supported")
+    ksize, strides = ctx.attr("ksize"), ctx.attr("strides")
+    if ksize[0] != 1 or ksize[3] != 1:
+        ctx.fail("pooling over the batch or channel axis is not supported")
+    ctx.emit(
+        ir_op,
+        [ctx.input(0)],
+        attrs={
+            "kernel_size": list(ksize[1:3]),
+            "strides": list(strides[1:3]),
+            "padding": ctx.attr("padding"),
+        },
+    )
+
+
+@handler("MaxPool", ir="max_pool2d")
+def max_pool(ctx) -> None:
+    _pool(ctx, "max_pool2d")
+
+
+@handler("AvgPool", ir="avg_pool2d")
+def avg_pool(ctx) -> None:
+    _pool(ctx, "avg_pool2d")

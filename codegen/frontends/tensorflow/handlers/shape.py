@@ -1,0 +1,65 @@
+"""Shape and reduction ops: Pad, PadV2, MirrorPad, Mean, Max, Squeeze, Reshape, ConcatV2,
+Transpose."""
+
+from __future__ import annotations
+
+from codegen.frontends.tensorflow.handlers import handler
+
+
+def _axes(values, rank: int) -> list[int]:
+    return sorted(int(axis) % rank for axis in values)
+
+
+@handler("Pad", "PadV2", "MirrorPad", ir="pad")
+def pad(ctx) -> None:
+    pads = [[int(a), int(b)] for a, b in ctx.const(1).tolist()]
+    attrs = {"pads": pads, "mode": "constant", "value": 0.0}
+    if ctx.op.type == "PadV2":
+        attrs["value"] = float(ctx.const(2))
+    if ctx.op.type == "MirrorPad":
+        attrs = {"pads": pads, "mode": ctx.attr("mode").lower()}
+    ctx.emit("pad", [ctx.input(0)], attrs=attrs)
+
+
+@handler("Mean", ir="mean")
+def mean(ctx) -> None:
+    axes = _axes(ctx.const(1).reshape(-1), ctx.rank(0))
+    ctx.emit("mean", [ctx.input(0)], attrs={"axes": axes, "keepdims": bool(ctx.attr("keep_dims"))})
+
+
+@handler("Max", ir="reduce_max")
+def reduce_max(ctx) -> None:
+    axes = _axes(ctx.const(1).reshape(-1), ctx.rank(0))
+    ctx.emit("reduce_max", [ctx.input(0)], attrs={"axes": axes, "keepdims": bool(ctx.attr("keep_dims"))})
+
+
+@handler("Squeeze", ir="squeeze")
+def squeeze(ctx) -> None:
+    shape = ctx.input_info(0).shape
+    axes = list(ctx.attr("squeeze_dims") or [])
+    axes = _axes(axes, len(shape)) if axes else [i for i, size in enumerate(shape) if size == 1]
+    ctx.emit("squeeze", [ctx.input(0)], attrs={"axes": axes})
+
+
+@handler("Reshape", ir="reshape")
+def reshape(ctx) -> None:
+    if ctx.is_const(1):
+        shape = [int(size) for size in ctx.const(1).reshape(-1)]
+    else:  # a shape computed at run time: use the static shape, batch as -1
+        shape = ctx.output_info(0).shape
+        if shape.count(None) > 1:
+            ctx.fail("reshape to a shape with more than one unknown dimension")
+        shape = [-1 if size is None else size for size in shape]
+    ctx.emit("reshape", [ctx.input(0)], attrs={"shape": shape})
+
+
+@handler("ConcatV2", ir="concat")
+def concat(ctx) -> None:
+    count = len(ctx.op.inputs) - 1
+    axis = int(ctx.const(count)) % ctx.rank(0)
+    ctx.emit("concat", [ctx.input(i) for i in range(count)], attrs={"axis": axis})
+
+
+@handler("Transpose", ir="transpose")
+def transpose(ctx) -> None:
+    ctx.emit("transpose", [ctx.input(0)], attrs={"perm": [int(p) for p in ctx.const(1)]})

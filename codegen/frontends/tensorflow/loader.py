@@ -1,0 +1,104 @@
+"""Load a TensorFlow model into a tf.Graph plus a reader for its variables.
+
+Supported here: a TF1 checkpoint (`.meta` + checkpoint prefix) and a frozen GraphDef
+(`.pb`). Variables are read tensor by tensor from the checkpoint, never all at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from codegen.errors import InputError
+from codegen.frontends.tensorflow.compat import import_tf
+
+
+@dataclass
+class TFModel:
+    graph: Any  # tf.Graph with every node of the model, shapes inferred
+    reader: Any | None  # tf.train.CheckpointReader, or None for frozen graphs
+    model_path: Path
+    weights_path: Path | None
+
+    def variable_names(self) -> set[str]:
+        return set(self.reader.get_variable_to_shape_map()) if self.reader else set()
+
+
+def checkpoint_prefix(model: Path, weights: Path | None) -> Path:
+    """The checkpoint prefix for `-w` (a prefix, an .index/.data file, or a folder)."""
+    if weights is None:
+        if model.suffix == ".meta":
+            return model.with_suffix("")
+        raise InputError(f"{model}: give the checkpoint with -w PREFIX")
+    weights = Path(weights)
+    if weights.is_dir():
+        indexes = sorted(weights.glob("*.index"))
+        if len(indexes) != 1:
+            raise InputError(f"{weights}: expected one checkpoint (*.index) in the folder")
+        return indexes[0].with_suffix("")
+    for suffix in (".index", ".meta"):
+        if weights.suffix == suffix:
+            return weights.with_suffix("")
+    if ".data-" in weights.name:
+        return weights.with_name(weights.name.split(".data-")[0])
+    return weights
+
+
+def load_model(model: Path, weights: Path | None = None) -> TFModel:
+    """Load `.meta` (+ checkpoint) or a frozen `.pb`; raise InputError on bad files."""
+    model = Path(model)
+    if not model.is_file():
+        raise InputError(f"{model}: no such model file")
+    tf = import_tf()
+    if model.suffix == ".meta":
+        graph_def = _read_meta_graph(tf, model)
+        prefix = checkpoint_prefix(model, weights)
+        reader = _open_checkpoint(tf, prefix)
+    elif model.suffix == ".pb":
+        graph_def = _parse(tf.compat.v1.GraphDef(), model, "a frozen GraphDef")
+        prefix, reader = None, None
+    else:
+        raise InputError(f"{model}: unknown model format (expected .meta or .pb)")
+    graph = tf.Graph()
+    try:
+        with graph.as_default():
+            tf.graph_util.import_graph_def(graph_def, name="")
+    except (ValueError, TypeError, tf.errors.OpError) as exc:
+        raise InputError(f"{model}: the graph cannot be loaded ({_first_line(exc)})") from None
+    return TFModel(graph=graph, reader=reader, model_path=model, weights_path=prefix)
+
+
+def _read_meta_graph(tf, path: Path):
+    meta = _parse(tf.compat.v1.MetaGraphDef(), path, "a MetaGraphDef")
+    if not meta.graph_def.node:
+        raise InputError(f"{path}: the MetaGraphDef holds no graph")
+    return meta.graph_def
+
+
+def _parse(message, path: Path, what: str):
+    from google.protobuf.message import DecodeError
+
+    try:
+        message.ParseFromString(path.read_bytes())
+    except (DecodeError, RuntimeWarning, ValueError):
+        raise InputError(f"{path}: not {what} (file damaged or of another kind)") from None
+    return message
+
+
+def _open_checkpoint(tf, prefix: Path):
+    index = prefix.with_name(prefix.name + ".index")
+    if not index.is_file():
+        raise InputError(f"{index}: checkpoint index is missing; pass the prefix with -w")
+    data_files = sorted(prefix.parent.glob(prefix.name + ".data-*"))
+    if not data_files:
+        raise InputError(f"{prefix}.data-00000-of-00001: checkpoint data is missing")
+    try:
+        return tf.train.load_checkpoint(str(prefix))
+    except (tf.errors.OpError, ValueError) as exc:
+        raise InputError(f"{prefix}: the checkpoint cannot be read ({_first_line(exc)})") from None
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__

@@ -1,0 +1,58 @@
+"""`codegen to-ir`: a TF model -> an IR folder (graph.json + weights/*.npy)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from codegen.frontends.tensorflow.converter import Converter, find_ops
+from codegen.frontends.tensorflow.loader import load_model
+from codegen.ir.graph import Graph
+from codegen.ir.validate import load_ir
+from codegen.ir.weights import save_array
+from codegen.progress import progress_bar
+from codegen.staging import staged_dir
+
+# TF-slim's ResNet arg scope uses decay 0.997; an inference graph does not record it.
+DEFAULT_BN_DECAY = 0.997
+
+
+def convert_model(
+    model_path: Path,
+    weights: Path | None,
+    dst_nodes: list[str],
+    *,
+    bn_decay: float = DEFAULT_BN_DECAY,
+) -> tuple[Graph, Converter]:
+    """Translate the graph (no file written yet); unsupported ops raise first."""
+    model = load_model(Path(model_path), weights)
+    converter = Converter(model, bn_momentum=round(1.0 - bn_decay, 10))
+    graph = converter.convert(find_ops(model, dst_nodes))
+    graph.source = {
+        "framework": "tensorflow",
+        "model": Path(model_path).name,
+        "weights": Path(model.weights_path).name if model.weights_path else "",
+        "bn_decay": bn_decay,
+    }
+    return graph, converter
+
+
+def to_ir(
+    model_path: Path,
+    weights: Path | None,
+    dst_nodes: list[str],
+    out_dir: Path,
+    *,
+    bn_decay: float = DEFAULT_BN_DECAY,
+    quiet: bool = False,
+) -> Graph:
+    """Write `out_dir/graph.json` and `out_dir/weights/*.npy`, streaming tensor by tensor."""
+    graph, converter = convert_model(model_path, weights, dst_nodes, bn_decay=bn_decay)
+    with staged_dir(Path(out_dir)) as temp:
+        names = list(converter.weight_sources)
+        for name in progress_bar(names, "writing weights", quiet=quiet):
+            source = converter.weight_sources[name]
+            tf_name = source.key if source.kind == "variable" else ""
+            graph.weights[name] = save_array(temp, name, converter.read_weight(name), tf_name=tf_name)
+        graph.save(temp)
+        load_ir(temp)  # what we write must pass our own checks
+    return graph

@@ -1,0 +1,144 @@
+"""Load an IR folder and check it: JSON Schema first, then the graph's meaning.
+
+All problems are collected and reported together in one `InvalidIRError`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import networkx as nx
+import numpy as np
+
+from codegen.errors import InvalidIRError
+from codegen.ir.graph import Graph, split_ref
+from codegen.resources import graph_schema, op_catalogue
+
+MAX_REPORTED = 20
+
+
+def load_ir(ir_dir: Path, *, check_weights: bool = True) -> Graph:
+    """Read `ir_dir/graph.json`, validate it and return the graph."""
+    path = Path(ir_dir) / "graph.json"
+    if not path.is_file():
+        raise InvalidIRError(f"{path}: not found; write an IR folder with 'codegen to-ir'")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidIRError(f"{path}: not valid JSON ({exc})") from None
+    _raise_if(path, _schema_problems(data))
+    graph = Graph.from_json(data)
+    problems = semantic_problems(graph)
+    if check_weights and not problems:
+        problems = weight_file_problems(graph, Path(ir_dir))
+    _raise_if(path, problems)
+    return graph
+
+
+def _raise_if(path: Path, problems: list[str]) -> None:
+    if problems:
+        shown = problems[:MAX_REPORTED]
+        more = f" (and {len(problems) - len(shown)} more)" if len(problems) > len(shown) else ""
+        raise InvalidIRError(
+            f"{path}: {len(problems)} problem(s): {shown[0]}{more}", details=shown
+        )
+
+
+def _schema_problems(data: object) -> list[str]:
+    validator = jsonschema.Draft202012Validator(graph_schema())
+    problems = []
+    for error in sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path)):
+        where = "/".join(str(part) for part in error.absolute_path) or "(top level)"
+        problems.append(f"{where}: {error.message[:200]}")
+    return problems
+
+
+def semantic_problems(graph: Graph) -> list[str]:
+    """Unknown ops, bad attrs, dangling inputs, missing weights, cycles."""
+    catalogue = op_catalogue()
+    defs = {"$defs": catalogue["$defs"]}
+    known = {graph_input.name: [graph_input] for graph_input in graph.inputs}
+    known.update({node.name: node.outputs for node in graph.nodes.values()})
+    problems: list[str] = []
+    if len(known) != len(graph.inputs) + len(graph.nodes):
+        problems.append("an input and a node share a name")
+    for node in graph.nodes.values():
+        spec = catalogue.get(node.op) if not node.op.startswith("$") else None
+        if spec is None:
+            problems.append(f"node {node.name!r}: unknown op {node.op!r}")
+            continue
+        problems += [f"node {node.name!r}: {p}" for p in _node_problems(node, spec, defs, known)]
+        for role, weight in node.weights.items():
+            if weight not in graph.weights:
+                problems.append(f"node {node.name!r}: weight {weight!r} ({role}) is not listed")
+    for output in graph.outputs:
+        if not _ref_exists(output.source, known):
+            problems.append(f"output {output.name!r}: source {output.source!r} does not exist")
+    if not problems:
+        try:
+            cycle = nx.find_cycle(graph.to_networkx())
+            problems.append(f"the graph has a cycle through {cycle[0][0]!r}")
+        except nx.NetworkXNoCycle:
+            pass
+    return problems
+
+
+def _node_problems(node, spec, defs, known) -> list[str]:
+    problems = []
+    expected = spec["inputs"]
+    if (expected >= 0 and len(node.inputs) != expected) or (expected < 0 and not node.inputs):
+        problems.append(f"op {node.op} takes {expected} input(s), got {len(node.inputs)}")
+    for ref in node.inputs:
+        if not _ref_exists(ref, known):
+            problems.append(f"input {ref!r} does not exist")
+    roles = spec["weights"]
+    for role in roles["required"]:
+        if role not in node.weights:
+            problems.append(f"op {node.op} needs weight {role!r}")
+    for role in node.weights:
+        if role not in roles["required"] + roles["optional"]:
+            problems.append(f"op {node.op} has no weight role {role!r}")
+    validator = jsonschema.Draft202012Validator({**spec["attrs"], **defs})
+    for error in validator.iter_errors(node.attrs):
+        problems.append(f"attrs: {error.message[:200]}")
+    return problems
+
+
+def _ref_exists(ref: str, known: dict) -> bool:
+    try:
+        name, index = split_ref(ref)
+    except ValueError:
+        return False
+    return name in known and 0 <= index < len(known[name])
+
+
+def weight_file_problems(graph: Graph, ir_dir: Path) -> list[str]:
+    """Each weight file exists and its .npy header matches the table (no data is read)."""
+    problems = []
+    for name, entry in graph.weights.items():
+        path = ir_dir / entry.file
+        try:
+            with open(path, "rb") as handle:
+                version = np.lib.format.read_magic(handle)
+                read_header = (
+                    np.lib.format.read_array_header_1_0
+                    if version == (1, 0)
+                    else np.lib.format.read_array_header_2_0
+                )
+                shape, _, dtype = read_header(handle)
+        except FileNotFoundError:
+            problems.append(f"weight {name!r}: file {entry.file} is missing")
+            continue
+        except (ValueError, OSError) as exc:
+            problems.append(f"weight {name!r}: {entry.file} is not a .npy array ({exc})")
+            continue
+        if dtype.hasobject:
+            problems.append(f"weight {name!r}: {entry.file} holds Python objects (refused)")
+        elif list(shape) != entry.shape or str(dtype) != entry.dtype:
+            problems.append(
+                f"weight {name!r}: {entry.file} holds {dtype}{list(shape)}, "
+                f"graph.json says {entry.dtype}{entry.shape}"
+            )
+    return problems
