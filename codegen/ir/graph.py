@@ -116,9 +116,12 @@ class Graph:
         self.nodes = {node.name: node for node in self.topological_order()}
 
     def replace_uses(self, old: str, new: str) -> None:
-        """Point every reader of tensor `old` (and the graph outputs) at `new`."""
+        """Point every reader of tensor `old` (and the graph outputs) at `new`, except
+        the node that produces `new`."""
+        producer = split_ref(new)[0]
         for node in self.nodes.values():
-            node.inputs = [new if ref == old else ref for ref in node.inputs]
+            if node.name != producer:
+                node.inputs = [new if ref == old else ref for ref in node.inputs]
         for output in self.outputs:
             if output.source == old:
                 output.source = new

@@ -1,0 +1,16 @@
+"""IR -> IR passes, run by `codegen build` before the backend."""
+
+from __future__ import annotations
+
+from codegen.ir.graph import Graph
+from codegen.ir.passes.fold import drop_identities, fold_bias, fold_pad
+from codegen.ir.passes.layout import to_nchw
+from codegen.ir.passes.padding import resolve_padding
+
+DEFAULT_PASSES = (to_nchw, drop_identities, fold_bias, resolve_padding, fold_pad)
+
+
+def run_passes(graph: Graph, passes=DEFAULT_PASSES) -> Graph:
+    for apply in passes:
+        graph = apply(graph)
+    return graph

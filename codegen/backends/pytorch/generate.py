@@ -1,0 +1,94 @@
+"""IR graph (after passes) -> the text of model.py and its state_dict -> IR weight map."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from codegen.backends.pytorch.modules import ModuleClass, Plan, Planner
+from codegen.backends.pytorch.naming import identifier
+from codegen.backends.pytorch.render import ClassRenderer, environment, format_source, scope_pattern
+from codegen.backends.pytorch.structure import build_tree
+from codegen.ir.graph import Graph
+
+
+@dataclass
+class Generated:
+    source: str  # model.py
+    state: dict[str, str]  # state_dict key -> IR weight name (or NUM_BATCHES)
+    classes: int
+    notes: list[str]
+
+
+def generate(graph: Graph, *, templates: Path | None = None) -> Generated:
+    tree = build_tree(graph)
+    planner = Planner(tree)
+    classes = planner.classes(tree.root)
+    root_plan = planner.plans[id(tree.root)]
+    renderer = ClassRenderer(environment(templates), planner)
+    texts = []
+    for cls in classes:
+        if cls is root_plan.cls:
+            continue
+        texts.append(renderer.class_text(cls, doc=_class_doc(cls)))
+    input_names = [identifier(i.name) for i in graph.inputs]
+    model_doc = f"TF scope {tree.root.path or '(root)'}: the whole network."
+    texts.append(renderer.class_text(root_plan.cls, doc=model_doc,
+                                     arg_names=["x"] if len(input_names) == 1 else input_names))
+    helpers = renderer.helper_texts()
+    text = renderer.env.get_template("model.py.jinja").render(
+        title=f"{root_plan.cls.name} converted from TensorFlow ({graph.source.get('model', '?')}).",
+        source_line=_source_line(graph),
+        input_desc=_inputs(graph),
+        output_desc=_outputs(graph),
+        notes=tree.notes,
+        helpers=helpers,
+        uses_math=any("math." in h for h in helpers),
+        classes=texts,
+        model_class=root_plan.cls.name,
+    )
+    state = _state(planner, root_plan)
+    return Generated(format_source(text), state, len(classes), tree.notes)
+
+
+def _class_doc(cls: ModuleClass) -> str:
+    paths = [plan.scope.path for plan in cls.instances]
+    count = len(paths)
+    where = scope_pattern(paths)
+    return f"TF scope {where}" + (f" ({count} instances)." if count > 1 else ".")
+
+
+def _source_line(graph: Graph) -> str:
+    source = graph.source
+    weights = f", weights {source['weights']}" if source.get("weights") else ""
+    return f"Source: {source.get('framework', 'tensorflow')} model {source.get('model', '?')}{weights}."
+
+
+def _shape(shape: list) -> str:
+    return "[" + ", ".join("N" if i == 0 and s is None else ("?" if s is None else str(s))
+                           for i, s in enumerate(shape)) + "]"
+
+
+def _inputs(graph: Graph) -> str:
+    layout = " (NCHW)" if any(len(i.shape) == 4 for i in graph.inputs) else ""
+    return "; ".join(f"{i.dtype} {_shape(i.shape)}{layout} (TF {i.tf_name or i.name!r})"
+                     for i in graph.inputs)
+
+
+def _outputs(graph: Graph) -> str:
+    return "; ".join(f"{_shape(graph.tensor(o.source).shape)} (TF node {o.name!r})"
+                     for o in graph.outputs)
+
+
+def _state(planner: Planner, plan: Plan, prefix: str = "") -> dict[str, str]:
+    state: dict[str, str] = {}
+    for stmt in plan.stmts:
+        items = [(f"{prefix}{stmt.attr}.{i}.", it) for i, it in enumerate(stmt.items)] \
+            if stmt.kind == "seq" else [(f"{prefix}{stmt.attr}.", stmt)]
+        for item_prefix, item in items:
+            if item.kind == "layer":
+                for suffix, weight in item.render.state.items():
+                    state[f"{item_prefix}{suffix}"] = weight
+            elif item.kind == "module":
+                state.update(_state(planner, planner.plans[id(item.scope)], item_prefix))
+    return state

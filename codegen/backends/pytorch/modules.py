@@ -1,0 +1,284 @@
+"""The module tree -> classes: statements, structural signatures, shared classes.
+
+Scopes with the same signature (same statements, wiring, attribute names and layer
+types) share one class. Constructor values that differ between its instances (channel
+counts, strides, ...) become the class's parameters; equal ones stay literals.
+A module that only chains child modules becomes an `nn.Sequential`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from codegen.backends.pytorch.naming import Namespace, class_name, identifier
+from codegen.backends.pytorch.ops import Expr, Layer
+from codegen.backends.pytorch.structure import Scope, Tree
+from codegen.ir.graph import Node, split_ref
+
+# when two varying values always agree, the merged parameter takes the first name here
+PREFERRED = ("in_channels", "out_channels", "channels", "num_features", "stride")
+SHORT_KIND = {"Conv2d": "Conv", "BatchNorm2d": "BN", "BatchNorm1d": "BN", "Linear": "Linear",
+              "MaxPool2d": "MaxPool", "AvgPool2d": "AvgPool"}
+
+
+@dataclass
+class Stmt:
+    kind: str  # "layer" | "module" | "seq" | "expr"
+    attr: str  # attribute name (layer/module/seq) or local name hint (expr)
+    inputs: list[str]
+    outputs: list[str]
+    node: Node | None = None  # layer / expr
+    render: Layer | Expr | None = None
+    scope: Scope | None = None  # module
+    items: list[Stmt] = field(default_factory=list)  # seq
+
+
+@dataclass
+class ModuleClass:
+    name: str
+    sig: tuple
+    instances: list[Plan]
+    params: list[str] = field(default_factory=list)
+    param_paths: dict[tuple, str] = field(default_factory=dict)  # value path -> param
+
+
+@dataclass
+class Plan:
+    """One module instance: its statements and, once classes are known, its values."""
+
+    scope: Scope
+    stmts: list[Stmt]
+    sig: tuple = ()
+    depth: int = 0
+    values: dict[tuple, Any] = field(default_factory=dict)  # value path -> value
+    cls: ModuleClass | None = None
+
+    def ctor_values(self) -> dict[tuple, Any]:
+        """What the parent sees: this instance's class-parameter values."""
+        return {(param,): self.values[path] for path, param in self.cls.param_paths.items()}
+
+
+class Planner:
+    def __init__(self, tree: Tree) -> None:
+        self.tree = tree
+        self.plans: dict[int, Plan] = {}  # id(scope) -> plan
+
+    # -- statements ------------------------------------------------------------------------
+    def plan(self, scope: Scope) -> Plan:
+        tree = self.tree
+        names = Namespace()
+        owner: dict[str, Stmt] = {}
+        stmts: list[tuple[int, Stmt]] = []
+        for node in scope.nodes:
+            render = tree.renders[node.name]
+            if isinstance(render, Layer):
+                stmt = Stmt("layer", names.create(identifier(render.hint)), node.inputs,
+                            [f"{node.name}:{i}" for i in range(len(node.outputs))], node, render)
+            else:
+                hint = tree.hints.get(node.name, render.hint)
+                stmt = Stmt("expr", identifier(hint), node.inputs,
+                            [f"{node.name}:{i}" for i in range(len(node.outputs))], node, render)
+            stmts.append((tree.position[node.name], stmt))
+        for child in scope.children:
+            attr = names.create(identifier(child.name))
+            first = min(tree.position[n.name] for n in child.all_nodes())
+            if child.leaf is not None:
+                node = child.leaf
+                stmt = Stmt("layer", attr, node.inputs, [f"{node.name}:0"], node,
+                            tree.renders[node.name])
+            else:
+                stmt = self.child_stmt(child, attr)
+            stmts.append((first, stmt))
+        ordered = _order([s for _, s in sorted(stmts, key=lambda p: p[0])])
+        plan = Plan(scope, ordered)
+        self.plans[id(scope)] = plan
+        return plan
+
+    def child_stmt(self, child: Scope, attr: str) -> Stmt:
+        plan = self.plan(child)
+        if _is_chain(plan):
+            return Stmt("seq", attr, child.inputs, child.outputs, scope=child, items=plan.stmts)
+        return Stmt("module", attr, child.inputs, child.outputs, scope=child)
+
+    # -- signatures -------------------------------------------------------------------------
+    def signature(self, plan: Plan) -> tuple:
+        local = {ref: ("in", i) for i, ref in enumerate(plan.scope.inputs)}
+        parts, depth = [], 0
+        for index, stmt in enumerate(plan.stmts):
+            wiring = tuple(local.get(ref, ref) for ref in stmt.inputs)
+            body, child_depth = self.stmt_sig(stmt)
+            depth = max(depth, child_depth)
+            parts.append((stmt.kind, stmt.attr, wiring, body))
+            for position, ref in enumerate(stmt.outputs):
+                local[ref] = ("stmt", index, position)
+        outs = tuple(local[ref] for ref in plan.scope.outputs)
+        plan.sig, plan.depth = (tuple(parts), len(plan.scope.inputs), outs), depth + 1
+        return plan.sig
+
+    def stmt_sig(self, stmt: Stmt) -> tuple[tuple, int]:
+        if stmt.kind == "layer":
+            render = stmt.render
+            return (render.template, render.cls, tuple(render.args), tuple(render.state)), 0
+        if stmt.kind == "expr":
+            return (stmt.render.template, tuple(sorted(stmt.render.attrs.items()))), 0
+        if stmt.kind == "module":
+            plan = self.plans[id(stmt.scope)]
+            return self.signature(plan), plan.depth
+        sigs = [self.stmt_sig(item) for item in stmt.items]
+        return tuple(s for s, _ in sigs), max(d for _, d in sigs)
+
+    # -- classes ---------------------------------------------------------------------------
+    def classes(self, root: Scope) -> list[ModuleClass]:
+        """Group module instances by signature; deepest classes first."""
+        self.plan(root)
+        root_plan = self.plans[id(root)]
+        self.signature(root_plan)
+        module_plans = [root_plan] + [
+            self.plans[id(s.scope)] for s in self.walk(root_plan) if s.kind == "module"
+        ]
+        groups: dict[tuple, list[Plan]] = {}
+        for plan in module_plans:
+            groups.setdefault(plan.sig, []).append(plan)
+        classes = [ModuleClass("", sig, plans) for sig, plans in groups.items()]
+        classes.sort(key=lambda c: (c.instances[0].depth, -len(c.instances)))
+        for cls in classes:
+            for plan in cls.instances:
+                plan.cls = cls
+                plan.values = self.raw_values(plan)
+            _assign_params(cls, cls.instances[0] is root_plan)
+        _name_classes(classes, root_plan)
+        return classes
+
+    def walk(self, plan: Plan):
+        for stmt in plan.stmts:
+            for item in [stmt] + stmt.items:
+                yield item
+                if item.kind == "module":
+                    yield from self.walk(self.plans[id(item.scope)])
+
+    def raw_values(self, plan: Plan) -> dict[tuple, Any]:
+        values: dict[tuple, Any] = {}
+        for stmt in plan.stmts:
+            for prefix, item in _items(stmt):
+                values.update({(*prefix, *path): v for path, v in self.item_values(item).items()})
+        return values
+
+    def item_values(self, item: Stmt) -> dict[tuple, Any]:
+        if item.kind == "layer":
+            return {(arg,): value for arg, value in item.render.args.items()}
+        if item.kind == "module":
+            return self.plans[id(item.scope)].ctor_values()
+        return {}
+
+
+def _items(stmt: Stmt):
+    if stmt.kind == "seq":
+        return [((stmt.attr, str(i)), item) for i, item in enumerate(stmt.items)]
+    return [((stmt.attr,), stmt)]
+
+
+def _order(stmts: list[Stmt]) -> list[Stmt]:
+    """Topological order of statements (children placed when their inputs are ready)."""
+    produced = {ref: i for i, s in enumerate(stmts) for ref in s.outputs}
+    done: set[int] = set()
+    ordered: list[Stmt] = []
+    pending = list(range(len(stmts)))
+    while pending:
+        for index in pending:
+            deps = {produced[r] for r in stmts[index].inputs if r in produced} - {index}
+            if deps <= done:
+                ordered.append(stmts[index])
+                done.add(index)
+                pending.remove(index)
+                break
+        else:  # pragma: no cover - structure.py removed cycles
+            raise RuntimeError("cyclic statements")
+    return ordered
+
+
+def _is_chain(plan: Plan) -> bool:
+    """Only child modules/layers, each feeding the next: an nn.Sequential."""
+    stmts = plan.stmts
+    if len(stmts) < 2 or any(s.kind not in ("module", "layer") for s in stmts):
+        return False
+    if len(plan.scope.inputs) != 1 or len(plan.scope.outputs) != 1:
+        return False
+    expected = plan.scope.inputs[0]
+    for stmt in stmts:
+        if stmt.inputs != [expected] or len(stmt.outputs) != 1:
+            return False
+        expected = stmt.outputs[0]
+    return expected == plan.scope.outputs[0]
+
+
+def _assign_params(cls: ModuleClass, is_root: bool) -> None:
+    paths = list(cls.instances[0].values)
+    varying: dict[tuple, list[tuple]] = {}
+    for path in paths:
+        vector = tuple(plan.values[path] for plan in cls.instances)
+        if len(set(map(repr, vector))) > 1 and not is_root:
+            varying.setdefault(vector, []).append(path)
+    names = Namespace({"self"})
+    for vector, group in varying.items():
+        leaves = [path[-1] for path in group]
+        best = min(leaves, key=lambda n: PREFERRED.index(n) if n in PREFERRED else len(PREFERRED))
+        taken = best in names.taken
+        name = names.create(identifier("_".join(group[0][::len(group[0]) - 1]) if taken else best))
+        cls.params.append(name)
+        for path in group:
+            cls.param_paths[path] = name
+
+
+def _name_classes(classes: list[ModuleClass], root_plan: Plan) -> None:
+    taken = Namespace({"Model", "Constant", "PaddedConv2d", "Conv2dSame", "MaxPool2dSame",
+                       "AvgPool2dSame"})
+    by_base: dict[str, list[ModuleClass]] = {}
+    for cls in classes:
+        by_base.setdefault(_base_name(cls), []).append(cls)
+    for base, group in by_base.items():
+        group.sort(key=lambda c: -len(c.instances))
+        main = group[0]
+        main.name = taken.create(base)
+        for cls in group[1:]:
+            cls.name = taken.create(base + _difference(cls, main))
+
+
+def _base_name(cls: ModuleClass) -> str:
+    plan = cls.instances[0]
+    kinds = []
+    for stmt in plan.stmts:
+        if stmt.kind == "layer":
+            kinds.append(SHORT_KIND.get(stmt.render.cls.split(".")[-1], "Layer"))
+        elif stmt.kind == "expr" and stmt.render.template.endswith("activation.py.jinja"):
+            kinds.append(stmt.render.attrs["kind"].capitalize())
+        else:
+            kinds = []
+            break
+    if 2 <= len(kinds) <= 4 and plan.cls is not None and plan.scope.path:
+        return "".join(dict.fromkeys(kinds))
+    return class_name(plan.scope.class_hint or plan.scope.name or "Model")
+
+
+def _difference(cls: ModuleClass, main: ModuleClass) -> str:
+    """A readable suffix: the first attribute whose statement differs from `main`'s."""
+    ours = {part[1] for part in cls.sig[0]}
+    theirs = {part[:2]: part for part in main.sig[0]}
+    missing = [part[1] for part in main.sig[0] if part[1] not in ours]
+    extra = [part for part in cls.sig[0] if part[1] not in {key[1] for key in theirs}]
+    if missing and not extra:
+        return "Without" + class_name(missing[0])
+    for part in extra + list(cls.sig[0]):
+        if theirs.get(part[:2]) != part:
+            kind = part[3][1].split(".")[-1] if part[0] == "layer" else ""
+            return class_name(part[1]) + SHORT_KIND.get(kind, "")
+    return "Variant"
+
+
+def used_refs(stmts: list[Stmt]) -> Counter:
+    return Counter(ref for stmt in stmts for ref in stmt.inputs)
+
+
+def ref_node(ref: str) -> str:
+    return split_ref(ref)[0]

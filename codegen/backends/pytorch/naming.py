@@ -1,0 +1,72 @@
+"""The one place where names from a model file become Python identifiers.
+
+Names from a model are data: they only reach generated code through `identifier` /
+`class_name` (which keep [A-Za-z0-9_] and never give a keyword, builtin or dunder) or
+through `repr`.
+"""
+
+from __future__ import annotations
+
+import builtins
+import keyword
+import re
+import unicodedata
+
+RESERVED = (
+    set(keyword.kwlist)
+    | set(keyword.softkwlist)
+    | set(dir(builtins))
+    | {"self", "torch", "nn", "F", "math", "forward", "training", "x", "Path", "np"}
+    | {"build_model", "load_model", "WEIGHTS_DIR", "super", "cls"}
+)
+# Attribute names nn.Module already uses.
+MODULE_ATTRS = {"training", "forward", "parameters", "buffers", "children", "modules", "state_dict",
+                "eval", "train", "cuda", "cpu", "to", "type", "half", "float", "double", "apply",
+                "register_buffer", "register_parameter", "add_module", "zero_grad", "weight", "bias"}
+
+
+def identifier(text: str, default: str = "x") -> str:
+    """snake_case ASCII identifier from any text; never a keyword/builtin."""
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    text = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", text)
+    text = re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_").lower()
+    if not text:
+        text = default
+    if text[0].isdigit():
+        text = f"{default}_{text}"
+    if text in RESERVED or text in MODULE_ATTRS:
+        text = f"{text}_"
+    return text
+
+
+def class_name(text: str, default: str = "Block") -> str:
+    """CamelCase class name: 'bottleneck_v2' -> 'BottleneckV2', 'unit_3' -> 'Unit'."""
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    words = [w for w in re.split(r"[^A-Za-z0-9]+", text) if w]
+    name = "".join(w[:1].upper() + w[1:] for w in words)
+    name = re.sub(r"\d+$", "", name) if not re.search(r"V\d+$", name) else name
+    if not name or not name[0].isalpha():
+        name = default + name
+    if name in RESERVED or keyword.iskeyword(name):
+        name += "_"
+    return name
+
+
+def role_name(text: str) -> str:
+    """The scope's role without its instance number: 'unit_17' -> 'unit', 'conv2' -> 'conv2'."""
+    return re.sub(r"_\d+$", "", text)
+
+
+class Namespace:
+    """Hands out unique identifiers within one scope (attributes, locals, classes)."""
+
+    def __init__(self, taken: set[str] | None = None) -> None:
+        self.taken = set(taken or ())
+
+    def create(self, base: str) -> str:
+        name, counter = base, 1
+        while name in self.taken:
+            counter += 1
+            name = f"{base}_{counter}"
+        self.taken.add(name)
+        return name

@@ -1,0 +1,212 @@
+"""One renderer per IR op family: the logic that picks a PyTorch form for a node.
+
+A renderer returns either a `Layer` (an nn.Module attribute with weights, e.g. nn.Conv2d)
+or an `Expr` (an expression in `forward`, e.g. F.relu). The text itself lives in the
+op family's template (`TEMPLATE`), which has an `init(args)` and/or `forward(x, args)`
+macro. Constructor arguments that differ between instances of one class become class
+parameters, so Layers list theirs in `args` (Python values, rendered with repr).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from codegen.ir.graph import Graph, Node
+
+NUM_BATCHES = "num_batches_tracked"  # state entry filled with int64 0
+
+
+@dataclass
+class Layer:
+    template: str
+    cls: str  # the class the template instantiates (part of the structure)
+    args: dict[str, Any]  # constructor values; may become class parameters
+    state: dict[str, str]  # state_dict suffix -> IR weight name (or NUM_BATCHES)
+    hint: str  # attribute name when the scope gives none
+    helpers: tuple[str, ...] = ()
+
+
+@dataclass
+class Expr:
+    template: str
+    attrs: dict[str, Any] = field(default_factory=dict)  # fixed: part of the structure
+    hint: str = "x"
+    helpers: tuple[str, ...] = ()
+    imports: tuple[str, ...] = ()
+
+
+RENDERERS: dict[str, Callable[[Node, Graph], Layer | Expr]] = {}
+
+
+def renderer(*ops: str) -> Callable:
+    def register(function: Callable) -> Callable:
+        for op in ops:
+            if op in RENDERERS:
+                raise RuntimeError(f"IR op {op} has two renderers")
+            RENDERERS[op] = function
+        return function
+
+    return register
+
+
+def render_op(node: Node, graph: Graph) -> Layer | Expr:
+    return RENDERERS[node.op](node, graph)
+
+
+def _float(value: float) -> float:
+    """A float32 attribute as the short literal a person would write (1e-05)."""
+    return float(str(np.float32(value)))
+
+
+def _pair(values: list[int]) -> int | tuple[int, int]:
+    return values[0] if values[0] == values[1] else tuple(values)
+
+
+def _symmetric(pads: list[list[int]]) -> bool:
+    return all(before == after for before, after in pads)
+
+
+def _torch_pad(pads: list[list[int]]) -> tuple[int, ...]:
+    """[[top, bottom], [left, right]] -> F.pad's (left, right, top, bottom)."""
+    return tuple(value for pair in reversed(pads) for value in pair)
+
+
+def _is_flatten(input_shape: list, shape: list[int]) -> bool:
+    """reshape(x, [N, -1]) on a batch: the same as x.flatten(1)."""
+    if len(shape) != 2 or len(input_shape) < 2 or shape[0] not in (-1, input_shape[0]):
+        return False
+    rest = input_shape[1:]
+    return shape[1] == -1 or (None not in rest and shape[1] == int(np.prod(rest)))
+
+
+# -- layers ------------------------------------------------------------------------------
+@renderer("conv2d")
+def conv2d(node: Node, graph: Graph) -> Layer:
+    out_channels, in_per_group, *kernel = graph.weights[node.weights["kernel"]].out_shape
+    padding = node.attrs["padding"]
+    args: dict[str, Any] = {
+        "in_channels": in_per_group * node.attrs["groups"],
+        "out_channels": out_channels,
+        "kernel_size": _pair(kernel),
+        "stride": _pair(node.attrs["strides"]),
+    }
+    cls, helpers = "nn.Conv2d", ()
+    if padding == "SAME":
+        cls, helpers = "Conv2dSame", ("Conv2dSame",)
+    elif _symmetric(padding):
+        args["padding"] = _pair([pads[0] for pads in padding])
+    else:
+        cls, helpers = "PaddedConv2d", ("PaddedConv2d",)
+        args["pad"] = _torch_pad(padding)
+    args["dilation"] = _pair(node.attrs["dilations"])
+    args["groups"] = node.attrs["groups"]
+    args["bias"] = "bias" in node.weights
+    state = {"weight": node.weights["kernel"]}
+    if "bias" in node.weights:
+        state["bias"] = node.weights["bias"]
+    return Layer("ops/conv2d.py.jinja", cls, args, state, "conv", helpers)
+
+
+@renderer("linear")
+def linear(node: Node, graph: Graph) -> Layer:
+    out_features, in_features = graph.weights[node.weights["kernel"]].out_shape
+    state = {"weight": node.weights["kernel"]}
+    if "bias" in node.weights:
+        state["bias"] = node.weights["bias"]
+    args = {"in_features": in_features, "out_features": out_features, "bias": "bias" in state}
+    return Layer("ops/linear.py.jinja", "nn.Linear", args, state, "fc")
+
+
+@renderer("batch_norm")
+def batch_norm(node: Node, graph: Graph) -> Layer:
+    rank = graph.tensor(node.inputs[0]).rank
+    cls = {2: "nn.BatchNorm1d", 3: "nn.BatchNorm1d", 4: "nn.BatchNorm2d"}.get(rank)
+    if cls is None:
+        raise ValueError(f"batch_norm on a rank-{rank} tensor")
+    args = {
+        "num_features": graph.weights[node.weights["mean"]].out_shape[0],
+        "eps": _float(node.attrs["epsilon"]),
+        "momentum": _float(node.attrs["momentum"]),
+    }
+    weights = node.weights
+    state = {"weight": weights["scale"], "bias": weights["offset"]}
+    state.update(running_mean=weights["mean"], running_var=weights["variance"])
+    state[NUM_BATCHES] = NUM_BATCHES
+    return Layer("ops/batch_norm.py.jinja", cls, args, state, "bn")
+
+
+@renderer("max_pool2d", "avg_pool2d")
+def pool2d(node: Node, graph: Graph) -> Layer:
+    kind = "Max" if node.op == "max_pool2d" else "Avg"
+    padding = node.attrs["padding"]
+    args: dict[str, Any] = {
+        "kernel_size": _pair(node.attrs["kernel_size"]),
+        "stride": _pair(node.attrs["strides"]),
+    }
+    if padding == "SAME":
+        cls = f"{kind}Pool2dSame"
+    elif _symmetric(padding) and all(p[0] * 2 <= k for p, k in zip(padding, node.attrs["kernel_size"])):
+        cls = f"nn.{kind}Pool2d"
+        if any(p[0] for p in padding):
+            args["padding"] = _pair([p[0] for p in padding])
+            if kind == "Avg":
+                args["count_include_pad"] = False  # TF averages over real pixels only
+    else:
+        cls = f"{kind}Pool2dSame"
+        args["pad"] = _torch_pad(padding)
+    helpers = (cls,) if not cls.startswith("nn.") else ()
+    return Layer("ops/pool2d.py.jinja", cls, args, {}, "pool", helpers)
+
+
+@renderer("constant")
+def constant(node: Node, graph: Graph) -> Layer:
+    shape = graph.weights[node.weights["value"]].out_shape
+    args = {"shape": tuple(shape)}
+    return Layer("ops/constant.py.jinja", "Constant", args, {"value": node.weights["value"]},
+                 "const", ("Constant",))
+
+
+# -- expressions -------------------------------------------------------------------------
+@renderer("relu", "relu6", "sigmoid", "tanh", "elu", "swish")
+def activation(node: Node, graph: Graph) -> Expr:
+    return Expr("ops/activation.py.jinja", {"kind": node.op}, hint=node.op)
+
+
+@renderer("add", "sub", "mul", "div", "maximum", "minimum")
+def binary(node: Node, graph: Graph) -> Expr:
+    return Expr("ops/binary.py.jinja", {"kind": node.op}, hint=node.op)
+
+
+@renderer("mean", "reduce_max")
+def reduce(node: Node, graph: Graph) -> Expr:
+    attrs = {"kind": "mean" if node.op == "mean" else "amax", "dim": tuple(node.attrs["axes"])}
+    attrs["keepdim"] = node.attrs["keepdims"]
+    return Expr("ops/reduce.py.jinja", attrs, hint="pooled" if node.op == "mean" else "x")
+
+
+@renderer("squeeze", "reshape", "transpose", "concat", "softmax", "pad", "identity")
+def tensor_op(node: Node, graph: Graph) -> Expr:
+    attrs: dict[str, Any] = {"kind": node.op}
+    if node.op == "squeeze":
+        attrs["dim"] = tuple(node.attrs["axes"])
+        input_shape = graph.tensor(node.inputs[0]).shape
+        attrs["flatten"] = node.attrs["axes"] == list(range(2, len(input_shape)))
+    elif node.op == "reshape":
+        shape = list(node.attrs["shape"])
+        attrs["shape"] = tuple(shape)
+        attrs["flatten"] = _is_flatten(graph.tensor(node.inputs[0]).shape, shape)
+    elif node.op == "transpose":
+        attrs["perm"] = tuple(node.attrs["perm"])
+    elif node.op in ("concat", "softmax"):
+        attrs["dim"] = node.attrs["axis"]
+    elif node.op == "pad":
+        pads = node.attrs["pads"]
+        attrs["pad"] = _torch_pad(pads[2:]) if pads[:2] == [[0, 0], [0, 0]] else _torch_pad(pads)
+        if node.attrs["mode"] == "symmetric":
+            raise ValueError("symmetric mirror padding has no PyTorch equivalent yet")
+        attrs["mode"] = node.attrs["mode"]
+        attrs["value"] = node.attrs.get("value", 0.0)
+    return Expr("ops/tensor.py.jinja", attrs, hint=node.op)

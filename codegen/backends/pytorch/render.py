@@ -1,0 +1,157 @@
+"""Classes -> Python source: Jinja templates for the text, black for the layout."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import black
+import jinja2
+
+from codegen.backends.pytorch.modules import ModuleClass, Plan, Stmt
+from codegen.backends.pytorch.naming import Namespace, identifier
+from codegen.resources import templates_dir
+
+INLINE_LIMIT = 60  # a single-use value is written inside its reader when this short
+HELPER_DEPENDENCIES = {"Conv2dSame": ("same_pad",), "MaxPool2dSame": ("same_pad",),
+                       "AvgPool2dSame": ("same_pad",)}
+
+
+def environment(user_dir: Path | None = None) -> jinja2.Environment:
+    """User templates first (single files override ours by relative path)."""
+    loaders = [jinja2.FileSystemLoader(str(user_dir))] if user_dir else []
+    loaders.append(jinja2.FileSystemLoader(str(templates_dir())))
+    return jinja2.Environment(
+        loader=jinja2.ChoiceLoader(loaders),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+    )
+
+
+def literal(value: Any) -> str:
+    """Python source for a constructor value (model data only ever reaches code as repr)."""
+    if isinstance(value, float) and value in (float("inf"), float("-inf")):
+        return f"float({str(value)!r})"
+    return repr(value)
+
+
+class ClassRenderer:
+    def __init__(self, env: jinja2.Environment, planner) -> None:
+        self.env = env
+        self.planner = planner
+        self.helpers: set[str] = set()
+
+    def macro(self, template: str, name: str):
+        return getattr(self.env.get_template(template).module, name)
+
+    # -- __init__ ------------------------------------------------------------------------
+    def value(self, cls: ModuleClass, plan: Plan, path: tuple) -> str:
+        return cls.param_paths.get(path) or literal(plan.values[path])
+
+    def item_init(self, cls: ModuleClass, plan: Plan, prefix: tuple, item: Stmt) -> str:
+        if item.kind == "layer":
+            render = item.render
+            self.helpers.update(render.helpers)
+            args = {arg: self.value(cls, plan, (*prefix, arg)) for arg in render.args}
+            return str(self.macro(render.template, "init")(render.cls, args))
+        child = self.planner.plans[id(item.scope)]
+        args = [self.value(cls, plan, (*prefix, param)) for param in child.cls.params]
+        return f"{child.cls.name}({', '.join(args)})"
+
+    def init_text(self, cls: ModuleClass, plan: Plan, stmt: Stmt) -> str:
+        if stmt.kind != "seq":
+            return self.item_init(cls, plan, (stmt.attr,), stmt)
+        texts = [self.item_init(cls, plan, (stmt.attr, str(i)), item)
+                 for i, item in enumerate(stmt.items)]
+        parts = []
+        for text, count in _runs(texts):
+            parts += [f"*[{text} for _ in range({count})]"] if count >= 3 else [text] * count
+        return f"nn.Sequential({', '.join(parts)})"
+
+    # -- forward -------------------------------------------------------------------------------
+    def forward(self, plan: Plan, arg_names: list[str] | None = None) -> tuple[list[str], list[str], str]:
+        scope = plan.scope
+        names = Namespace({"self"})
+        args = arg_names or (["x"] if len(scope.inputs) == 1 else [f"x{i}" for i in range(len(scope.inputs))])
+        args = [names.create(a) for a in args]
+        values = dict(zip(scope.inputs, args))
+        uses = Counter(ref for stmt in plan.stmts for ref in stmt.inputs) + Counter(scope.outputs)
+        returned_once = {ref for ref in scope.outputs if uses[ref] == 1} if len(scope.outputs) == 1 else set()
+        lines = []
+        for stmt in plan.stmts:
+            text = self.call_text(stmt, [values[ref] for ref in stmt.inputs])
+            single = len(stmt.outputs) == 1 and uses[stmt.outputs[0]] == 1
+            if single and (stmt.outputs[0] in returned_once or self.inlinable(stmt, text)):
+                values[stmt.outputs[0]] = text
+                continue
+            targets = [names.create(identifier(stmt.attr)) for _ in stmt.outputs]
+            lines.append(f"{', '.join(targets)} = {text}")
+            values.update(zip(stmt.outputs, targets))
+        result = ", ".join(values[ref] for ref in scope.outputs)
+        return args, lines, result
+
+    @staticmethod
+    def inlinable(stmt: Stmt, text: str) -> bool:
+        binary = stmt.kind == "expr" and stmt.render.template.endswith("binary.py.jinja")
+        return not binary and len(text) <= INLINE_LIMIT
+
+    def call_text(self, stmt: Stmt, inputs: list[str]) -> str:
+        if stmt.kind == "expr":
+            render = stmt.render
+            self.helpers.update(render.helpers)
+            # `kind` picks the form in the template; every other value is data -> repr
+            attrs = {key: value if key == "kind" else literal(value)
+                     for key, value in render.attrs.items()}
+            return str(self.macro(render.template, "forward")(inputs, attrs))
+        return f"self.{stmt.attr}({', '.join(inputs)})"
+
+    # -- whole class ------------------------------------------------------------------------
+    def class_text(self, cls: ModuleClass, *, doc: str, arg_names: list[str] | None = None) -> str:
+        plan = cls.instances[0]
+        inits = [(stmt.attr, self.init_text(cls, plan, stmt)) for stmt in plan.stmts
+                 if stmt.kind != "expr"]
+        args, lines, result = self.forward(plan, arg_names)
+        outputs = len(plan.scope.outputs)
+        returns = "torch.Tensor" if outputs == 1 else f"tuple[{', '.join(['torch.Tensor'] * outputs)}]"
+        return self.env.get_template("module.py.jinja").render(
+            name=cls.name, doc=doc, params=cls.params, inits=inits, args=args,
+            lines=lines, result=result, returns=returns,
+        )
+
+    def helper_texts(self) -> list[str]:
+        needed = set(self.helpers)
+        for helper in list(needed):
+            needed.update(HELPER_DEPENDENCIES.get(helper, ()))
+        module = self.env.get_template("helpers.py.jinja").module
+        order = ["same_pad", "PaddedConv2d", "Conv2dSame", "MaxPool2dSame", "AvgPool2dSame", "Constant"]
+        return [str(getattr(module, name)()) for name in order if name in needed]
+
+
+def _runs(texts: list[str]) -> list[tuple[str, int]]:
+    runs: list[tuple[str, int]] = []
+    for text in texts:
+        if runs and runs[-1][0] == text:
+            runs[-1] = (text, runs[-1][1] + 1)
+        else:
+            runs.append((text, 1))
+    return runs
+
+
+def scope_pattern(paths: list[str]) -> str:
+    """'a/unit_1/b', 'a/unit_7/b' -> 'a/unit_*/b'."""
+    parts = [p.split("/") for p in paths]
+    if len({len(p) for p in parts}) != 1:
+        return paths[0]
+    out = []
+    for column in zip(*parts):
+        out.append(column[0] if len(set(column)) == 1 else re.sub(r"\d+", "*", column[0]))
+    return "/".join(out)
+
+
+def format_source(text: str) -> str:
+    return black.format_str(text, mode=black.Mode())

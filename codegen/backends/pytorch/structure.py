@@ -1,0 +1,171 @@
+"""TF name scopes -> a tree of modules.
+
+Every IR node sits in the scope of its TF name. A scope becomes:
+- a *leaf*: it holds one layer (a node that owns an nn.Module, e.g. a conv) and nothing
+  else but expressions, which move up to the parent (`preact` = BatchNorm + relu gives
+  `self.preact = nn.BatchNorm2d(...)` and `F.relu(self.preact(x))` in the parent);
+- a *module*: anything bigger; it gets a class (shared with identical scopes later);
+- merged into its parent: scopes with expressions only, and scopes that would not form a
+  function (their nodes and a sibling's depend on each other both ways). Those are
+  reported, so `codegen build` can say which scopes it could not factor and why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import networkx as nx
+
+from codegen.backends.pytorch.ops import Layer, render_op
+from codegen.ir.graph import Graph, Node, split_ref
+
+
+@dataclass
+class Scope:
+    name: str  # last part of the TF scope ("" for the root)
+    path: str  # full TF scope
+    nodes: list[Node] = field(default_factory=list)  # own nodes, topological order
+    children: list[Scope] = field(default_factory=list)
+    leaf: Node | None = None  # set when the scope is one layer
+    class_hint: str = ""  # the inner scope name when two scopes were merged
+    # filled by `interfaces`:
+    inputs: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+
+    def all_nodes(self) -> list[Node]:
+        found = list(self.nodes) + ([self.leaf] if self.leaf else [])
+        for child in self.children:
+            found += child.all_nodes()
+        return found
+
+
+@dataclass
+class Tree:
+    root: Scope
+    renders: dict[str, object]  # node name -> Layer | Expr
+    position: dict[str, int]  # node name -> topological index
+    notes: list[str]
+    nodes: dict[str, Node]
+    hints: dict[str, str] = field(default_factory=dict)  # node -> name of its old scope
+
+
+def build_tree(graph: Graph) -> Tree:
+    order = graph.topological_order()
+    position = {node.name: index for index, node in enumerate(order)}
+    renders = {node.name: render_op(node, graph) for node in order}
+    root = Scope("", "")
+    for node in order:
+        scope = root
+        path = []
+        for part in [p for p in node.scope.split("/") if p]:
+            path.append(part)
+            found = next((c for c in scope.children if c.name == part), None)
+            if found is None:
+                found = Scope(part, "/".join(path))
+                scope.children.append(found)
+            scope = found
+        scope.nodes.append(node)
+    while not root.nodes and len(root.children) == 1:  # the model's own top scope
+        only = root.children[0]
+        root = Scope(only.name, only.path, only.nodes, only.children)
+    if len(root.children) == 1 and not root.children[0].leaf:
+        only = root.children[0]  # e.g. 'resnet_v2_152' beside the final 'output' squeeze
+        root = Scope(only.name, only.path, only.nodes + root.nodes, only.children)
+    tree = Tree(root, renders, position, [], graph.nodes)
+    _normalise(tree, root, is_root=True)
+    interfaces(tree, graph)
+    return tree
+
+
+def _is_layer(tree: Tree, node: Node) -> bool:
+    return isinstance(tree.renders[node.name], Layer)
+
+
+def _normalise(tree: Tree, scope: Scope, is_root: bool = False) -> None:
+    for child in list(scope.children):
+        _normalise(tree, child)
+    kept = []
+    for child in scope.children:
+        layers = [n for n in child.nodes if _is_layer(tree, n)]
+        if not child.children and len(layers) <= 1 and not child.leaf:
+            # one layer (or none): the layer is a leaf attribute, expressions move up
+            scope.nodes += [n for n in child.nodes if n not in layers]
+            for node in child.nodes:
+                if node not in layers:
+                    tree.hints.setdefault(node.name, child.name)
+            if layers:
+                child.leaf, child.nodes = layers[0], []
+                kept.append(child)
+        else:
+            kept.append(child)
+    scope.children = kept
+    scope.nodes.sort(key=lambda n: tree.position[n.name])
+    if not is_root and not scope.nodes and len(scope.children) == 1 and not scope.leaf:
+        only = scope.children[0]  # 'unit_1' holding only 'bottleneck_v2'
+        scope.nodes, scope.children, scope.leaf = only.nodes, only.children, only.leaf
+        scope.class_hint = only.class_hint or only.name
+    _flatten_cycles(tree, scope)
+
+
+def _contracted(tree: Tree, scope: Scope) -> nx.DiGraph:
+    """Own nodes and children as vertices, data dependencies as edges."""
+    owner: dict[str, str] = {node.name: node.name for node in scope.nodes}
+    for index, child in enumerate(scope.children):
+        for node in child.all_nodes():
+            owner[node.name] = f"child:{index}"
+    graph = nx.DiGraph()
+    graph.add_nodes_from(set(owner.values()))
+    for node_name, vertex in owner.items():
+        for ref in tree.nodes[node_name].inputs:
+            source = owner.get(split_ref(ref)[0])
+            if source is not None and source != vertex:
+                graph.add_edge(source, vertex)
+    return graph
+
+
+def _flatten_cycles(tree: Tree, scope: Scope) -> None:
+    while True:
+        try:
+            cycle = nx.find_cycle(_contracted(tree, scope))
+        except nx.NetworkXNoCycle:
+            return
+        vertex = next(v for edge in cycle for v in edge[:2] if v.startswith("child:"))
+        child = scope.children.pop(int(vertex.split(":")[1]))
+        tree.notes.append(
+            f"scope {child.path!r} was not factored into a module: its nodes and "
+            f"those around it depend on each other both ways"
+        )
+        scope.nodes = sorted(
+            scope.nodes + child.nodes + ([child.leaf] if child.leaf else []),
+            key=lambda n: tree.position[n.name],
+        )
+        scope.children += child.children
+
+
+def interfaces(tree: Tree, graph: Graph) -> None:
+    """Each module's inputs (refs from outside, by first use) and outputs."""
+    readers: dict[str, list[str]] = {}
+    for node in graph.nodes.values():
+        for ref in node.inputs:
+            readers.setdefault(ref, []).append(node.name)
+    graph_outputs = {output.source for output in graph.outputs}
+
+    def visit(scope: Scope) -> None:
+        inside = {node.name for node in scope.all_nodes()}
+        inputs: list[str] = []
+        for node in sorted(scope.all_nodes(), key=lambda n: tree.position[n.name]):
+            for ref in node.inputs:
+                if split_ref(ref)[0] not in inside and ref not in inputs:
+                    inputs.append(ref)
+        outputs = []
+        for node in sorted(scope.all_nodes(), key=lambda n: tree.position[n.name]):
+            for index in range(len(node.outputs)):
+                ref = f"{node.name}:{index}"
+                outside = any(r not in inside for r in readers.get(ref, []))
+                if outside or ref in graph_outputs:
+                    outputs.append(ref)
+        scope.inputs, scope.outputs = inputs, outputs
+        for child in scope.children:
+            visit(child)
+
+    visit(tree.root)

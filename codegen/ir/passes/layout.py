@@ -1,0 +1,188 @@
+"""NHWC -> NCHW, once, for the whole graph.
+
+Rank-4 tensors become NCHW; kernels become OIHW and dense kernels [out, in]; every
+axis-bearing attribute (pads, reduction/squeeze/concat/softmax axes, transpose perms) is
+rewritten. Where an op cannot follow the new layout (a reshape that mixes spatial and
+channel axes, or an op this pass does not know) exact transposes are inserted around it,
+so the result is always equivalent, never approximate.
+"""
+
+from __future__ import annotations
+
+from codegen.ir.graph import Graph, Node, TensorInfo
+
+TO_NCHW = (0, 3, 1, 2)  # nchw = nhwc.transpose(TO_NCHW)
+TO_NHWC = (0, 2, 3, 1)
+AXIS_TO_NCHW = {0: 0, 1: 2, 2: 3, 3: 1}  # an NHWC axis -> its NCHW position
+
+ELEMENTWISE = {"relu", "relu6", "sigmoid", "tanh", "elu", "swish", "identity",
+               "batch_norm", "bias_add"}
+BINARY = {"add", "sub", "mul", "div", "maximum", "minimum"}
+POOLING = {"max_pool2d", "avg_pool2d"}
+
+
+def _nchw(shape: list) -> list:
+    return [shape[axis] for axis in TO_NCHW]
+
+
+class LayoutPass:
+    def __init__(self, graph: Graph) -> None:
+        self.graph = graph
+        self.permuted: set[str] = set()  # refs of rank-4 tensors now in NCHW
+
+    def run(self) -> None:
+        graph = self.graph
+        if graph.layout == "NCHW":
+            return
+        for graph_input in graph.inputs:
+            if len(graph_input.shape) == 4:
+                graph_input.shape = _nchw(graph_input.shape)
+                self.permuted.add(f"{graph_input.name}:0")
+        for node in graph.topological_order():
+            self.visit(node)
+        graph.layout = "NCHW"
+        graph.reorder()
+
+    # -- helpers ------------------------------------------------------------------------
+    def is_permuted(self, ref: str) -> bool:
+        return ref in self.permuted
+
+    def rank(self, ref: str) -> int:
+        return self.graph.tensor(ref).rank
+
+    def mark_output(self, node: Node) -> None:
+        """The node's rank-4 output is NCHW: record it and fix its static shape."""
+        if node.outputs[0].rank == 4:
+            node.outputs[0].shape = _nchw(node.outputs[0].shape)
+            self.permuted.add(f"{node.name}:0")
+
+    def insert_transpose(self, ref: str, perm: tuple[int, ...], before: Node, suffix: str) -> str:
+        info = self.graph.tensor(ref)
+        name = self.graph.unique_name(f"{before.name}/{suffix}")
+        shape = [info.shape[axis] for axis in perm]
+        node = Node(name, "transpose", [ref], [TensorInfo(shape, info.dtype)],
+                    attrs={"perm": list(perm)}, tf_name=before.tf_name, scope=before.scope)
+        self.graph.nodes[name] = node
+        return f"{name}:0"
+
+    # -- rules --------------------------------------------------------------------------
+    def visit(self, node: Node) -> None:
+        permuted_inputs = [self.is_permuted(ref) for ref in node.inputs]
+        rule = getattr(self, f"visit_{node.op}", None)
+        if node.op == "constant":
+            self.visit_constant(node)
+        elif not any(permuted_inputs) and node.op not in ("linear",):
+            return  # no rank-4 NCHW input: nothing changes
+        elif node.op in ELEMENTWISE or node.op in POOLING:
+            self.mark_output(node)
+        elif node.op in BINARY:
+            self.visit_binary(node)
+        elif rule is not None:
+            rule(node)
+        else:
+            self.fallback(node)
+
+    def visit_constant(self, node: Node) -> None:
+        # rank-4 constants follow the layout; smaller ones are fixed by their consumer.
+        if node.outputs[0].rank == 4:
+            self.graph.weights[node.weights["value"]].transpose(TO_NCHW)
+            self.mark_output(node)
+
+    def visit_conv2d(self, node: Node) -> None:
+        self.graph.weights[node.weights["kernel"]].transpose((3, 2, 0, 1))  # HWIO -> OIHW
+        self.mark_output(node)
+
+    def visit_linear(self, node: Node) -> None:
+        self.graph.weights[node.weights["kernel"]].transpose((1, 0))  # [in, out] -> [out, in]
+        if any(self.is_permuted(ref) for ref in node.inputs):
+            self.fallback(node)
+
+    def visit_binary(self, node: Node) -> None:
+        for position, ref in enumerate(node.inputs):
+            if self.is_permuted(ref) or self.rank(ref) == 0:
+                continue
+            producer = self.graph.nodes.get(ref.rpartition(":")[0])
+            if producer is None or producer.op != "constant":
+                return self.fallback(node)
+            # a smaller constant broadcast against NCHW: align it as TF would, then permute
+            entry = self.graph.weights[producer.weights["value"]]
+            shape = [1] * (4 - len(entry.out_shape)) + entry.out_shape
+            entry.reshape(tuple(shape))
+            entry.transpose(TO_NCHW)
+            producer.outputs[0].shape = [shape[axis] for axis in TO_NCHW]
+            self.permuted.add(ref)
+        self.mark_output(node)
+
+    def visit_pad(self, node: Node) -> None:
+        pads = node.attrs["pads"]
+        node.attrs["pads"] = [pads[axis] for axis in TO_NCHW]
+        self.mark_output(node)
+
+    def visit_concat(self, node: Node) -> None:
+        if not all(self.is_permuted(ref) for ref in node.inputs):
+            return self.fallback(node)
+        node.attrs["axis"] = AXIS_TO_NCHW[node.attrs["axis"]]
+        self.mark_output(node)
+
+    def visit_softmax(self, node: Node) -> None:
+        node.attrs["axis"] = AXIS_TO_NCHW[node.attrs["axis"]]
+        self.mark_output(node)
+
+    def visit_mean(self, node: Node) -> None:
+        self._reduce(node, keep=node.attrs["keepdims"])
+
+    visit_reduce_max = visit_mean
+
+    def visit_squeeze(self, node: Node) -> None:
+        self._reduce(node, keep=False)
+
+    def _reduce(self, node: Node, keep: bool) -> None:
+        axes = node.attrs["axes"]
+        node.attrs["axes"] = sorted(AXIS_TO_NCHW[axis] for axis in axes)
+        if keep:
+            return self.mark_output(node)
+        kept = [axis for axis in range(4) if axis not in axes]  # NHWC order, as TF returns
+        ours = sorted(kept, key=AXIS_TO_NCHW.__getitem__)  # the order we return
+        if ours != kept:
+            perm = tuple(ours.index(axis) for axis in kept)
+            self._restore_order(node, perm)
+
+    def _restore_order(self, node: Node, perm: tuple[int, ...]) -> None:
+        info = node.outputs[0]
+        ours = [None] * len(perm)
+        for position, axis in enumerate(perm):
+            ours[axis] = info.shape[position]
+        info.shape = ours
+        old = f"{node.name}:0"
+        self.graph.replace_uses(old, self.insert_transpose(old, perm, node, "restore_order"))
+
+    def visit_transpose(self, node: Node) -> None:
+        perm = node.attrs["perm"]
+        if len(perm) != 4:
+            return self.fallback(node)
+        from_nchw = [TO_NHWC[axis] for axis in perm]
+        node.attrs["perm"] = [from_nchw[axis] for axis in TO_NCHW]
+        self.mark_output(node)
+
+    def visit_reshape(self, node: Node) -> None:
+        shape = self.graph.tensor(node.inputs[0]).shape
+        if shape[1:3] == [1, 1] and node.outputs[0].rank != 4:
+            return  # [N, C, 1, 1] and [N, 1, 1, C] flatten alike
+        self.fallback(node)
+
+    def fallback(self, node: Node) -> None:
+        """Give the op NHWC inputs and convert its rank-4 output back to NCHW."""
+        node.inputs = [
+            self.insert_transpose(ref, TO_NHWC, node, "to_nhwc") if self.is_permuted(ref) else ref
+            for ref in node.inputs
+        ]
+        if node.outputs[0].rank == 4:
+            old = f"{node.name}:0"
+            new = self.insert_transpose(old, TO_NCHW, node, "to_nchw")
+            self.graph.replace_uses(old, new)
+            self.permuted.add(new)
+
+
+def to_nchw(graph: Graph) -> Graph:
+    LayoutPass(graph).run()
+    return graph
