@@ -10,7 +10,9 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from contextlib import contextmanager
 from types import ModuleType
+from typing import Iterator
 
 from codegen.errors import InputError
 
@@ -19,13 +21,31 @@ def import_tf() -> ModuleType:
     """Import TensorFlow quietly, with a clear message when it is not installed."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
-        import tensorflow as tf
+        with _quiet_native_stderr():  # TF's C++ start-up lines ignore TF_CPP_MIN_LOG_LEVEL
+            import tensorflow as tf
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise InputError(
             "TensorFlow is not installed; install the 'tf' extra: pip install 'codegen[tf]'"
         ) from exc
     tf.get_logger().setLevel("ERROR")
     return tf
+
+
+@contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    """Silence file descriptor 2 for the first import of TensorFlow only."""
+    if "tensorflow" in sys.modules:
+        yield
+        return
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def import_slim() -> ModuleType:

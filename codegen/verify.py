@@ -1,0 +1,131 @@
+"""`codegen verify`: run TensorFlow and the generated model on the same inputs.
+
+The figure is max |PyTorch - TF| / max |TF| per output. With `float64=True` the generated
+model also runs in double precision, and we report how far TF's float32 output and ours
+are from it: on a deep net both are ~1e-5..1e-4 away, which is round-off, not a bug.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from codegen.errors import InputError
+
+
+@dataclass
+class Comparison:
+    batch: int
+    output: str
+    shape: tuple
+    rel_error: float  # max |ours - tf| / max |tf|
+    tf_vs_f64: float | None = None  # max |tf - ours64| / max |ours64|
+    ours_vs_f64: float | None = None
+
+
+def import_generated(out_dir: Path):
+    """Import OUT_DIR/model.py as a fresh module."""
+    path = Path(out_dir) / "model.py"
+    if not path.is_file():
+        raise InputError(f"{path}: not found; run 'codegen build' first")
+    name = f"codegen_generated_{abs(hash(str(path.resolve())))}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as exc:
+        raise InputError(f"{path}:{exc.lineno}: not valid Python ({exc.msg}); fix the edit or "
+                         "rebuild with --force") from None
+    return module
+
+
+class TFRunner:
+    """Runs a .meta + checkpoint (or a frozen .pb) in a TF1 session."""
+
+    def __init__(self, model_path: Path, weights: Path | None) -> None:
+        from codegen.frontends.tensorflow.compat import import_tf
+        from codegen.frontends.tensorflow.loader import checkpoint_prefix, load_model
+
+        tf = import_tf()
+        load_model(model_path, weights)  # same checks and messages as to-ir
+        self.graph = tf.Graph()
+        with self.graph.as_default():
+            if Path(model_path).suffix == ".meta":
+                saver = tf.compat.v1.train.import_meta_graph(str(model_path), clear_devices=True)
+                self.session = tf.compat.v1.Session(graph=self.graph)
+                saver.restore(self.session, str(checkpoint_prefix(Path(model_path), weights)))
+            else:
+                graph_def = tf.compat.v1.GraphDef()
+                graph_def.ParseFromString(Path(model_path).read_bytes())
+                tf.graph_util.import_graph_def(graph_def, name="")
+                self.session = tf.compat.v1.Session(graph=self.graph)
+
+    def run(self, outputs: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        fetches = [f"{name}:0" for name in outputs]
+        return self.session.run(fetches, {f"{k}:0": v for k, v in feeds.items()})
+
+
+def random_inputs(io: dict, batch: int, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for spec in io["inputs"]:
+        shape = list(spec["shape"])
+        if spec["nchw"]:  # io.json stores the model's NCHW shape; TF wants NHWC
+            shape = [shape[0], shape[2], shape[3], shape[1]]
+        shape = [batch if i == 0 else size for i, size in enumerate(shape)]
+        if None in shape:
+            raise InputError(f"input {spec['tf_name']!r} has an unknown size {shape}")
+        feeds[spec["tf_name"]] = rng.uniform(-1, 1, size=shape).astype(spec["dtype"])
+    return feeds
+
+
+def verify(model_path: Path, weights: Path | None, out_dir: Path, *, batches=(4, 1),
+           seed: int = 0, float64: bool = True) -> list[Comparison]:
+    import torch
+
+    out_dir = Path(out_dir)
+    io = json.loads((out_dir / ".codegen" / "io.json").read_text())
+    runner = TFRunner(Path(model_path), weights)
+    module = import_generated(out_dir)
+    model = module.load_model(out_dir / "weights")
+    results = []
+    for batch in batches:
+        feeds = random_inputs(io, batch, seed + batch)
+        expected = runner.run([o["tf_name"] for o in io["outputs"]], feeds)
+        inputs = [torch.from_numpy(_to_nchw(feeds[s["tf_name"]], s["nchw"])) for s in io["inputs"]]
+        with torch.no_grad():
+            ours = _as_list(model(*inputs))
+            ours64 = _as_list(model.double()(*[t.double() for t in inputs])) if float64 else None
+            model.float()
+        for index, spec in enumerate(io["outputs"]):
+            tf_out, pt_out = expected[index], ours[index].numpy()
+            comparison = Comparison(batch, spec["tf_name"], tuple(pt_out.shape),
+                                    _relative(pt_out, tf_out, tf_out))
+            if tuple(tf_out.shape) != tuple(pt_out.shape):
+                comparison.rel_error = float("inf")
+            if ours64 is not None:
+                exact = ours64[index].numpy()
+                comparison.tf_vs_f64 = _relative(tf_out, exact, exact)
+                comparison.ours_vs_f64 = _relative(pt_out, exact, exact)
+            results.append(comparison)
+    return results
+
+
+def _to_nchw(array: np.ndarray, nchw: bool) -> np.ndarray:
+    return np.ascontiguousarray(array.transpose(0, 3, 1, 2)) if nchw else array
+
+
+def _as_list(value) -> list:
+    return list(value) if isinstance(value, (tuple, list)) else [value]
+
+
+def _relative(a: np.ndarray, b: np.ndarray, scale: np.ndarray) -> float:
+    if a.shape != b.shape:
+        return float("inf")
+    return float(np.abs(a.astype(np.float64) - b).max() / max(np.abs(scale).max(), 1e-30))
