@@ -1,0 +1,77 @@
+"""Shared fixtures: small TF-slim nets with calibrated random weights, built once per run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+TINY_CLASSES = 5
+
+
+def tiny_resnet_v2(x, is_training):
+    """A 2-block ResNet V2 with every feature of the big one: projection, identity and
+    strided units, the root 7x7/2 conv with explicit pad, a SAME 3x3/2 max pool."""
+    from codegen.frontends.tensorflow.compat import import_slim
+
+    slim = import_slim()
+    from tf_slim.nets import resnet_v2
+
+    blocks = [
+        resnet_v2.resnet_v2_block("block1", base_depth=4, num_units=2, stride=2),
+        resnet_v2.resnet_v2_block("block2", base_depth=8, num_units=3, stride=1),
+    ]
+    with slim.arg_scope(resnet_v2.resnet_arg_scope()):
+        net, _ = resnet_v2.resnet_v2(x, blocks, num_classes=TINY_CLASSES,
+                                     is_training=is_training, scope="resnet_v2_tiny")
+    return net
+
+
+def codegen(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run the command line as a user would."""
+    return subprocess.run([sys.executable, "-m", "codegen.cli", *map(str, args)],
+                          capture_output=True, text=True, cwd=cwd)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """imagenet-style checkpoint of the tiny ResNet V2 at 33x33 (odd: SAME pads both sides)."""
+    from codegen.frontends.tensorflow.zoo import write_checkpoint
+
+    prefix = tmp_path_factory.mktemp("tiny") / "tiny.ckpt"
+    return write_checkpoint(tiny_resnet_v2, prefix, image_size=33, seed=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_build(tiny_checkpoint, tmp_path_factory) -> Path:
+    """The tiny checkpoint through to-ir and build; returns the folder holding ir/ and model/."""
+    root = tmp_path_factory.mktemp("tiny_out")
+    result = codegen("to-ir", f"{tiny_checkpoint}.meta", "--dst-node", "output", "-o", root / "ir")
+    assert result.returncode == 0, result.stderr
+    result = codegen("build", root / "ir", "-o", root / "model")
+    assert result.returncode == 0, result.stderr
+    return root
+
+
+def run_tf(prefix: Path, images: np.ndarray, output: str = "output") -> np.ndarray:
+    from codegen.verify import TFRunner
+
+    return TFRunner(Path(f"{prefix}.meta"), prefix).run([output], {"input": images})[0]
+
+
+def load_generated(model_dir: Path):
+    from codegen.verify import import_generated
+
+    return import_generated(model_dir)
+
+
+def relative_error(ours: np.ndarray, reference: np.ndarray) -> float:
+    return float(np.abs(ours - reference).max() / np.abs(reference).max())
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(Path(path).read_text())
