@@ -38,7 +38,13 @@ def build_graph(build_fn: BuildFn, image_size: int, *, is_training: bool):
         inputs = tf.compat.v1.placeholder(
             tf.float32, [None, image_size, image_size, 3], name="input"
         )
-        logits = build_fn(inputs, is_training)
+        try:
+            logits = build_fn(inputs, is_training)
+        except ValueError as exc:  # e.g. images too small for a VALID pooling
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise UsageError(
+                f"cannot build the network for {image_size}px images: {reason}"
+            ) from exc
         if isinstance(logits, (tuple, list)):  # tolerate slim's (logits, end_points)
             logits = logits[0]
         output = _name_output(tf, logits)
@@ -68,7 +74,7 @@ def graph_variables(graph) -> list:
 
 def random_value(name: str, shape: tuple[int, ...], dtype: np.dtype, seed: int) -> np.ndarray:
     """A deterministic random value for the variable `name`, chosen by its role."""
-    rng = np.random.default_rng([seed, zlib.crc32(name.encode("utf-8"))])
+    rng = _rng(seed, name)
     role = name.rsplit("/", 1)[-1]
     if not np.issubdtype(dtype, np.floating):
         return np.zeros(shape, dtype)
@@ -81,10 +87,16 @@ def random_value(name: str, shape: tuple[int, ...], dtype: np.dtype, seed: int) 
     elif role == "beta":
         value = rng.normal(0.0, 0.1, shape)
     elif len(shape) >= 2 or role in _WEIGHT_NAMES:
-        value = rng.standard_normal(shape) * math.sqrt(2.0 / _fan_in(role, shape))
+        std = np.float32(math.sqrt(2.0 / _fan_in(role, shape)))  # He-normal
+        value = rng.standard_normal(shape, dtype=np.float32) * std
     else:  # biases and anything else small
         value = rng.normal(0.0, 0.01, shape)
     return value.astype(dtype)
+
+
+def _rng(seed: int, label: str) -> np.random.Generator:
+    """A random generator keyed on `seed` and a stable hash of `label`."""
+    return np.random.default_rng([seed % 2**64, zlib.crc32(label.encode("utf-8"))])
 
 
 def _fan_in(role: str, shape: tuple[int, ...]) -> int:
@@ -111,7 +123,7 @@ def load_values(session, variables: list, values: Mapping[str, np.ndarray]) -> N
 
 def calibration_images(image_size: int, seed: int) -> np.ndarray:
     """A fixed batch of random images, uniform in [-1, 1], derived from `seed`."""
-    rng = np.random.default_rng([seed, zlib.crc32(b"calibration images")])
+    rng = _rng(seed, "calibration images")
     shape = (CALIBRATION_BATCH, image_size, image_size, 3)
     return rng.uniform(-1.0, 1.0, shape).astype(np.float32)
 
@@ -241,6 +253,7 @@ def write_checkpoint(
     """
     tf = import_tf()
     out_prefix = Path(out_prefix)
+    out_prefix.parent.mkdir(parents=True, exist_ok=True)
     graph, inputs, output = build_graph(build_fn, image_size, is_training=False)
     variables = graph_variables(graph)
     values = random_values(variables, seed)
@@ -258,29 +271,37 @@ def write_checkpoint(
 
 
 def restore_checkpoint(
-    build_fn: BuildFn, checkpoint: Path, out_prefix: Path, *, image_size: int
+    build_fn: BuildFn,
+    checkpoint: Path,
+    out_prefix: Path,
+    *,
+    image_size: int,
+    label: str | None = None,
 ) -> Path:
     """Load the variables of an existing checkpoint into `build_fn`'s inference graph
-    and save graph + variables to `out_prefix` (raises InputError if they don't match).
+    and save graph + variables to `out_prefix`. InputError (naming `label`, by default
+    the checkpoint) if it cannot be read or its variables do not match the graph.
     """
     tf = import_tf()
+    label = label or f"checkpoint {checkpoint}"
     graph, _, _ = build_graph(build_fn, image_size, is_training=False)
     variables = graph_variables(graph)
     try:
         reader = tf.train.load_checkpoint(str(checkpoint))
+        _check_variables(label, variables, reader.get_variable_to_shape_map())
+        values = {
+            v.op.name: reader.get_tensor(v.op.name).astype(v.dtype.base_dtype.as_numpy_dtype)
+            for v in variables
+        }
     except (tf.errors.OpError, ValueError) as exc:
-        raise InputError(f"cannot read checkpoint {checkpoint}: {exc}") from exc
-    _check_variables(checkpoint, variables, reader.get_variable_to_shape_map())
-    values = {
-        v.op.name: reader.get_tensor(v.op.name).astype(v.dtype.base_dtype.as_numpy_dtype)
-        for v in variables
-    }
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"cannot read {label}: {reason}") from exc
     with tf.compat.v1.Session(graph=graph) as session:
         load_values(session, variables, values)
         return save(session, graph, Path(out_prefix))
 
 
-def _check_variables(checkpoint: Path, variables: list, shapes: Mapping[str, list]) -> None:
+def _check_variables(label: str, variables: list, shapes: Mapping[str, list]) -> None:
     """Raise InputError if the checkpoint lacks a variable or has it in another shape."""
     problems = []
     for variable in variables:
@@ -293,6 +314,4 @@ def _check_variables(checkpoint: Path, variables: list, shapes: Mapping[str, lis
         shown = "; ".join(problems[:3]) + (
             f"; and {len(problems) - 3} more" if len(problems) > 3 else ""
         )
-        raise InputError(
-            f"checkpoint {checkpoint} does not match the network: {shown}", details=problems
-        )
+        raise InputError(f"{label} does not match the network: {shown}", details=problems)

@@ -165,15 +165,13 @@ def extract(
     out_dir = Path(out_dir)
     with _staging(out_dir) as stage:
         prefix = stage / f"imagenet_{name}.ckpt"
-        try:
-            if random_weights:
-                write_checkpoint(build_fn, prefix, image_size=size, seed=seed)
-            else:
-                source = Path(tarball) if tarball else download(entry.url, stage, progress)
-                checkpoint = unpack_checkpoint(source, entry.checkpoint, stage / "unpacked")
-                restore_checkpoint(build_fn, checkpoint, prefix, image_size=size)
-        except ValueError as exc:  # the network cannot be built for this image size
-            raise UsageError(f"cannot build {name} for {size}px images: {exc}") from exc
+        if random_weights:
+            write_checkpoint(build_fn, prefix, image_size=size, seed=seed)
+        else:
+            source = Path(tarball) if tarball else download(entry.url, stage, progress)
+            checkpoint = unpack_checkpoint(source, entry.checkpoint, stage / "unpacked")
+            label = f"{entry.checkpoint} from {tarball or entry.url}"
+            restore_checkpoint(build_fn, checkpoint, prefix, image_size=size, label=label)
         return _publish(prefix, out_dir)
 
 

@@ -1,0 +1,43 @@
+"""Full-size TF-slim ResNets at 224x224 (marker `zoo`; .ci/run includes it)."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+import pytest
+
+from conftest import codegen, load_generated, read_json
+
+pytestmark = pytest.mark.zoo
+
+
+def _verify_lines(stdout: str) -> list[tuple[float, float, float]]:
+    pattern = r"= ([0-9.e+-]+)  \(vs float64: TF ([0-9.e+-]+), ours ([0-9.e+-]+)\)"
+    return [tuple(map(float, m)) for m in re.findall(pattern, stdout)]
+
+
+@pytest.mark.parametrize("name, bound", [("resnet_v2_50", 5e-5), ("resnet_v2_152", 1e-4)])
+def test_resnet_v2_converts_exactly(tmp_path, name, bound):
+    out = tmp_path / name
+    result = codegen("convert", name, "--random-weights", "-o", out, "--verify", "-q")
+    assert result.returncode == 0, result.stdout + result.stderr
+    figures = _verify_lines(result.stdout)
+    assert len(figures) == 2  # batch 4 and batch 1
+    for error, tf_vs_f64, ours_vs_f64 in figures:
+        assert error <= bound
+        # ours is as close to the float64 result as TF's own float32 run (10% slack for
+        # round-off noise between two equally valid summation orders)
+        assert ours_vs_f64 <= 1.1 * tf_vs_f64
+    source = (out / "model" / "model.py").read_text()
+    lines = [line for line in source.splitlines() if line.strip()]
+    assert len(lines) <= 250
+    index = read_json(out / "model" / "weights" / "index.json")
+    assert index["block3.5.conv2.conv.weight"]["tf_name"].endswith("block3/unit_6/bottleneck_v2/conv2/weights")
+    if name == "resnet_v2_152":
+        model = load_generated(out / "model").build_model()
+        units = Counter(type(m).__name__ for stage in ("block1", "block2", "block3", "block4")
+                        for m in getattr(model, stage))
+        assert sum(units.values()) == 50
+        assert len(units) <= 3 and max(units.values()) >= 43
+        assert "for _ in range(34)" in source  # block3's identity units in one line
