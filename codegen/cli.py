@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("codegen: interrupted; the previous output is unchanged", file=sys.stderr)
         return int(Exit.INTERRUPTED)
-    except Exception as error:  # a bug: one line, and how to see more
+    except Exception as error:  # noqa: BLE001 - a bug: one line, and how to see more
         if args.debug:
             traceback.print_exc()
         print(f"codegen: internal error: {type(error).__name__}: {error} "

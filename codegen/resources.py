@@ -12,7 +12,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-
 _SOURCE_ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -7,7 +7,6 @@ import json
 import shutil
 
 import pytest
-
 from conftest import codegen
 
 
@@ -82,7 +81,7 @@ def test_pickled_weight_file_is_refused(tiny_build, tmp_path):
     ir = tmp_path / "ir"
     shutil.copytree(tiny_build / "ir", ir)
     data = json.loads((ir / "graph.json").read_text())
-    name, entry = next(iter(data["weights"].items()))
+    entry = next(iter(data["weights"].values()))
     np.save(ir / entry["file"], np.array([{"evil": 1}], dtype=object), allow_pickle=True)
     result = codegen("build", ir, "-o", tmp_path / "out")
     assert_clean_error(result, 5, entry["file"])

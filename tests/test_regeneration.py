@@ -64,3 +64,17 @@ def test_conflict_leaves_model_untouched(tiny_build, tmp_path):
     assert forced.returncode == 0, forced.stderr
     assert (target / "model.py.bak").read_text() == edited
     assert "torch.relu(" in model.read_text()
+
+
+def test_generated_code_passes_black_and_pyflakes(tiny_build):
+    import subprocess
+    import sys
+
+    import black
+
+    source = (tiny_build / "model" / "model.py").read_text()
+    assert black.format_str(source, mode=black.Mode()) == source
+    result = subprocess.run([sys.executable, "-m", "ruff", "check", "--isolated", "--select", "F",
+                             str(tiny_build / "model" / "model.py")],
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout

@@ -6,7 +6,6 @@ import re
 from collections import Counter
 
 import pytest
-
 from conftest import codegen, load_generated, read_json
 
 pytestmark = pytest.mark.zoo

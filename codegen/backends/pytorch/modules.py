@@ -69,7 +69,6 @@ class Planner:
     def plan(self, scope: Scope) -> Plan:
         tree = self.tree
         names = Namespace()
-        owner: dict[str, Stmt] = {}
         stmts: list[tuple[int, Stmt]] = []
         for node in scope.nodes:
             render = tree.renders[node.name]

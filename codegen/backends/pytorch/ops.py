@@ -9,8 +9,9 @@ parameters, so Layers list theirs in `args` (Python values, rendered with repr).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

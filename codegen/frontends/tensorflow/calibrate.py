@@ -11,6 +11,7 @@ layer so the outputs are O(1), and saves a V2 checkpoint with its ``.meta`` grap
 from __future__ import annotations
 
 import math
+import warnings
 import zlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -39,7 +40,9 @@ def build_graph(build_fn: BuildFn, image_size: int, *, is_training: bool):
             tf.float32, [None, image_size, image_size, 3], name="input"
         )
         try:
-            logits = build_fn(inputs, is_training)
+            with warnings.catch_warnings():  # tf_slim's calls of deprecated Keras APIs
+                warnings.filterwarnings("ignore", message=".*is deprecated", category=UserWarning)
+                logits = build_fn(inputs, is_training)
         except ValueError as exc:  # e.g. images too small for a VALID pooling
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise UsageError(

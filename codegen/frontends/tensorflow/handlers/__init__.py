@@ -7,8 +7,8 @@ Registering the same TF op twice is an error.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 FAMILIES = ("activation", "arithmetic", "conv", "norm", "pool", "shape")
 
