@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+import http.server
 import io
 import tarfile
+import threading
 import time
 from pathlib import Path
 
@@ -257,6 +260,43 @@ def test_download_failure_is_a_quick_network_error(monkeypatch, tmp_path) -> Non
     assert "http://127.0.0.1:9/x.tar.gz" in message and "\n" not in message
     assert "--random-weights" in message and "--from-tarball" in message
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture
+def http_folder(tmp_path):
+    """Serve tmp_path/"www" on a loopback HTTP server; yields (folder, base url)."""
+    folder = tmp_path / "www"
+    folder.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield folder, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_download_from_a_server(tiny_zoo, tiny_ckpt, http_folder, monkeypatch, tmp_path) -> None:
+    folder, base = http_folder
+    official_like_tarball(tiny_ckpt, "resnet_v2_50.ckpt", folder / "r.tar.gz")
+    entry = dataclasses.replace(zoo.ZOO["resnet_v2_50"], url=f"{base}/r.tar.gz")
+    monkeypatch.setitem(zoo.ZOO, "resnet_v2_50", entry)
+    prefix = zoo.extract("resnet_v2_50", tmp_path / "out", num_classes=5, image_size=SIZE)
+    stored = variables(tiny_ckpt)
+    assert all(np.array_equal(stored[k], v) for k, v in variables(prefix).items())
+
+    missing = dataclasses.replace(entry, url=f"{base}/missing.tar.gz")
+    monkeypatch.setitem(zoo.ZOO, "resnet_v2_50", missing)
+    with pytest.raises(NetworkError, match="HTTP Error 404"):
+        zoo.extract("resnet_v2_50", tmp_path / "other")
+
+
+def test_a_hanging_connection_gives_up(monkeypatch, tmp_path) -> None:
+    monkeypatch.setattr(zoo, "CONNECT_DEADLINE", 0.2)
+    monkeypatch.setattr(zoo.urllib.request, "urlopen", lambda *a, **k: time.sleep(5))
+    with pytest.raises(NetworkError, match=r"no answer within .*--from-tarball PATH"):
+        zoo.extract("vgg_16", tmp_path / "out")
 
 
 @pytest.mark.zoo
