@@ -78,3 +78,9 @@ def test_generated_code_passes_black_and_pyflakes(tiny_build):
                              str(tiny_build / "model" / "model.py")],
                             capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout
+
+
+def test_generated_code_matches_golden_file(tiny_build):
+    from golden import check_golden
+
+    check_golden("resnet_v2_tiny", tiny_build / "model" / "model.py")

@@ -7,6 +7,7 @@ from collections import Counter
 
 import pytest
 from conftest import codegen, load_generated, read_json
+from golden import check_golden
 
 pytestmark = pytest.mark.zoo
 
@@ -28,6 +29,7 @@ def test_resnet_v2_converts_exactly(tmp_path, name, bound):
         # ours is as close to the float64 result as TF's own float32 run (10% slack for
         # round-off noise between two equally valid summation orders)
         assert ours_vs_f64 <= 1.1 * tf_vs_f64
+    check_golden(name, out / "model" / "model.py")
     source = (out / "model" / "model.py").read_text()
     lines = [line for line in source.splitlines() if line.strip()]
     assert len(lines) <= 250
