@@ -8,14 +8,13 @@ A module that only chains child modules becomes an `nn.Sequential`.
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from codegen.backends.pytorch.naming import Namespace, class_name, identifier
 from codegen.backends.pytorch.ops import Expr, Layer
 from codegen.backends.pytorch.structure import Scope, Tree
-from codegen.ir.graph import Node, split_ref
+from codegen.ir.graph import Node
 
 # when two varying values always agree, the merged parameter takes the first name here
 PREFERRED = ("in_channels", "out_channels", "channels", "num_features", "stride")
@@ -274,10 +273,3 @@ def _difference(cls: ModuleClass, main: ModuleClass) -> str:
             return class_name(part[1]) + SHORT_KIND.get(kind, "")
     return "Variant"
 
-
-def used_refs(stmts: list[Stmt]) -> Counter:
-    return Counter(ref for stmt in stmts for ref in stmt.inputs)
-
-
-def ref_node(ref: str) -> str:
-    return split_ref(ref)[0]
