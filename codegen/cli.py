@@ -13,9 +13,10 @@ import time
 import traceback
 from pathlib import Path
 
-from codegen.errors import CodegenError, Exit
+from codegen.errors import CodegenError, Exit, UsageError
 
-ZOO_HINT = "resnet_v2_152, resnet_v1_50, vgg_16, inception_v3, ... (see 'codegen extract --help')"
+ZOO_HINT = ("resnet_v2_152, resnet_v1_50, vgg_16, inception_v3, ... or a Keras application "
+            "(MobileNetV2, EfficientNetB0, ...; see 'codegen extract --help')")
 
 
 def _say(args, message: str) -> None:
@@ -25,11 +26,27 @@ def _say(args, message: str) -> None:
 
 # -- commands ---------------------------------------------------------------------------------
 def cmd_extract(args) -> int:
-    from codegen.frontends.tensorflow import zoo
+    from codegen.frontends.tensorflow import keras_zoo, zoo
 
+    if args.name in keras_zoo.KERAS_ZOO:
+        return _extract_keras(args)
     prefix = zoo.extract(args.name, Path(args.output), random_weights=args.random_weights,
                          seed=args.seed, tarball=args.from_tarball, progress=not args.quiet)
     print(f"{prefix}.meta")
+    return Exit.OK
+
+
+def _extract_keras(args) -> int:
+    """A Keras application with random weights, as NAME.keras and the SavedModel NAME/."""
+    from codegen.frontends.tensorflow import keras_zoo
+
+    if not args.random_weights:
+        raise UsageError(f"{args.name}: Keras applications are built here with --random-weights "
+                         "(pretrained Keras weights are not downloaded)")
+    model = keras_zoo.build_keras_model(args.name, image_size=args.image_size, seed=args.seed)
+    paths = keras_zoo.save_keras_model(model, Path(args.output), args.name)
+    for path in paths.values():
+        print(path)
     return Exit.OK
 
 
@@ -46,7 +63,7 @@ def cmd_to_ir(args) -> int:
 
     start = time.perf_counter()
     graph = to_ir(Path(args.model), args.weights, args.dst_node, Path(args.output),
-                  bn_decay=args.bn_decay, quiet=args.quiet)
+                  bn_decay=args.bn_decay, signature=args.signature, quiet=args.quiet)
     _say(args, f"wrote {args.output}/graph.json: {len(graph.nodes)} nodes, "
                f"{len(graph.weights)} weights ({time.perf_counter() - start:.1f} s)")
     return Exit.OK
@@ -110,8 +127,9 @@ def cmd_convert(args) -> int:
         model, weights = Path(f"{prefix}.meta"), prefix
     elif not model.exists():
         raise CodegenError(f"{model}: neither a model file nor a zoo name ({ZOO_HINT})")
-    dst = args.dst_node or ["output"]
-    to_ir(model, weights, dst, out / "ir", bn_decay=args.bn_decay, quiet=args.quiet)
+    dst = args.dst_node or (["output"] if model.suffix in (".meta", ".pb") else None)
+    to_ir(model, weights, dst, out / "ir", bn_decay=args.bn_decay, signature=args.signature,
+          quiet=args.quiet)
     report = build(out / "ir", out / "model", templates=args.templates, force=args.force,
                    quiet=args.quiet)
     dump(out / "model", out / "model.pth")
@@ -153,6 +171,7 @@ def parser() -> argparse.ArgumentParser:
     sub = command("extract", cmd_extract, "write a TF-slim zoo checkpoint (.meta/.index/.data)")
     sub.add_argument("name", help=ZOO_HINT)
     sub.add_argument("-o", "--output", required=True, help="output folder")
+    sub.add_argument("--image-size", type=int, help="input size of a Keras application")
     _zoo_options(sub)
 
     sub = command("inspect", cmd_inspect, "inputs, candidate outputs, op counts, unsupported ops")
@@ -161,7 +180,7 @@ def parser() -> argparse.ArgumentParser:
     sub.add_argument("--json", action="store_true", help="machine-readable output")
 
     sub = command("to-ir", cmd_to_ir, "convert a TF model to the IR (graph.json + weights/)")
-    _model_options(sub, dst_required=True)
+    _model_options(sub)
     sub.add_argument("-o", "--output", required=True, help="IR folder to write")
 
     sub = command("build", cmd_build, "generate model.py + weights/ from an IR folder")
@@ -174,14 +193,17 @@ def parser() -> argparse.ArgumentParser:
     sub.add_argument("-o", "--output", required=True, help=".pth file to write")
 
     sub = command("verify", cmd_verify, "compare TensorFlow and the generated model")
-    _model_options(sub, dst_required=False)
+    _model_options(sub)
     sub.add_argument("out_dir", help="folder with the generated model.py")
     _verify_options(sub)
 
     sub = command("convert", cmd_convert, "extract (for zoo names), to-ir, build and dump")
-    sub.add_argument("model", help=f"a .meta/.pb file or a zoo name: {ZOO_HINT}")
+    sub.add_argument("model", help=f"a model file or folder (see to-ir), or a zoo name: {ZOO_HINT}")
     sub.add_argument("-w", "--weights", type=Path, help="checkpoint prefix")
-    sub.add_argument("--dst-node", action="append", help="output node (default: output)")
+    sub.add_argument("--dst-node", action="append",
+                     help="output node (default: 'output' for .meta/.pb, the signature's outputs "
+                          "for SavedModel/Keras)")
+    sub.add_argument("--signature", default="serving_default", help="SavedModel signature")
     sub.add_argument("--bn-decay", type=float, default=0.997, help=argparse.SUPPRESS)
     sub.add_argument("-o", "--output", required=True, help="output folder")
     sub.add_argument("--verify", action="store_true", help="also run verify")
@@ -204,11 +226,15 @@ def _zoo_options(sub) -> None:
     sub.add_argument("--from-tarball", type=Path, help="an official TF-slim tarball on disk")
 
 
-def _model_options(sub, dst_required: bool) -> None:
-    sub.add_argument("model", type=Path, help=".meta (checkpoint graph) or frozen .pb")
+def _model_options(sub) -> None:
+    sub.add_argument("model", type=Path, help=".meta (checkpoint graph), frozen .pb, a SavedModel "
+                                              "folder, or a Keras .keras/.h5 file")
     sub.add_argument("-w", "--weights", type=Path, help="checkpoint prefix (default: beside .meta)")
-    sub.add_argument("--dst-node", action="append", required=dst_required,
-                     help="output node; repeat for several")
+    sub.add_argument("--dst-node", action="append",
+                     help="output node; repeat for several (required for .meta/.pb; SavedModel "
+                          "and Keras default to the signature's outputs)")
+    sub.add_argument("--signature", default="serving_default",
+                     help="SavedModel signature to convert (default: serving_default)")
     sub.add_argument("--bn-decay", type=float, default=0.997,
                      help="BatchNorm moving-average decay (momentum = 1 - decay) when the graph "
                           "does not record it (default: TF-slim ResNet's 0.997)")

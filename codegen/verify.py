@@ -46,25 +46,23 @@ def import_generated(out_dir: Path):
 
 
 class TFRunner:
-    """Runs a .meta + checkpoint (or a frozen .pb) in a TF1 session."""
+    """Runs a .meta + checkpoint, a frozen .pb, a SavedModel or a Keras file in a TF1 session."""
 
     def __init__(self, model_path: Path, weights: Path | None) -> None:
         from codegen.frontends.tensorflow.compat import import_tf
         from codegen.frontends.tensorflow.loader import checkpoint_prefix, load_model
 
         tf = import_tf()
-        load_model(model_path, weights)  # same checks and messages as to-ir
+        loaded = load_model(model_path, weights)  # same checks and messages as to-ir
+        if Path(model_path).suffix != ".meta":  # frozen: the loaded graph holds the weights
+            self.graph = loaded.graph
+            self.session = tf.compat.v1.Session(graph=self.graph)
+            return
         self.graph = tf.Graph()
         with self.graph.as_default():
-            if Path(model_path).suffix == ".meta":
-                saver = tf.compat.v1.train.import_meta_graph(str(model_path), clear_devices=True)
-                self.session = tf.compat.v1.Session(graph=self.graph)
-                saver.restore(self.session, str(checkpoint_prefix(Path(model_path), weights)))
-            else:
-                graph_def = tf.compat.v1.GraphDef()
-                graph_def.ParseFromString(Path(model_path).read_bytes())
-                tf.graph_util.import_graph_def(graph_def, name="")
-                self.session = tf.compat.v1.Session(graph=self.graph)
+            saver = tf.compat.v1.train.import_meta_graph(str(model_path), clear_devices=True)
+            self.session = tf.compat.v1.Session(graph=self.graph)
+            saver.restore(self.session, str(checkpoint_prefix(Path(model_path), weights)))
 
     def run(self, outputs: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         fetches = [f"{name}:0" for name in outputs]

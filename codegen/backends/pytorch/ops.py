@@ -171,21 +171,54 @@ def constant(node: Node, graph: Graph) -> Layer:
 
 
 # -- expressions -------------------------------------------------------------------------
-@renderer("relu", "relu6", "sigmoid", "tanh", "elu", "swish")
+@renderer("relu", "relu6", "sigmoid", "tanh", "elu", "swish", "gelu", "leaky_relu",
+          "hard_sigmoid", "hard_swish", "softplus")
 def activation(node: Node, graph: Graph) -> Expr:
-    return Expr("ops/activation.py.jinja", {"kind": node.op}, hint=node.op)
+    attrs = {"kind": node.op, **{k: v for k, v in node.attrs.items() if k in ("approximate",)}}
+    if node.op == "leaky_relu":
+        attrs["alpha"] = _float(node.attrs["alpha"])
+    return Expr("ops/activation.py.jinja", attrs, hint=node.op)
 
 
-@renderer("add", "sub", "mul", "div", "maximum", "minimum")
+@renderer("rsqrt", "sqrt", "neg", "exp", "log", "erf", "erfc", "square", "abs")
+def math(node: Node, graph: Graph) -> Expr:
+    return Expr("ops/math.py.jinja", {"kind": node.op}, hint="x")
+
+
+@renderer("add", "sub", "mul", "div", "maximum", "minimum", "squared_difference", "pow")
 def binary(node: Node, graph: Graph) -> Expr:
     return Expr("ops/binary.py.jinja", {"kind": node.op}, hint=node.op)
 
 
-@renderer("mean", "reduce_max")
+REDUCTIONS = {"mean": "mean", "reduce_max": "amax", "reduce_sum": "sum"}
+
+
+@renderer(*REDUCTIONS)
 def reduce(node: Node, graph: Graph) -> Expr:
-    attrs = {"kind": "mean" if node.op == "mean" else "amax", "dim": tuple(node.attrs["axes"])}
+    attrs = {"kind": REDUCTIONS[node.op], "dim": tuple(node.attrs["axes"])}
     attrs["keepdim"] = node.attrs["keepdims"]
     return Expr("ops/reduce.py.jinja", attrs, hint="pooled" if node.op == "mean" else "x")
+
+
+class SliceIndex(tuple):
+    """Per-axis (start, stop, step); its repr is the index text, e.g. `:, :, 1:-1, 1:-1`.
+
+    Only ints and None reach the text, so it is as safe as any other repr'd value."""
+
+    def __repr__(self) -> str:
+        parts = []
+        for start, stop, step in self:
+            text = ":".join("" if v is None else str(int(v)) for v in (start, stop))
+            parts.append(text + (f":{int(step)}" if step != 1 else ""))
+        while len(parts) > 1 and parts[-1] == ":":
+            parts.pop()  # trailing full slices are implied
+        return ", ".join(parts)
+
+
+@renderer("slice")
+def slice_op(node: Node, graph: Graph) -> Expr:
+    index = SliceIndex(tuple(axis) for axis in node.attrs["axes"])
+    return Expr("ops/tensor.py.jinja", {"kind": "slice", "index": index}, hint="x")
 
 
 @renderer("squeeze", "reshape", "transpose", "concat", "softmax", "pad", "identity")

@@ -129,6 +129,7 @@ class Context:
         weights: dict[str, str] | None = None,
         suffix: str = "",
         outputs: list[TensorInfo] | None = None,
+        scope: str | None = None,
     ) -> str:
         """Add an IR node; without `suffix` it stands for this TF op's outputs."""
         name = f"{self.name}/{suffix}" if suffix else self.name
@@ -140,7 +141,7 @@ class Context:
             attrs=attrs or {},
             weights=weights or {},
             tf_name=self.name,
-            scope=self.scope,
+            scope=self.scope if scope is None else scope,
         )
         self.converter.nodes[name] = node
         if not suffix:

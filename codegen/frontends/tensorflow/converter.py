@@ -23,7 +23,8 @@ from codegen.frontends.tensorflow.loader import TFModel
 from codegen.ir.graph import Graph, GraphInput, GraphOutput, Node
 
 VARIABLE_OPS = {"VarHandleOp", "VariableV2", "Variable"}
-PASSTHROUGH_OPS = {"Identity", "StopGradient", "Snapshot", "PreventGradient", "CheckNumerics"}
+PASSTHROUGH_OPS = {"Identity", "IdentityN", "StopGradient", "Snapshot", "PreventGradient",
+                   "CheckNumerics"}
 STATEFUL_SOURCES = {"Placeholder", "PlaceholderWithDefault", *VARIABLE_OPS}
 RANDOM_OPS = {"RandomUniform", "RandomStandardNormal", "TruncatedNormal"}
 
@@ -55,6 +56,7 @@ class Converter:
         self.inputs: dict[str, GraphInput] = {}
         self.weight_sources: dict[str, WeightSource] = {}  # IR weight name -> source
         self._kinds: dict[str, str] = {}
+        self._session = None  # for folding constant subgraphs
 
     # -- classification ------------------------------------------------------------
     def kind(self, tensor) -> str:
@@ -98,7 +100,10 @@ class Converter:
             if op.name in needed:
                 continue
             needed[op.name] = op
-            for tensor in op.inputs:
+            static = self.handlers[op.type].static if op.type in self.handlers else ()
+            for index, tensor in enumerate(op.inputs):
+                if index in static:
+                    continue
                 if self.kind(tensor) == "compute":
                     stack.append(tensor.op)
                 elif self.kind(tensor) == "input":
@@ -116,7 +121,8 @@ class Converter:
         unsupported: dict[str, list[str]] = {}
         for op in self.compute_ops(output_ops):
             if op.type in PASSTHROUGH_OPS and op.inputs:
-                self.refs[op.outputs[0].name] = Context(self, op).input(0)
+                for index, tensor in enumerate(op.outputs):  # IdentityN has several
+                    self.refs[tensor.name] = Context(self, op).input(index)
             elif op.type in self.handlers:
                 self.handlers[op.type].convert(Context(self, op))
             else:
@@ -130,6 +136,7 @@ class Converter:
             if op.outputs[0].name not in self.refs:
                 raise InputError(f"output node {op.name!r} does not depend on any input")
             outputs.append(GraphOutput(op.name, self.refs[op.outputs[0].name], tf_name=op.name))
+        self._prune([output.source for output in outputs])
         self._check_weights()
         return Graph(
             inputs=list(self.inputs.values()),
@@ -138,6 +145,23 @@ class Converter:
             weights={},
             layout="NHWC",
         )
+
+    def ref_of(self, tensor) -> str:
+        """The IR ref of a TF tensor that is already converted."""
+        return self.refs[tensor.name]
+
+    def _prune(self, output_refs: list[str]) -> None:
+        """Drop nodes no output needs (what a fused pattern, e.g. batch norm, left behind)."""
+        needed, stack = set(), [ref.rpartition(":")[0] for ref in output_refs]
+        while stack:
+            name = stack.pop()
+            if name in needed or name not in self.nodes:
+                continue
+            needed.add(name)
+            stack.extend(ref.rpartition(":")[0] for ref in self.nodes[name].inputs)
+        self.nodes = {name: node for name, node in self.nodes.items() if name in needed}
+        used = {weight for node in self.nodes.values() for weight in node.weights.values()}
+        self.weight_sources = {k: v for k, v in self.weight_sources.items() if k in used}
 
     def _check_weights(self) -> None:
         """Every variable the graph reads is in the checkpoint with the right shape."""
@@ -160,11 +184,12 @@ class Converter:
             )
 
     def fold(self, tensor) -> np.ndarray:
-        """Evaluate a tensor computed only from constants."""
-        import tensorflow as tf
+        """Evaluate a tensor computed only from constants (one session for all of them)."""
+        if self._session is None:
+            import tensorflow as tf
 
-        with tf.compat.v1.Session(graph=self.model.graph) as session:
-            return np.asarray(session.run(tensor))
+            self._session = tf.compat.v1.Session(graph=self.model.graph)
+        return np.asarray(self._session.run(tensor))
 
     def read_weight(self, name: str) -> np.ndarray:
         """The value of an IR weight, read from the checkpoint tensor by tensor."""

@@ -1,16 +1,19 @@
 """Load a TensorFlow model into a tf.Graph plus a reader for its variables.
 
-Supported here: a TF1 checkpoint (`.meta` + checkpoint prefix) and a frozen GraphDef
-(`.pb`). Variables are read tensor by tensor from the checkpoint, never all at once.
+Supported: a TF1 checkpoint (`.meta` + checkpoint prefix), a frozen GraphDef (`.pb`), a
+TF2 SavedModel folder and a Keras `.keras`/`.h5` file (the last two via `saved.py`, frozen,
+with their inputs and outputs from the signature). Checkpoint variables are read tensor by
+tensor, never all at once.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from codegen.errors import InputError
+from codegen.frontends.tensorflow import saved
 from codegen.frontends.tensorflow.compat import import_tf
 
 
@@ -20,6 +23,7 @@ class TFModel:
     reader: Any | None  # tf.train.CheckpointReader, or None for frozen graphs
     model_path: Path
     weights_path: Path | None
+    outputs: list[str] = field(default_factory=list)  # default output ops (from a signature)
 
     def variable_names(self) -> set[str]:
         return set(self.reader.get_variable_to_shape_map()) if self.reader else set()
@@ -45,13 +49,21 @@ def checkpoint_prefix(model: Path, weights: Path | None) -> Path:
     return weights
 
 
-def load_model(model: Path, weights: Path | None = None) -> TFModel:
-    """Load `.meta` (+ checkpoint) or a frozen `.pb`; raise InputError on bad files."""
+def load_model(model: Path, weights: Path | None = None, *,
+               signature: str = "serving_default") -> TFModel:
+    """Load a checkpoint, frozen graph, SavedModel or Keras file; InputError on bad files."""
     model = Path(model)
-    if not model.is_file():
+    outputs: list[str] = []
+    if model.is_dir() and not saved.is_saved_model(model):
+        raise InputError(f"{model}: a folder, but not a SavedModel (no saved_model.pb in it)")
+    if not model.exists():
         raise InputError(f"{model}: no such model file")
     tf = import_tf()
-    if model.suffix == ".meta":
+    if saved.is_saved_model(model) or saved.is_keras_file(model):
+        frozen = (saved.load_saved_model(tf, model, signature) if model.is_dir()
+                  else saved.load_keras(tf, model))
+        graph_def, prefix, reader, outputs = frozen.graph_def, None, None, frozen.outputs
+    elif model.suffix == ".meta":
         graph_def = _read_meta_graph(tf, model)
         prefix = checkpoint_prefix(model, weights)
         reader = _open_checkpoint(tf, prefix)
@@ -59,14 +71,16 @@ def load_model(model: Path, weights: Path | None = None) -> TFModel:
         graph_def = _parse(tf.compat.v1.GraphDef(), model, "a frozen GraphDef")
         prefix, reader = None, None
     else:
-        raise InputError(f"{model}: unknown model format (expected .meta or .pb)")
+        raise InputError(f"{model}: unknown model format (expected .meta, .pb, .keras, .h5 "
+                         "or a SavedModel folder)")
     graph = tf.Graph()
     try:
         with graph.as_default():
             tf.graph_util.import_graph_def(graph_def, name="")
     except (ValueError, TypeError, tf.errors.OpError) as exc:
         raise InputError(f"{model}: the graph cannot be loaded ({_first_line(exc)})") from None
-    return TFModel(graph=graph, reader=reader, model_path=model, weights_path=prefix)
+    return TFModel(graph=graph, reader=reader, model_path=model, weights_path=prefix,
+                   outputs=outputs)
 
 
 def _read_meta_graph(tf, path: Path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from codegen.errors import UsageError
 from codegen.frontends.tensorflow.converter import Converter, find_ops
 from codegen.frontends.tensorflow.loader import load_model
 from codegen.ir.graph import Graph
@@ -19,14 +20,20 @@ DEFAULT_BN_DECAY = 0.997
 def convert_model(
     model_path: Path,
     weights: Path | None,
-    dst_nodes: list[str],
+    dst_nodes: list[str] | None,
     *,
     bn_decay: float = DEFAULT_BN_DECAY,
+    signature: str = "serving_default",
 ) -> tuple[Graph, Converter]:
-    """Translate the graph (no file written yet); unsupported ops raise first."""
-    model = load_model(Path(model_path), weights)
+    """Translate the graph (no file written yet); unsupported ops raise first.
+
+    Without `dst_nodes`, the outputs of a SavedModel/Keras signature are used."""
+    model = load_model(Path(model_path), weights, signature=signature)
+    if not dst_nodes and not model.outputs:
+        raise UsageError(f"{model_path}: name the output node(s) with --dst-node "
+                         "('codegen inspect' lists candidates)")
     converter = Converter(model, bn_momentum=round(1.0 - bn_decay, 10))
-    graph = converter.convert(find_ops(model, dst_nodes))
+    graph = converter.convert(find_ops(model, dst_nodes or model.outputs))
     graph.source = {
         "framework": "tensorflow",
         "model": Path(model_path).name,
@@ -39,14 +46,16 @@ def convert_model(
 def to_ir(
     model_path: Path,
     weights: Path | None,
-    dst_nodes: list[str],
+    dst_nodes: list[str] | None,
     out_dir: Path,
     *,
     bn_decay: float = DEFAULT_BN_DECAY,
+    signature: str = "serving_default",
     quiet: bool = False,
 ) -> Graph:
     """Write `out_dir/graph.json` and `out_dir/weights/*.npy`, streaming tensor by tensor."""
-    graph, converter = convert_model(model_path, weights, dst_nodes, bn_decay=bn_decay)
+    graph, converter = convert_model(model_path, weights, dst_nodes, bn_decay=bn_decay,
+                                     signature=signature)
     with staged_dir(Path(out_dir)) as temp:
         names = list(converter.weight_sources)
         for name in progress_bar(names, "writing weights", quiet=quiet):

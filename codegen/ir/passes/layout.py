@@ -15,9 +15,10 @@ TO_NCHW = (0, 3, 1, 2)  # nchw = nhwc.transpose(TO_NCHW)
 TO_NHWC = (0, 2, 3, 1)
 AXIS_TO_NCHW = {0: 0, 1: 2, 2: 3, 3: 1}  # an NHWC axis -> its NCHW position
 
-ELEMENTWISE = {"relu", "relu6", "sigmoid", "tanh", "elu", "swish", "identity",
-               "batch_norm", "bias_add"}
-BINARY = {"add", "sub", "mul", "div", "maximum", "minimum"}
+ELEMENTWISE = {"relu", "relu6", "sigmoid", "tanh", "elu", "swish", "identity", "gelu",
+               "leaky_relu", "hard_sigmoid", "hard_swish", "rsqrt", "sqrt", "neg", "exp", "log",
+               "erf", "erfc", "square", "abs", "softplus", "batch_norm", "bias_add"}
+BINARY = {"add", "sub", "mul", "div", "maximum", "minimum", "squared_difference", "pow"}
 POOLING = {"max_pool2d", "avg_pool2d"}
 
 
@@ -131,7 +132,12 @@ class LayoutPass:
     def visit_mean(self, node: Node) -> None:
         self._reduce(node, keep=node.attrs["keepdims"])
 
-    visit_reduce_max = visit_mean
+    visit_reduce_max = visit_reduce_sum = visit_mean
+
+    def visit_slice(self, node: Node) -> None:
+        axes = node.attrs["axes"]
+        node.attrs["axes"] = [axes[axis] for axis in TO_NCHW]
+        self.mark_output(node)
 
     def visit_squeeze(self, node: Node) -> None:
         self._reduce(node, keep=False)

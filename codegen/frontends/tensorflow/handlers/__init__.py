@@ -1,7 +1,9 @@
 """TF op handlers, one module per op family, registered with `@handler`.
 
 A handler receives a `Context` for one TF operation and emits IR nodes through it.
-Registering the same TF op twice is an error.
+Registering the same TF op twice is an error. `static` names the inputs a handler reads only
+at conversion time (e.g. the shape operand of Reshape, which TF often computes from
+`Shape`/`StridedSlice`/`Pack` ops): the converter does not translate what feeds them.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-FAMILIES = ("activation", "arithmetic", "conv", "norm", "pool", "shape")
+FAMILIES = ("activation", "arithmetic", "conv", "math", "norm", "pool", "shape")
 
 
 @dataclass(frozen=True)
@@ -18,19 +20,20 @@ class Handler:
     tf_op: str
     ir_op: str
     convert: Callable
+    static: tuple[int, ...] = ()
 
 
 HANDLERS: dict[str, Handler] = {}
 
 
-def handler(*tf_ops: str, ir: str) -> Callable[[Callable], Callable]:
+def handler(*tf_ops: str, ir: str, static: tuple[int, ...] = ()) -> Callable[[Callable], Callable]:
     """Register `convert(ctx)` for the given TF op types, producing IR op `ir`."""
 
     def register(convert: Callable) -> Callable:
         for tf_op in tf_ops:
             if tf_op in HANDLERS:
                 raise RuntimeError(f"TF op {tf_op} has two handlers")
-            HANDLERS[tf_op] = Handler(tf_op, ir, convert)
+            HANDLERS[tf_op] = Handler(tf_op, ir, convert, static)
         return convert
 
     return register

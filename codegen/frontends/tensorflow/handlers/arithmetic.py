@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from codegen.frontends.tensorflow.handlers import handler
+from codegen.frontends.tensorflow.handlers.norm import match_batch_norm
 
 BINARY = {
     "Add": "add",
@@ -16,6 +17,8 @@ BINARY = {
 
 
 def _binary(ctx) -> None:
+    if match_batch_norm(ctx):  # batch norm written out as x * m + shift
+        return
     ctx.emit(BINARY[ctx.op.type], [ctx.input(0), ctx.input(1)])
 
 

@@ -30,3 +30,115 @@ def fused_batch_norm(ctx) -> None:
         attrs={"epsilon": float(ctx.attr("epsilon")), "momentum": ctx.converter.bn_momentum},
         weights=weights,
     )
+
+
+# -- batch norm written as arithmetic ----------------------------------------------------------
+# Keras 3 (and tf.nn.batch_normalization) compute inference batch norm as
+#     m = rsqrt(variance + epsilon) [* gamma];  y = x * m + ([beta] - mean * m)
+# In a frozen graph every operand but x is a constant, so we can read the statistics back
+# and emit a real batch_norm: the generated model gets nn.BatchNorm2d (trainable, with running
+# statistics) instead of two anonymous constants.
+
+SKIP = ("Identity", "Reshape", "Squeeze", "ExpandDims", "Cast")
+
+
+def _through(tensor):
+    """The op behind `tensor`, looking through identities and reshapes of constants."""
+    op = tensor.op
+    while op.type in SKIP and op.inputs:
+        op = op.inputs[0].op
+    return op
+
+
+def _split(ctx, op, want: str):
+    """(the input whose op is `want`, the other input) of a binary op, or None."""
+    a, b = op.inputs[0], op.inputs[1]
+    if _through(a).type == want:
+        return a, b
+    if _through(b).type == want:
+        return b, a
+    return None
+
+
+def _channels(ctx, tensor, channels: int) -> np.ndarray | None:
+    """A constant's value as [channels] float32, if it is per-channel on the last axis."""
+    if ctx.converter.kind(tensor) != "constant":
+        return None
+    value = np.asarray(ctx.converter.fold(tensor), dtype="float32")
+    if value.size == 1:
+        return np.full(channels, value.item(), "float32")
+    if value.shape[-1:] != (channels,) or value.size != channels:
+        return None
+    return value.reshape(channels)
+
+
+def match_batch_norm(ctx) -> bool:
+    """Emit batch_norm for `x * m + shift` (this op is the final add); False if no match."""
+    if ctx.op.type not in ("Add", "AddV2") or ctx.rank(0) not in (2, 4):
+        return False
+    channels = ctx.output_info(0).shape[-1]
+    found = _split(ctx, ctx.op, "Mul")
+    if not channels or found is None:
+        return False
+    product, shift = found
+    x, m = product.op.inputs[0], product.op.inputs[1]
+    if ctx.converter.kind(x) == "constant":
+        x, m = m, x
+    if ctx.converter.kind(x) == "constant" or ctx.converter.kind(m) != "constant":
+        return False
+    stats = _statistics(ctx, m, shift, channels)
+    if stats is None:
+        return False
+    scope = ctx.scope.removesuffix("/batchnorm")
+    weights = {role: ctx.new_weight(f"{scope}/{role}", value) for role, value in stats.items()
+               if role != "epsilon"}
+    ctx.emit("batch_norm", [ctx.converter.ref_of(x)],
+             attrs={"epsilon": float(stats["epsilon"][0]), "momentum": ctx.converter.bn_momentum},
+             weights=weights, scope=scope)
+    return True
+
+
+def _statistics(ctx, m, shift, channels: int) -> dict | None:
+    m_op = _through(m)
+    gamma = np.ones(channels, "float32")
+    if m_op.type == "Mul":
+        split = _split(ctx, m_op, "Rsqrt")
+        if split is None:
+            return None
+        rsqrt, gamma = _through(split[0]), _channels(ctx, split[1], channels)
+    elif m_op.type == "Rsqrt":
+        rsqrt = m_op
+    else:
+        return None
+    add = _through(rsqrt.inputs[0])
+    if add.type not in ("Add", "AddV2"):
+        return None
+    variance, epsilon = (_channels(ctx, t, channels) for t in add.inputs)
+    if variance is None or epsilon is None:
+        return None
+    if np.unique(epsilon).size != 1:  # the scalar is the one broadcast to every channel
+        variance, epsilon = epsilon, variance
+    beta, mean = _offset_and_mean(ctx, m, shift, channels)
+    if gamma is None or beta is None or mean is None or np.unique(epsilon).size != 1:
+        return None
+    return {"scale": gamma, "offset": beta, "mean": mean, "variance": variance,
+            "epsilon": epsilon}
+
+
+def _offset_and_mean(ctx, m, shift, channels: int):
+    """shift = beta - mean * m, or -(mean * m) without beta."""
+    op = _through(shift)
+    beta = np.zeros(channels, "float32")
+    if op.type == "Sub":
+        beta, term = _channels(ctx, op.inputs[0], channels), _through(op.inputs[1])
+    elif op.type == "Neg":
+        term = _through(op.inputs[0])
+    else:
+        return None, None
+    if term.type != "Mul":
+        return None, None
+    a, b = term.inputs
+    mean_tensor = b if _through(a) is _through(m) else a if _through(b) is _through(m) else None
+    if mean_tensor is None:
+        return None, None
+    return beta, _channels(ctx, mean_tensor, channels)

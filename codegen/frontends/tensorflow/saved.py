@@ -1,0 +1,132 @@
+"""TF2 models (SavedModel folders, Keras `.keras`/`.h5` files) as a frozen tf.Graph.
+
+A TF2 model is a set of functions over resource variables. We take one concrete function
+(a SavedModel signature, or the Keras model called with `training=False`), replace its
+variable reads by constants (`convert_variables_to_constants_v2`), inline the function calls
+that remain (Keras wraps some convolutions in an XLA function), and strip the
+`StatefulPartitionedCall/` prefix the wrapper adds to every name. Inputs and outputs come
+from the function's signature, so no `--dst-node` is needed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from codegen.errors import InputError
+
+KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
+WRAPPER_PREFIXES = ("StatefulPartitionedCall/", "PartitionedCall/")
+
+
+@dataclass
+class FrozenFunction:
+    graph_def: Any
+    inputs: list[str]  # placeholder op names, in signature order
+    outputs: list[str]  # op names of the outputs, in signature order
+
+
+def is_saved_model(path: Path) -> bool:
+    return path.is_dir() and (path / "saved_model.pb").is_file()
+
+
+def is_keras_file(path: Path) -> bool:
+    return path.suffix.lower() in KERAS_SUFFIXES
+
+
+def load_saved_model(tf, path: Path, signature: str) -> FrozenFunction:
+    try:
+        loaded = tf.saved_model.load(str(path))
+    except Exception as exc:  # noqa: BLE001 - TF raises many kinds; all mean "not usable"
+        raise InputError(f"{path}: not a loadable SavedModel ({_first_line(exc)})") from None
+    signatures = dict(getattr(loaded, "signatures", {}))
+    if signature not in signatures:
+        known = ", ".join(sorted(signatures)) or "none"
+        raise InputError(f"{path}: no signature {signature!r} (signatures: {known}); "
+                         "choose one with --signature")
+    return freeze(tf, signatures[signature])
+
+
+def load_keras(tf, path: Path) -> FrozenFunction:
+    import keras
+
+    try:
+        model = keras.saving.load_model(str(path), compile=False)
+    except Exception as exc:  # noqa: BLE001 - corrupt zip/HDF5, unknown layers, ...
+        raise InputError(f"{path}: not a loadable Keras model ({_first_line(exc)})") from None
+    specs = [tf.TensorSpec(tensor.shape, tensor.dtype, name=_input_name(tensor, i))
+             for i, tensor in enumerate(model.inputs)]
+
+    def call(*inputs):
+        return model(list(inputs) if len(inputs) > 1 else inputs[0], training=False)
+
+    return freeze(tf, tf.function(call).get_concrete_function(*specs))
+
+
+def freeze(tf, function) -> FrozenFunction:
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2,
+    )
+
+    frozen = convert_variables_to_constants_v2(function)
+    graph_def = _inline_calls(tf, frozen.graph.as_graph_def())
+    inputs = [t.op.name for t in frozen.inputs if t.dtype != tf.resource]
+    outputs = [t.op.name for t in frozen.outputs]
+    renames = _short_names(graph_def, keep=set(inputs) | set(outputs))
+    _rename(graph_def, renames)
+    return FrozenFunction(graph_def, inputs, outputs)
+
+
+def _inline_calls(tf, graph_def):
+    """Inline (Stateful)PartitionedCall nodes with Grappler's function optimizer."""
+    if not any(node.op in ("StatefulPartitionedCall", "PartitionedCall") for node in graph_def.node):
+        return graph_def
+    from tensorflow.core.protobuf import config_pb2, meta_graph_pb2, rewriter_config_pb2
+    from tensorflow.python.grappler import tf_optimizer
+
+    meta = meta_graph_pb2.MetaGraphDef(graph_def=graph_def)
+    sinks = [node.name for node in graph_def.node if node.op != "NoOp"]
+    meta.collection_def["train_op"].node_list.value.extend(sinks)
+    config = config_pb2.ConfigProto()
+    rewriter = config.graph_options.rewrite_options
+    rewriter.optimizers[:] = ["function"]
+    rewriter.min_graph_nodes = -1
+    rewriter.meta_optimizer_iterations = rewriter_config_pb2.RewriterConfig.ONE
+    return tf_optimizer.OptimizeGraph(config, meta)
+
+
+def _short_names(graph_def, keep: set[str]) -> dict[str, str]:
+    """Drop the wrapper prefix from node names where that stays unique."""
+    names = {node.name for node in graph_def.node}
+    renames = {}
+    for name in sorted(names - keep):
+        for prefix in WRAPPER_PREFIXES:
+            if name.startswith(prefix):
+                short = name[len(prefix):]
+                if short not in names and short not in renames.values():
+                    renames[name] = short
+                break
+    return renames
+
+
+def _rename(graph_def, renames: dict[str, str]) -> None:
+    if not renames:
+        return
+    for node in graph_def.node:
+        node.name = renames.get(node.name, node.name)
+        for index, ref in enumerate(node.input):
+            control = ref.startswith("^")
+            name, colon, port = ref.lstrip("^").partition(":")
+            if name in renames:
+                node.input[index] = ("^" if control else "") + renames[name] + colon + port
+
+
+def _input_name(tensor, index: int) -> str:
+    name = getattr(tensor, "name", "") or f"input_{index}"
+    return name.split(":")[0].replace("/", "_")
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
