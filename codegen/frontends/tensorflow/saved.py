@@ -10,6 +10,7 @@ from the function's signature, so no `--dst-node` is needed.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,17 +98,44 @@ def _inline_calls(tf, graph_def):
 
 
 def _short_names(graph_def, keep: set[str]) -> dict[str, str]:
-    """Drop the wrapper prefix from node names where that stays unique."""
+    """Readable node names, where they stay unique: no wrapper prefix, and Keras layer
+    scopes split into stage/block/layer (see `_layer_path`)."""
     names = {node.name for node in graph_def.node}
-    renames = {}
-    for name in sorted(names - keep):
-        for prefix in WRAPPER_PREFIXES:
-            if name.startswith(prefix):
-                short = name[len(prefix):]
-                if short not in names and short not in renames.values():
-                    renames[name] = short
-                break
+    stripped = {name: _strip_wrapper(name) for name in names - keep}
+    layers = {parts[1] for parts in (n.split("/") for n in stripped.values()) if len(parts) > 2}
+    # tracing a Keras model a second time names (nearly) every layer scope `<layer>_1`
+    suffixed = sum(layer.endswith("_1") for layer in layers) > 0.8 * len(layers)
+    renames, taken = {}, set(names)
+    for name in sorted(stripped):
+        parts = stripped[name].split("/")
+        if len(parts) > 2:  # model/layer/op...: the Keras layout
+            if suffixed:
+                parts[0], parts[1] = parts[0].removesuffix("_1"), parts[1].removesuffix("_1")
+            parts[1:2] = _layer_path(parts[1])
+        short = "/".join(parts)
+        if short != name and short not in taken:
+            renames[name] = short
+            taken.add(short)
     return renames
+
+
+def _strip_wrapper(name: str) -> str:
+    for prefix in WRAPPER_PREFIXES:
+        if name.startswith(prefix):
+            return name[len(prefix):]
+    return name
+
+
+BLOCK = re.compile(r"^(?:(?P<stage>.+?)_)?(?P<block>block_?\d+[a-z]?)_(?P<layer>.+)$")
+
+
+def _layer_path(layer: str) -> list[str]:
+    """Keras applications name layers `<stage>_<block>_<layer>` (conv2_block1_1_conv,
+    block_1_expand, block1a_se_squeeze): as scopes, repeated blocks become one class."""
+    match = BLOCK.match(layer)
+    if match is None:
+        return [layer]
+    return [part for part in match.group("stage", "block", "layer") if part]
 
 
 def _rename(graph_def, renames: dict[str, str]) -> None:

@@ -72,6 +72,8 @@ class LayoutPass:
         rule = getattr(self, f"visit_{node.op}", None)
         if node.op == "constant":
             self.visit_constant(node)
+        elif not any(permuted_inputs) and node.outputs[0].rank == 4:
+            self.visit_new_rank4(node)
         elif not any(permuted_inputs) and node.op not in ("linear",):
             return  # no rank-4 NCHW input: nothing changes
         elif node.op in ELEMENTWISE or node.op in POOLING:
@@ -80,6 +82,16 @@ class LayoutPass:
             self.visit_binary(node)
         elif rule is not None:
             rule(node)
+        else:
+            self.fallback(node)
+
+    def visit_new_rank4(self, node: Node) -> None:
+        """A rank-4 (NHWC) tensor made from smaller ones, e.g. squeeze-excite's
+        reshape([N, C] -> [N, 1, 1, C]): make it NCHW right away."""
+        shape = node.outputs[0].shape
+        if node.op == "reshape" and shape[1:3] == [1, 1]:
+            node.attrs["shape"] = [node.attrs["shape"][axis] for axis in TO_NCHW]
+            self.mark_output(node)
         else:
             self.fallback(node)
 

@@ -18,3 +18,29 @@ for _tf_op, _ir_op in UNARY.items():
 @handler("Softmax", ir="softmax")
 def softmax(ctx) -> None:
     ctx.emit("softmax", [ctx.input(0)], attrs={"axis": ctx.rank(0) - 1})
+
+
+def match_swish(ctx) -> bool:
+    """x * sigmoid(x), or x * sigmoid(1.0 * x) as Keras writes it: emit `swish`."""
+    if ctx.op.type != "Mul":
+        return False
+    for gate_index in (0, 1):
+        gate, x = ctx.op.inputs[gate_index], ctx.op.inputs[1 - gate_index]
+        if gate.op.type != "Sigmoid":
+            continue
+        argument = gate.op.inputs[0]
+        if argument.op.type == "Mul" and _is_one_times(ctx, argument.op, x):
+            argument = x
+        if argument is x:
+            ctx.emit("swish", [ctx.input(1 - gate_index)])
+            return True
+    return False
+
+
+def _is_one_times(ctx, op, x) -> bool:
+    a, b = op.inputs
+    other = b if a is x else a if b is x else None
+    if other is None or ctx.converter.kind(other) != "constant":
+        return False
+    value = ctx.converter.fold(other)
+    return value.size == 1 and float(value.reshape(-1)[0]) == 1.0

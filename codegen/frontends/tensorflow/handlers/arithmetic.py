@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from codegen.frontends.tensorflow.handlers import handler
+from codegen.frontends.tensorflow.handlers.activation import match_swish
 from codegen.frontends.tensorflow.handlers.norm import match_batch_norm
 
 BINARY = {
@@ -17,7 +18,7 @@ BINARY = {
 
 
 def _binary(ctx) -> None:
-    if match_batch_norm(ctx):  # batch norm written out as x * m + shift
+    if match_batch_norm(ctx) or match_swish(ctx):  # patterns written out as arithmetic
         return
     ctx.emit(BINARY[ctx.op.type], [ctx.input(0), ctx.input(1)])
 

@@ -1,0 +1,62 @@
+"""The op support table (TF op -> IR op -> PyTorch) from the handler registry and the IR
+op catalogue, for the README: `python -m codegen.support` prints it, `--update FILE`
+rewrites the table between the markers in FILE (the README)."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+BEGIN, END = "<!-- op-table:begin -->", "<!-- op-table:end -->"
+
+# Patterns recognised on top of the one-op handlers (documented, tested in test_keras_models).
+PATTERNS = [
+    ("`x * m + (beta - mean * m)`, `m = rsqrt(var + eps) * gamma` (Keras 3 BatchNormalization)",
+     "batch_norm"),
+    ("Identity, IdentityN, StopGradient, Snapshot, PreventGradient, CheckNumerics", "(passed through)"),
+    ("Shape, StridedSlice, Pack, GatherV2, Prod feeding a shape operand", "(read statically)"),
+]
+
+
+def op_table() -> str:
+    from codegen.frontends.tensorflow.handlers import load_handlers
+    from codegen.resources import op_catalogue
+
+    catalogue = op_catalogue()
+    rows = ["| TF op | IR op | PyTorch |", "| --- | --- | --- |"]
+    by_ir: dict[str, list[str]] = {}
+    for handler in load_handlers().values():
+        by_ir.setdefault(handler.ir_op, []).append(handler.tf_op)
+    for ir_op in sorted(by_ir):
+        tf_ops = ", ".join(sorted(by_ir[ir_op]))
+        rows.append(f"| {tf_ops} | `{ir_op}` | {catalogue[ir_op]['pytorch']} |")
+    for pattern, ir_op in PATTERNS:
+        form = catalogue[ir_op]["pytorch"] if ir_op in catalogue else ""
+        rows.append(f"| {pattern} | {ir_op if ir_op.startswith('(') else f'`{ir_op}`'} | {form} |")
+    return "\n".join(rows) + "\n"
+
+
+def update(path: Path) -> bool:
+    """Rewrite the table in `path`; True if it changed."""
+    text = path.read_text()
+    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.DOTALL)
+    if not pattern.search(text):
+        raise SystemExit(f"{path}: no {BEGIN} ... {END} markers")
+    new = pattern.sub(lambda _: f"{BEGIN}\n{op_table()}{END}", text)
+    path.write_text(new)
+    return new != text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--update", type=Path, help="rewrite the table in this file")
+    args = parser.parse_args()
+    if args.update:
+        print("updated" if update(args.update) else "unchanged")
+    else:
+        print(op_table(), end="")
+
+
+if __name__ == "__main__":
+    main()
