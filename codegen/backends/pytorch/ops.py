@@ -139,6 +139,20 @@ def batch_norm(node: Node, graph: Graph) -> Layer:
     return Layer("ops/batch_norm.py.jinja", cls, args, state, "bn")
 
 
+@renderer("layer_norm")
+def layer_norm(node: Node, graph: Graph) -> Layer:
+    rank = graph.tensor(node.inputs[0]).rank
+    channels = graph.weights[node.weights["scale"]].out_shape[0]
+    args = {"normalized_shape": channels, "eps": _float(node.attrs["epsilon"])}
+    state = {"weight": node.weights["scale"], "bias": node.weights["offset"]}
+    if node.attrs["axis"] == rank - 1:
+        return Layer("ops/layer_norm.py.jinja", "nn.LayerNorm", args, state, "norm")
+    if rank == 4 and node.attrs["axis"] == 1:
+        return Layer("ops/layer_norm.py.jinja", "LayerNorm2d", args, state, "norm",
+                     ("LayerNorm2d",))
+    raise ValueError(f"layer_norm over axis {node.attrs['axis']} of a rank-{rank} tensor")
+
+
 @renderer("max_pool2d", "avg_pool2d")
 def pool2d(node: Node, graph: Graph) -> Layer:
     kind = "Max" if node.op == "max_pool2d" else "Avg"

@@ -128,7 +128,8 @@ class ClassRenderer:
         for helper in list(needed):
             needed.update(HELPER_DEPENDENCIES.get(helper, ()))
         module = self.env.get_template("helpers.py.jinja").module
-        order = ["same_pad", "PaddedConv2d", "Conv2dSame", "MaxPool2dSame", "AvgPool2dSame", "Constant"]
+        order = ["same_pad", "PaddedConv2d", "Conv2dSame", "MaxPool2dSame", "AvgPool2dSame",
+                 "LayerNorm2d", "Constant"]
         return [str(getattr(module, name)()) for name in order if name in needed]
 
 

@@ -184,12 +184,34 @@ class Converter:
             )
 
     def fold(self, tensor) -> np.ndarray:
-        """Evaluate a tensor computed only from constants (one session for all of them)."""
-        if self._session is None:
+        """Evaluate a tensor computed only from constants."""
+        return self._run(tensor)
+
+    def _run(self, tensor, feeds: dict | None = None) -> np.ndarray:
+        if self._session is None:  # one session for every evaluation
             import tensorflow as tf
 
             self._session = tf.compat.v1.Session(graph=self.model.graph)
-        return np.asarray(self._session.run(tensor))
+        return np.asarray(self._session.run(tensor, feeds))
+
+    def runtime_shape(self, tensor) -> list[int]:
+        """A shape operand computed at run time (e.g. Tensordot's [N*H*W, C]) as a reshape
+        target: evaluated at batch 1 and batch 2; the dimension that scales with the batch
+        becomes -1. Needs inputs whose sizes are known except the batch."""
+        values = []
+        for batch in (1, 2):
+            feeds = {}
+            for graph_input in self.inputs.values():
+                shape = [batch if i == 0 else size for i, size in enumerate(graph_input.shape)]
+                if None in shape:
+                    raise UnsupportedOpsError(
+                        f"{tensor.op.name}: its shape is computed at run time from input "
+                        f"{graph_input.name!r}, whose size is unknown; give the model a fixed "
+                        "input size")
+                feeds[f"{graph_input.name}:0"] = np.zeros(shape, graph_input.dtype)
+            values.append(self._run(tensor, feeds).reshape(-1).tolist())
+        one, two = values
+        return [-1 if a != b else int(a) for a, b in zip(one, two)]
 
     def read_weight(self, name: str) -> np.ndarray:
         """The value of an IR weight, read from the checkpoint tensor by tensor."""

@@ -79,22 +79,57 @@ def freeze(tf, function) -> FrozenFunction:
     return FrozenFunction(graph_def, inputs, outputs)
 
 
-def _inline_calls(tf, graph_def):
-    """Inline (Stateful)PartitionedCall nodes with Grappler's function optimizer."""
-    if not any(node.op in ("StatefulPartitionedCall", "PartitionedCall") for node in graph_def.node):
-        return graph_def
-    from tensorflow.core.protobuf import config_pb2, meta_graph_pb2, rewriter_config_pb2
-    from tensorflow.python.grappler import tf_optimizer
+CALL_OPS = ("StatefulPartitionedCall", "PartitionedCall")
 
-    meta = meta_graph_pb2.MetaGraphDef(graph_def=graph_def)
-    sinks = [node.name for node in graph_def.node if node.op != "NoOp"]
-    meta.collection_def["train_op"].node_list.value.extend(sinks)
-    config = config_pb2.ConfigProto()
-    rewriter = config.graph_options.rewrite_options
-    rewriter.optimizers[:] = ["function"]
-    rewriter.min_graph_nodes = -1
-    rewriter.meta_optimizer_iterations = rewriter_config_pb2.RewriterConfig.ONE
-    return tf_optimizer.OptimizeGraph(config, meta)
+
+def _inline_calls(tf, graph_def):
+    """Replace each function call node (Keras puts some convolutions in XLA functions) by
+    the function's body, named `<call>/<node>`, until none is left."""
+    from tensorflow.python.framework.function_def_to_graph import function_def_to_graph_def
+
+    functions = {f.signature.name: f for f in graph_def.library.function}
+    for _ in range(16):  # calls inside inlined bodies are inlined in the next round
+        calls = [node for node in graph_def.node if node.op in CALL_OPS]
+        if not calls:
+            break
+        for call in calls:
+            _inline(graph_def, call, functions[call.attr["f"].func.name],
+                    function_def_to_graph_def)
+    return graph_def
+
+
+def _inline(graph_def, call, function, to_graph_def) -> None:
+    body, flat_names = to_graph_def(function)
+    prefix = call.name + "/"
+    arguments = dict(zip((arg.name for arg in function.signature.input_arg),
+                         (ref for ref in call.input if not ref.startswith("^"))))
+
+    def outer(ref: str) -> str:
+        name, _, port = ref.partition(":")
+        if name in arguments:
+            return arguments[name]
+        return prefix + name + (f":{port}" if port and port != "0" else "")
+
+    nodes = []
+    for node in body.node:
+        if node.name in arguments:
+            continue  # the argument placeholders: their users read the call's inputs
+        copy = graph_def.node.add()
+        copy.CopyFrom(node)
+        copy.name = prefix + node.name
+        del copy.input[:]
+        copy.input.extend(outer(ref) for ref in node.input if not ref.startswith("^"))
+        nodes.append(copy)
+    results = [outer(flat_names.get(function.ret[arg.name], function.ret[arg.name]))
+               for arg in function.signature.output_arg]
+    for node in graph_def.node:
+        if f"^{call.name}" in node.input:  # control edges to the call go away with it
+            node.input.remove(f"^{call.name}")
+        for index, ref in enumerate(node.input):
+            name, _, port = ref.partition(":")
+            if name == call.name:
+                node.input[index] = results[int(port or 0)]
+    graph_def.node.remove(call)
 
 
 def _short_names(graph_def, keep: set[str]) -> dict[str, str]:

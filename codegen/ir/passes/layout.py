@@ -137,6 +137,10 @@ class LayoutPass:
         node.attrs["axis"] = AXIS_TO_NCHW[node.attrs["axis"]]
         self.mark_output(node)
 
+    def visit_layer_norm(self, node: Node) -> None:
+        node.attrs["axis"] = AXIS_TO_NCHW[node.attrs["axis"]]
+        self.mark_output(node)
+
     def visit_softmax(self, node: Node) -> None:
         node.attrs["axis"] = AXIS_TO_NCHW[node.attrs["axis"]]
         self.mark_output(node)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from codegen.frontends.tensorflow.handlers import handler
-from codegen.frontends.tensorflow.handlers.activation import match_swish
-from codegen.frontends.tensorflow.handlers.norm import match_batch_norm
+from codegen.frontends.tensorflow.handlers.activation import match_gelu, match_swish
+from codegen.frontends.tensorflow.handlers.norm import match_batch_norm, match_layer_norm
 
 BINARY = {
     "Add": "add",
@@ -18,7 +18,8 @@ BINARY = {
 
 
 def _binary(ctx) -> None:
-    if match_batch_norm(ctx) or match_swish(ctx):  # patterns written out as arithmetic
+    # layers that TF writes out as arithmetic
+    if match_batch_norm(ctx) or match_layer_norm(ctx) or match_swish(ctx) or match_gelu(ctx):
         return
     ctx.emit(BINARY[ctx.op.type], [ctx.input(0), ctx.input(1)])
 

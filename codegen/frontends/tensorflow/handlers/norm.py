@@ -39,7 +39,7 @@ def fused_batch_norm(ctx) -> None:
 # and emit a real batch_norm: the generated model gets nn.BatchNorm2d (trainable, with running
 # statistics) instead of two anonymous constants.
 
-SKIP = ("Identity", "Reshape", "Squeeze", "ExpandDims", "Cast")
+SKIP = ("Identity", "StopGradient", "Reshape", "Squeeze", "ExpandDims", "Cast")
 
 
 def _through(tensor):
@@ -142,3 +142,81 @@ def _offset_and_mean(ctx, m, shift, channels: int):
     if mean_tensor is None:
         return None, None
     return beta, _channels(ctx, mean_tensor, channels)
+
+
+# -- layer norm written as arithmetic -----------------------------------------------------------
+# Keras 3 LayerNormalization (tf.nn.moments + batch-norm arithmetic) over the last axis:
+#     mean = mean(x, -1); var = mean((x - mean) ** 2, -1); m = rsqrt(var + eps) * gamma
+#     y = x * m + (-mean * m + beta)
+
+
+def match_layer_norm(ctx) -> bool:
+    """Emit layer_norm for that pattern over the last axis (this op is the final add)."""
+    if ctx.op.type not in ("Add", "AddV2") or not ctx.rank(0):
+        return False
+    channels = ctx.output_info(0).shape[-1]
+    found = _split(ctx, ctx.op, "Mul")
+    if not channels or found is None:
+        return False
+    for x, m in (found[0].op.inputs, reversed(found[0].op.inputs)):
+        m_op = _through(m)
+        if m_op.type != "Mul" or ctx.converter.kind(x) == "constant":
+            continue
+        split = _split(ctx, m_op, "Rsqrt")
+        if split is None:
+            continue
+        gamma = _channels(ctx, split[1], channels)
+        add = _through(split[0]).inputs[0].op
+        moments = _moments(ctx, x, add, channels)
+        beta = _layer_norm_offset(ctx, found[1], m_op, channels)
+        if gamma is None or moments is None or beta is None:
+            continue
+        scope = ctx.scope
+        weights = {"scale": ctx.new_weight(f"{scope}/gamma", gamma),
+                   "offset": ctx.new_weight(f"{scope}/beta", beta)}
+        ctx.emit("layer_norm", [ctx.converter.ref_of(x)],
+                 attrs={"axis": ctx.rank(0) - 1, "epsilon": moments}, weights=weights)
+        return True
+    return False
+
+
+def _moments(ctx, x, add, channels: int) -> float | None:
+    """epsilon if `add` is mean((x - mean(x, -1)) ** 2, -1) + epsilon, else None."""
+    if add.type not in ("Add", "AddV2"):
+        return None
+    variance, epsilon = add.inputs
+    if ctx.converter.kind(variance) == "constant":
+        variance, epsilon = epsilon, variance
+    if variance.op.type != "Mean" or ctx.converter.kind(epsilon) != "constant":
+        return None
+    difference = variance.op.inputs[0].op
+    if difference.type != "SquaredDifference" or difference.inputs[0] is not x:
+        return None
+    mean = _through(difference.inputs[1])
+    last = [ctx.rank(0) - 1, -1]
+    for reduce in (variance.op, mean):
+        if reduce.type != "Mean":
+            return None
+        axes = ctx.converter.fold(reduce.inputs[1]).reshape(-1).tolist()
+        if len(axes) != 1 or axes[0] not in last:
+            return None
+    if mean.inputs[0] is not x:
+        return None
+    value = ctx.converter.fold(epsilon)
+    return float(value.reshape(-1)[0]) if value.size == 1 else None
+
+
+def _layer_norm_offset(ctx, shift, m_op, channels: int):
+    """beta if shift = -mean * m + beta (or -mean * m), else None."""
+    op = _through(shift)
+    beta = np.zeros(channels, "float32")
+    if op.type in ("Add", "AddV2"):
+        a, b = op.inputs
+        if ctx.converter.kind(a) == "constant":
+            a, b = b, a
+        beta, op = _channels(ctx, b, channels), _through(a)
+    if op.type != "Mul" or not any(_through(t) is m_op for t in op.inputs):
+        return None
+    if not any(_through(t).type == "Neg" for t in op.inputs):
+        return None
+    return beta

@@ -48,10 +48,10 @@ def squeeze(ctx) -> None:
 def reshape(ctx) -> None:
     if ctx.is_const(1):
         shape = [int(size) for size in ctx.const(1).reshape(-1)]
-    else:  # a shape computed at run time: use the static shape, batch as -1
+    else:  # a shape computed at run time: the static shape, batch as -1
         shape = ctx.output_info(0).shape
-        if shape.count(None) > 1:
-            ctx.fail("reshape to a shape with more than one unknown dimension")
+        if shape.count(None) > 1:  # e.g. Tensordot's [N * H * W, C]
+            shape = ctx.converter.runtime_shape(ctx.op.inputs[1])
         shape = [-1 if size is None else size for size in shape]
     ctx.emit("reshape", [ctx.input(0)], attrs={"shape": shape})
 
