@@ -14,8 +14,8 @@ BEGIN, END = "<!-- op-table:begin -->", "<!-- op-table:end -->"
 PATTERNS = [
     ("`x * m + (beta - mean * m)`, `m = rsqrt(var + eps) * gamma` (Keras 3 BatchNormalization)",
      "batch_norm"),
-    ("`x * m + (beta - mean * m)` with `mean`, `m` from `tf.nn.moments` over the last axis "
-     "(Keras 3 LayerNormalization)", "layer_norm"),
+    (("`x * m + (beta - mean * m)` with `mean`, `m` from `tf.nn.moments` over the last axis "
+     "(Keras 3 LayerNormalization)"), "layer_norm"),
     ("`x * sigmoid(x)` (also `x * sigmoid(1.0 * x)`)", "swish"),
     ("`0.5 * x * erfc(-x / sqrt(2))` (tf.nn.gelu)", "gelu"),
     ("reshape `[N, H, W, C]` -> `[N*H*W, C]`, MatMul, reshape back (Dense on a 4-D tensor)",

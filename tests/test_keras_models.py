@@ -22,10 +22,10 @@ MODELS = {
     "ResNet50V2": 64,
     "ResNet152V2": 64,
     "MobileNetV2": 96,
-    "MobileNetV3Small": 96,
+    "MobileNetV3Small": 224,
     "EfficientNetB0": 64,
     "DenseNet121": 64,
-    "InceptionV3": 96,
+    "InceptionV3": 139,
     "NASNetMobile": 96,
     "ConvNeXtTiny": 64,
 }

@@ -86,7 +86,7 @@ class Context:
             outputs=[tensor_info(tensor)],
             weights={"value": weight},
             tf_name=tensor.op.name,
-            scope=tensor.op.name.rpartition("/")[0],
+            scope=self.scope,  # where it is used: captured constants live outside the model
         )
         self.converter.nodes[node.name] = node
         self.converter.refs[tensor.name] = f"{node.name}:0"

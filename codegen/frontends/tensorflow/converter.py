@@ -137,6 +137,7 @@ class Converter:
                 raise InputError(f"output node {op.name!r} does not depend on any input")
             outputs.append(GraphOutput(op.name, self.refs[op.outputs[0].name], tf_name=op.name))
         self._prune([output.source for output in outputs])
+        self._complete_shapes()
         self._check_weights()
         return Graph(
             inputs=list(self.inputs.values()),
@@ -145,6 +146,25 @@ class Converter:
             weights={},
             layout="NHWC",
         )
+
+    def _complete_shapes(self) -> None:
+        """Fill the sizes TF's static shapes leave unknown (after a crop or a run-time
+        reshape) by running the graph once at batch 1; the batch stays unknown."""
+        import tensorflow as tf
+
+        unknown = [node for node in self.nodes.values() if node.tf_name == node.name
+                   and any(None in info.shape[1:] for info in node.outputs)]
+        if not unknown or any(None in i.shape[1:] for i in self.inputs.values()):
+            return
+        graph = self.model.graph
+        with graph.as_default():
+            shapes = [[tf.shape(t) for t in graph.get_operation_by_name(node.name).outputs]
+                      for node in unknown]
+        feeds = {f"{i.name}:0": np.zeros([1, *i.shape[1:]], i.dtype) for i in self.inputs.values()}
+        values = self._session_run(shapes, feeds)
+        for node, node_shapes in zip(unknown, values):
+            for info, shape in zip(node.outputs, node_shapes):
+                info.shape = [info.shape[0], *(int(size) for size in shape[1:])]
 
     def ref_of(self, tensor) -> str:
         """The IR ref of a TF tensor that is already converted."""
@@ -188,11 +208,14 @@ class Converter:
         return self._run(tensor)
 
     def _run(self, tensor, feeds: dict | None = None) -> np.ndarray:
+        return np.asarray(self._session_run(tensor, feeds))
+
+    def _session_run(self, fetches, feeds: dict | None = None):
         if self._session is None:  # one session for every evaluation
             import tensorflow as tf
 
             self._session = tf.compat.v1.Session(graph=self.model.graph)
-        return np.asarray(self._session.run(tensor, feeds))
+        return self._session.run(fetches, feeds)
 
     def runtime_shape(self, tensor) -> list[int]:
         """A shape operand computed at run time (e.g. Tensordot's [N*H*W, C]) as a reshape

@@ -190,7 +190,26 @@ class LayoutPass:
         shape = self.graph.tensor(node.inputs[0]).shape
         if shape[1:3] == [1, 1] and node.outputs[0].rank != 4:
             return  # [N, C, 1, 1] and [N, 1, 1, C] flatten alike
+        if self.flatten_into_dense(node, shape):
+            return
         self.fallback(node)
+
+    def flatten_into_dense(self, node: Node, shape: list) -> bool:
+        """Flatten -> dense: TF flattens NHWC, we flatten NCHW; instead of permuting the
+        activations back, permute the dense kernel's rows once, at conversion time."""
+        readers = [n for n in self.graph.nodes.values() if f"{node.name}:0" in n.inputs]
+        flat = node.attrs["shape"]
+        if (None in shape[1:] or len(flat) != 2 or flat[0] not in (-1, shape[0])
+                or len(readers) != 1 or readers[0].op != "linear"
+                or any(output.source == f"{node.name}:0" for output in self.graph.outputs)):
+            return False
+        _, channels, height, width = shape  # already NCHW
+        kernel = self.graph.weights[readers[0].weights["kernel"]]  # [H*W*C, out], NHWC rows
+        out = kernel.out_shape[1]
+        kernel.reshape((height, width, channels, out))
+        kernel.transpose((2, 0, 1, 3))
+        kernel.reshape((channels * height * width, out))
+        return True
 
     def fallback(self, node: Node) -> None:
         """Give the op NHWC inputs and convert its rank-4 output back to NCHW."""

@@ -126,13 +126,15 @@ def _statistics(ctx, m, shift, channels: int) -> dict | None:
 
 
 def _offset_and_mean(ctx, m, shift, channels: int):
-    """shift = beta - mean * m, or -(mean * m) without beta."""
+    """shift = beta - mean * m, or -(mean * m) / (-mean) * m without beta."""
     op = _through(shift)
-    beta = np.zeros(channels, "float32")
+    beta, sign = np.zeros(channels, "float32"), 1.0
     if op.type == "Sub":
         beta, term = _channels(ctx, op.inputs[0], channels), _through(op.inputs[1])
     elif op.type == "Neg":
         term = _through(op.inputs[0])
+    elif op.type == "Mul":
+        term, sign = op, -1.0  # (-mean) * m: the other operand is minus the mean
     else:
         return None, None
     if term.type != "Mul":
@@ -141,7 +143,8 @@ def _offset_and_mean(ctx, m, shift, channels: int):
     mean_tensor = b if _through(a) is _through(m) else a if _through(b) is _through(m) else None
     if mean_tensor is None:
         return None, None
-    return beta, _channels(ctx, mean_tensor, channels)
+    mean = _channels(ctx, mean_tensor, channels)
+    return beta, None if mean is None else sign * mean
 
 
 # -- layer norm written as arithmetic -----------------------------------------------------------
