@@ -34,10 +34,26 @@ def cmd_extract(args) -> int:
 
 
 def cmd_inspect(args) -> int:
-    from codegen.inspection import inspect_model, print_report
+    from codegen.inspection import (
+        inspect_model,
+        load_source,
+        picture_ops,
+        print_report,
+        write_tensorboard,
+    )
 
-    report = inspect_model(Path(args.model), args.weights)
+    model = Path(args.model)
+    source = load_source(model, args.weights)
+    report = inspect_model(model, args.weights, source)
     print_report(report, as_json=args.json)
+    if args.svg:
+        from codegen.picture import write_picture
+
+        boxes = write_picture(picture_ops(source), args.svg, args.depth, title=model.name)
+        _say(args, f"wrote {args.svg}: {boxes} boxes")
+    if args.tensorboard:
+        events = write_tensorboard(source, args.tensorboard)
+        _say(args, f"wrote {events}; view it with: tensorboard --logdir {args.tensorboard}")
     return Exit.OK
 
 
@@ -156,9 +172,16 @@ def parser() -> argparse.ArgumentParser:
     _zoo_options(sub)
 
     sub = command("inspect", cmd_inspect, "inputs, candidate outputs, op counts, unsupported ops")
-    sub.add_argument("model", help=".meta, frozen .pb, or an IR folder")
+    sub.add_argument("model", help="a TF model (.meta, frozen .pb, ...) or an IR folder")
     sub.add_argument("-w", "--weights", type=Path, help="checkpoint prefix")
     sub.add_argument("--json", action="store_true", help="machine-readable output")
+    sub.add_argument("--svg", type=Path, metavar="FILE",
+                     help="draw the graph with Graphviz (.svg, .png, .pdf or .dot)")
+    sub.add_argument("--depth", type=int, metavar="N",
+                     help="collapse name scopes below N parts (default: the deepest that "
+                          "keeps the picture readable)")
+    sub.add_argument("--tensorboard", type=Path, metavar="LOGDIR",
+                     help="write the graph for TensorBoard")
 
     sub = command("to-ir", cmd_to_ir, "convert a TF model to the IR (graph.json + weights/)")
     _model_options(sub, dst_required=True)
