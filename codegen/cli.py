@@ -93,10 +93,11 @@ def cmd_dump(args) -> int:
 
 def cmd_verify(args) -> int:
     from codegen.errors import MismatchError
-    from codegen.verify import verify
+    from codegen.verify import TFRunner, verify
 
+    runner = TFRunner(Path(args.model), args.weights)
     results = verify(Path(args.model), args.weights, Path(args.out_dir), seed=args.seed,
-                     float64=not args.no_float64)
+                     float64=not args.no_float64, runner=runner, quiet=args.quiet)
     worst = 0.0
     for r in results:
         line = (f"batch {r.batch}: {r.output} {list(r.shape)}  max|PyTorch - TF| / max|TF| = "
@@ -105,11 +106,32 @@ def cmd_verify(args) -> int:
             line += f"  (vs float64: TF {r.tf_vs_f64:.3g}, ours {r.ours_vs_f64:.3g})"
         print(line)
         worst = max(worst, r.rel_error)
+    hint = "run 'codegen verify --per-layer' to find the layer where it starts"
+    if args.per_layer or args.json:
+        hint = _verify_per_layer(args, runner)
     if worst > args.tolerance:
         raise MismatchError(f"PyTorch and TensorFlow differ by {worst:.3g} > tolerance "
-                            f"{args.tolerance:g}; run 'codegen verify' on a smaller model to narrow it down")
+                            f"{args.tolerance:g}; {hint}")
     print(f"ok: worst relative error {worst:.3g} <= {args.tolerance:g}")
     return Exit.OK
+
+
+def _verify_per_layer(args, runner) -> str:
+    """Print (and with --json write) the per-layer table; returns a hint for errors."""
+    import json
+
+    from codegen.verify_layers import print_layers, verify_layers
+
+    report = verify_layers(Path(args.model), args.weights, Path(args.out_dir), seed=args.seed,
+                           float64=args.float64, tolerance=args.tolerance, runner=runner,
+                           quiet=args.quiet)
+    print_layers(report, float64=args.float64)
+    if args.json:
+        Path(args.json).write_text(json.dumps(report.to_json(), indent=1) + "\n")
+        _say(args, f"wrote {args.json}")
+    jump = report.first_jump
+    return f"the error starts at {jump.module} (TF {jump.tf_tensor})" if jump else \
+        "no single layer stands out in the per-layer table"
 
 
 def cmd_convert(args) -> int:
@@ -134,7 +156,7 @@ def cmd_convert(args) -> int:
     _say(args, f"wrote {out}/model/model.py ({report.classes} classes, {report.lines} lines), "
                f"{out}/model/weights/, {out}/model.pth")
     if args.verify:
-        args.out_dir, args.model, args.weights, args.no_float64 = out / "model", model, weights, False
+        args.out_dir, args.model, args.weights = out / "model", model, weights
         return cmd_verify(args)
     return Exit.OK
 
@@ -247,6 +269,13 @@ def _verify_options(sub) -> None:
     sub.add_argument("--tolerance", type=float, default=1e-4,
                      help="max |PyTorch - TF| / max |TF| (default 1e-4)")
     sub.add_argument("--no-float64", action="store_true", help="skip the float64 reference run")
+    sub.add_argument("--per-layer", action="store_true",
+                     help="compare every layer with its TF tensor and show where errors start")
+    sub.add_argument("--json", type=Path, metavar="FILE",
+                     help="write the per-layer table as JSON (implies --per-layer)")
+    sub.add_argument("--float64", action="store_true",
+                     help="per-layer: also show how far TF float32 and ours are from our "
+                          "float64 run (the whole-model lines always do, unless --no-float64)")
     if not any(a.dest == "seed" for a in sub._actions):
         sub.add_argument("--seed", type=int, default=0, help="seed for the random inputs")
 

@@ -44,7 +44,9 @@ class BuildReport:
 def build(ir_dir: Path, out_dir: Path, *, templates: Path | None = None, force: bool = False,
           quiet: bool = False) -> BuildReport:
     ir_dir, out_dir = Path(ir_dir), Path(out_dir)
-    graph = run_passes(load_ir(ir_dir))
+    graph = load_ir(ir_dir)
+    tf_layout = graph.layout
+    graph = run_passes(graph)
     generated = generate(graph, templates=templates)
     previous = _read_json(out_dir / STATE_DIR / "weights.json")
     with staged_files(out_dir) as temp:
@@ -58,6 +60,8 @@ def build(ir_dir: Path, out_dir: Path, *, templates: Path | None = None, force: 
         fingerprints = {key: entry["fingerprint"] for key, entry in index.items()}
         (temp / STATE_DIR / "weights.json").write_text(json.dumps(fingerprints, indent=1) + "\n")
         (temp / STATE_DIR / "io.json").write_text(json.dumps(_io(graph), indent=1) + "\n")
+        layers = _layers(graph, generated.layers, tf_layout)
+        (temp / STATE_DIR / "layers.json").write_text(json.dumps(layers, indent=1) + "\n")
         (temp / "model.py").write_text(model_text)
     for stale in set(previous) - set(index):
         (out_dir / "weights" / f"{stale}.npy").unlink(missing_ok=True)
@@ -153,3 +157,14 @@ def _io(graph: Graph) -> dict:
         "outputs": [{"name": o.name, "tf_name": o.tf_name or o.name,
                      "shape": graph.tensor(o.source).shape} for o in graph.outputs],
     }
+
+
+def _layers(graph: Graph, layers: dict[str, str], tf_layout: str) -> list[dict]:
+    """What `verify --per-layer` needs: each layer module, its TF tensor and layout."""
+    rows = []
+    for module, node_name in layers.items():
+        shape = graph.nodes[node_name].outputs[0].shape
+        rows.append({"module": module, "node": node_name,
+                     "tf_tensor": graph.tf_tensor(f"{node_name}:0"), "shape": shape,
+                     "nchw": tf_layout == "NHWC" and len(shape) == 4})
+    return rows
