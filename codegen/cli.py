@@ -74,10 +74,7 @@ def cmd_build(args) -> int:
     start = time.perf_counter()
     report = build(Path(args.ir_dir), Path(args.output), templates=args.templates,
                    force=args.force, quiet=args.quiet)
-    merged = ", your edits merged" if report.merged else ""
-    _say(args, f"wrote {report.out_dir}/model.py: {report.classes} classes, {report.lines} lines, "
-               f"{report.parameters:,} parameters; weights: {report.weights_written} written, "
-               f"{report.weights_kept} unchanged{merged} ({time.perf_counter() - start:.1f} s)")
+    _say(args, f"wrote {report.summary()} ({time.perf_counter() - start:.1f} s)")
     for note in report.notes:
         _say(args, f"note: {note}")
     return Exit.OK
@@ -86,7 +83,7 @@ def cmd_build(args) -> int:
 def cmd_dump(args) -> int:
     from codegen.dump import dump
 
-    count = dump(Path(args.out_dir), Path(args.output))
+    count = dump(Path(args.out_dir), Path(args.output), quiet=args.quiet)
     _say(args, f"wrote {args.output}: {count} tensors")
     return Exit.OK
 
@@ -135,28 +132,16 @@ def _verify_per_layer(args, runner) -> str:
 
 
 def cmd_convert(args) -> int:
-    from codegen.backends.pytorch.build import build
-    from codegen.dump import dump
-    from codegen.frontends.tensorflow import zoo
-    from codegen.frontends.tensorflow.to_ir import to_ir
+    from codegen.api import convert
 
-    out = Path(args.output)
-    model, weights = Path(args.model), args.weights
-    if args.model in zoo.ZOO:
-        prefix = zoo.extract(args.model, out / "checkpoint", random_weights=args.random_weights,
-                             seed=args.seed, tarball=args.from_tarball, progress=not args.quiet)
-        model, weights = Path(f"{prefix}.meta"), prefix
-    elif not model.exists():
-        raise CodegenError(f"{model}: neither a model file nor a zoo name ({ZOO_HINT})")
-    dst = args.dst_node or ["output"]
-    to_ir(model, weights, dst, out / "ir", bn_decay=args.bn_decay, quiet=args.quiet)
-    report = build(out / "ir", out / "model", templates=args.templates, force=args.force,
-                   quiet=args.quiet)
-    dump(out / "model", out / "model.pth")
-    _say(args, f"wrote {out}/model/model.py ({report.classes} classes, {report.lines} lines), "
-               f"{out}/model/weights/, {out}/model.pth")
+    report = convert(args.model, args.output, weights=args.weights,
+                     dst_node=args.dst_node or ["output"], random_weights=args.random_weights,
+                     seed=args.seed, tarball=args.from_tarball, templates=args.templates,
+                     force=args.force, bn_decay=args.bn_decay, quiet=args.quiet)
+    _say(args, f"wrote {report.built.summary()}")
+    _say(args, f"wrote {report.pth}")
     if args.verify:
-        args.out_dir, args.model, args.weights = out / "model", model, weights
+        args.out_dir, args.model = report.built.out_dir, report.model
         return cmd_verify(args)
     return Exit.OK
 

@@ -103,7 +103,8 @@ def _box_label(group: Group, parent: str, owner: dict[str, str], readers: dict) 
     members = group.members
     if len(members) == 1:
         op = members[0]
-        return f"{name}\n{op.op} · {format_shape(op.shape)}"
+        head = "" if name == op.op else f"{name}\n"
+        return f"{head}{op.op} · {format_shape(op.shape)}"
     leaving = [op for op in members
                if not readers.get(op.name) or any(owner[r] != group.key for r in readers[op.name])]
     shape = format_shape((leaving or members)[-1].shape)
@@ -139,12 +140,19 @@ def to_dot(ops: list[Op], depth: int | None = None, title: str = ""):
     ids = {key: f"n{index}" for index, key in enumerate(groups)}
     dot = graphviz.Digraph(graph_attr={**STYLE["graph"], "label": title, "labelloc": "t"},
                            node_attr=STYLE["node"], edge_attr=STYLE["edge"])
+    inside: Counter = Counter()  # scope -> boxes and scopes directly inside it
     scopes: dict[str, str] = {}  # enclosing scopes of the boxes -> cluster id, in order
     for key in groups:
         parts = key.split("/")
+        inside[_parent(key)] += 1
         for size in range(1, len(parts)):
-            scopes.setdefault("/".join(parts[:size]), f"cluster_{len(scopes)}")
-    _add_scope(dot, "", groups, scopes, ids, owner, readers)
+            scope = "/".join(parts[:size])
+            if scope not in scopes:
+                scopes[scope] = f"cluster_{len(scopes)}"
+                inside[_parent(scope)] += 1
+    # a scope holding a single thing gets no frame: 'unit_1/bottleneck_v2' is one box
+    frames = {scope: cluster for scope, cluster in scopes.items() if inside[scope] > 1}
+    _add_scope(dot, "", groups, frames, ids, owner, readers)
     edges = []
     for op in ops:
         for source in op.inputs:
@@ -156,13 +164,17 @@ def to_dot(ops: list[Op], depth: int | None = None, title: str = ""):
     return dot
 
 
-def _parent(name: str) -> str:
-    return name.rpartition("/")[0]
+def _parent(name: str, frames: dict | None = None) -> str:
+    """The enclosing scope (with `frames`: the nearest one that is drawn)."""
+    parent = name.rpartition("/")[0]
+    while frames is not None and parent and parent not in frames:
+        parent = parent.rpartition("/")[0]
+    return parent
 
 
-def _add_scope(dot, scope: str, groups, scopes, ids, owner, readers) -> None:
+def _add_scope(dot, scope: str, groups, frames, ids, owner, readers) -> None:
     for key, group in groups.items():
-        if _parent(key) != scope:
+        if _parent(key, frames) != scope:
             continue
         outside = [r for op in group.members for r in readers.get(op.name, []) if owner[r] != key]
         if group.members[0].op in ("Placeholder", "PlaceholderWithDefault", "Input"):
@@ -172,11 +184,11 @@ def _add_scope(dot, scope: str, groups, scopes, ids, owner, readers) -> None:
         else:
             style = STYLE["box"] if len(group.members) > 1 else {}
         dot.node(ids[key], _box_label(group, scope, owner, readers), **style)
-    for child, cluster in scopes.items():
-        if _parent(child) == scope:
+    for child, cluster in frames.items():
+        if _parent(child, frames) == scope:
             with dot.subgraph(name=cluster) as sub:
                 sub.attr(label=child[len(scope) + 1:] if scope else child, **STYLE["cluster"])
-                _add_scope(sub, child, groups, scopes, ids, owner, readers)
+                _add_scope(sub, child, groups, frames, ids, owner, readers)
 
 
 def write_picture(ops: list[Op], path: Path, depth: int | None = None, title: str = "") -> int:
@@ -188,6 +200,7 @@ def write_picture(ops: list[Op], path: Path, depth: int | None = None, title: st
     if fmt is None:
         raise UsageError(f"{path}: unknown picture format (use {', '.join(FORMATS)})")
     dot = to_dot(ops, depth, title)
+    boxes = len(group_ops(ops, depth or auto_depth(ops)))
     try:
         data = dot.source.encode() if fmt == "dot" else dot.pipe(format=fmt)
     except graphviz.ExecutableNotFound:
@@ -198,4 +211,4 @@ def write_picture(ops: list[Op], path: Path, depth: int | None = None, title: st
         path.write_bytes(data)
     except OSError as exc:
         raise OutputError(f"{path}: cannot be written ({exc.strerror})") from None
-    return sum(1 for line in dot.body if "label=" in line and "->" not in line)
+    return boxes

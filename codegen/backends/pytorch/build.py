@@ -39,6 +39,21 @@ class BuildReport:
     weights_kept: int
     merged: bool = False
     notes: list[str] = field(default_factory=list)
+    files_written: int = 0  # every file replaced in OUT_DIR (model.py, weights, state)
+
+    @property
+    def model_py(self) -> Path:
+        return self.out_dir / "model.py"
+
+    @property
+    def weights_dir(self) -> Path:
+        return self.out_dir / "weights"
+
+    def summary(self) -> str:
+        merged = ", your edits merged" if self.merged else ""
+        return (f"{self.model_py}: {self.classes} classes, {self.lines} lines, "
+                f"{self.parameters:,} parameters; {self.files_written} files written "
+                f"(weights: {self.weights_written} written, {self.weights_kept} unchanged){merged}")
 
 
 def build(ir_dir: Path, out_dir: Path, *, templates: Path | None = None, force: bool = False,
@@ -63,11 +78,12 @@ def build(ir_dir: Path, out_dir: Path, *, templates: Path | None = None, force: 
         layers = _layers(graph, generated.layers, tf_layout)
         (temp / STATE_DIR / "layers.json").write_text(json.dumps(layers, indent=1) + "\n")
         (temp / "model.py").write_text(model_text)
+        files_written = sum(1 for path in temp.rglob("*") if path.is_file())
     for stale in set(previous) - set(index):
         (out_dir / "weights" / f"{stale}.npy").unlink(missing_ok=True)
     lines = sum(1 for line in model_text.splitlines() if line.strip())
     return BuildReport(out_dir, generated.classes, lines, parameters, written,
-                       len(index) - written, merged, generated.notes)
+                       len(index) - written, merged, generated.notes, files_written)
 
 
 def _read_json(path: Path) -> dict:
