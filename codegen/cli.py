@@ -43,6 +43,10 @@ def cmd_inspect(args) -> int:
     )
 
     model = Path(args.model)
+    if args.svg:
+        from codegen.picture import check_options
+
+        check_options(args.svg, args.depth)  # before the slow part
     source = load_source(model, args.weights)
     report = inspect_model(model, args.weights, source)
     print_report(report, as_json=args.json)

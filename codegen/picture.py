@@ -128,8 +128,6 @@ def to_dot(ops: list[Op], depth: int | None = None, title: str = ""):
     """A graphviz.Digraph of `ops` collapsed to `depth` (auto when None)."""
     import graphviz
 
-    if depth is not None and depth < 1:
-        raise UsageError(f"--depth must be 1 or more (got {depth})")
     depth = depth or auto_depth(ops)
     groups = group_ops(ops, depth)
     owner = {op.name: group.key for group in groups.values() for op in group.members}
@@ -191,14 +189,22 @@ def _add_scope(dot, scope: str, groups, frames, ids, owner, readers) -> None:
                 _add_scope(sub, child, groups, frames, ids, owner, readers)
 
 
+def check_options(path: Path, depth: int | None) -> str:
+    """The Graphviz format for `path`; raises UsageError on a bad suffix or depth."""
+    fmt = FORMATS.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise UsageError(f"{path}: unknown picture format (use {', '.join(FORMATS)})")
+    if depth is not None and depth < 1:
+        raise UsageError(f"--depth must be 1 or more (got {depth})")
+    return fmt
+
+
 def write_picture(ops: list[Op], path: Path, depth: int | None = None, title: str = "") -> int:
     """Render to `path` (format from its suffix); returns the number of boxes."""
     import graphviz
 
     path = Path(path)
-    fmt = FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise UsageError(f"{path}: unknown picture format (use {', '.join(FORMATS)})")
+    fmt = check_options(path, depth)
     dot = to_dot(ops, depth, title)
     boxes = len(group_ops(ops, depth or auto_depth(ops)))
     try:

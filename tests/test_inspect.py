@@ -78,14 +78,14 @@ def test_svg_depth_is_automatic_and_ir_folders_draw_too(tiny_build, tmp_path):
     assert "input|Input · N×33×33×3" in labels and "output|squeeze · N×5" in labels
 
 
-def test_dot_text_and_png(tiny_checkpoint, tmp_path):
-    result = codegen("inspect", f"{tiny_checkpoint}.meta", "--svg", tmp_path / "g.dot",
-                     "--depth", "1", "-q")
+def test_dot_text_and_png(tiny_build, tmp_path):
+    result = codegen("inspect", tiny_build / "ir", "--svg", tmp_path / "g.dot", "--depth", "1",
+                     "-q")
     assert result.returncode == 0, result.stderr
     dot = (tmp_path / "g.dot").read_text()
     assert dot.startswith("digraph {") and "resnet_v2_tiny" in dot and result.stderr == ""
     if shutil.which("dot"):
-        result = codegen("inspect", f"{tiny_checkpoint}.meta", "--svg", tmp_path / "g.png", "-q")
+        result = codegen("inspect", tiny_build / "ir", "--svg", tmp_path / "g.png", "-q")
         assert result.returncode == 0, result.stderr
         assert (tmp_path / "g.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
