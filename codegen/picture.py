@@ -171,6 +171,8 @@ def _parent(name: str, frames: dict | None = None) -> str:
 
 
 def _add_scope(dot, scope: str, groups, frames, ids, owner, readers) -> None:
+    import graphviz
+
     for key, group in groups.items():
         if _parent(key, frames) != scope:
             continue
@@ -181,11 +183,13 @@ def _add_scope(dot, scope: str, groups, frames, ids, owner, readers) -> None:
             style = STYLE["output"]
         else:
             style = STYLE["box"] if len(group.members) > 1 else {}
-        dot.node(ids[key], _box_label(group, scope, owner, readers), **style)
+        # names are data: escape() keeps backslashes and quotes literal in the DOT text
+        dot.node(ids[key], graphviz.escape(_box_label(group, scope, owner, readers)), **style)
     for child, cluster in frames.items():
         if _parent(child, frames) == scope:
             with dot.subgraph(name=cluster) as sub:
-                sub.attr(label=child[len(scope) + 1:] if scope else child, **STYLE["cluster"])
+                label = child[len(scope) + 1:] if scope else child
+                sub.attr(label=graphviz.escape(label), **STYLE["cluster"])
                 _add_scope(sub, child, groups, frames, ids, owner, readers)
 
 

@@ -122,3 +122,17 @@ def test_tensorboard_event_file_holds_the_graph(tiny_checkpoint, tmp_path):
 def test_tensorboard_needs_a_tf_model(tiny_build, tmp_path):
     result = codegen("inspect", tiny_build / "ir", "--tensorboard", tmp_path / "logs")
     assert_clean_error(result, 2, "TensorFlow model")
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz is not installed")
+def test_names_are_drawn_literally(tmp_path):
+    from codegen.picture import Op, write_picture
+
+    ops = [Op('in"put', "Input", [], [None, 3]),
+           Op('a\\b/x"y/c', "relu", ['in"put'], [None, 3]),
+           Op('a\\b/x"y/d', "relu", ['a\\b/x"y/c'], [None, 3]),
+           Op("a\\b/z", "relu", ['a\\b/x"y/d'], [None, 3])]
+    assert write_picture(ops, tmp_path / "g.svg", depth=2) == 3
+    texts = [t.text for t in ET.parse(tmp_path / "g.svg").getroot().iter(f"{SVG}text")]
+    assert texts[:2] == ['in"put', "Input · N×3"]
+    assert "a\\b" in texts and 'x"y' in texts and "2 ops: 2 relu" in texts
