@@ -134,5 +134,5 @@ def test_names_are_drawn_literally(tmp_path):
            Op("a\\b/z", "relu", ['a\\b/x"y/d'], [None, 3])]
     assert write_picture(ops, tmp_path / "g.svg", depth=2) == 3
     texts = [t.text for t in ET.parse(tmp_path / "g.svg").getroot().iter(f"{SVG}text")]
-    assert texts[:2] == ['in"put', "Input · N×3"]
+    assert texts.index('in"put') + 1 == texts.index("Input · N×3")
     assert "a\\b" in texts and 'x"y' in texts and "2 ops: 2 relu" in texts
