@@ -109,7 +109,7 @@ def cmd_verify(args) -> int:
         worst = max(worst, r.rel_error)
     hint = "run 'codegen verify --per-layer' to find the layer where it starts"
     if args.per_layer or args.json:
-        hint = _verify_per_layer(args, runner)
+        hint = _verify_per_layer(args, runner, results)
     if worst > args.tolerance:
         raise MismatchError(f"PyTorch and TensorFlow differ by {worst:.3g} > tolerance "
                             f"{args.tolerance:g}; {hint}")
@@ -117,9 +117,10 @@ def cmd_verify(args) -> int:
     return Exit.OK
 
 
-def _verify_per_layer(args, runner) -> str:
+def _verify_per_layer(args, runner, results) -> str:
     """Print (and with --json write) the per-layer table; returns a hint for errors."""
     import json
+    from dataclasses import asdict
 
     from codegen.verify_layers import print_layers, verify_layers
 
@@ -128,7 +129,8 @@ def _verify_per_layer(args, runner) -> str:
                            quiet=args.quiet)
     print_layers(report, float64=args.float64)
     if args.json:
-        Path(args.json).write_text(json.dumps(report.to_json(), indent=1) + "\n")
+        table = {"outputs": [asdict(r) for r in results], **report.to_json()}
+        Path(args.json).write_text(json.dumps(table, indent=1) + "\n")
         _say(args, f"wrote {args.json}")
     jump = report.first_jump
     return f"the error starts at {jump.module} (TF {jump.tf_tensor})" if jump else \

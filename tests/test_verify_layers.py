@@ -19,6 +19,8 @@ def test_per_layer_table_on_a_healthy_model(tiny_checkpoint, tiny_build, tmp_pat
     rows = report["rows"]
     assert len(rows) == len(layers) + 1 == 38  # every layer module, then the model output
     assert report["skipped"] == [] and report["first_jump"] is None
+    assert [o["batch"] for o in report["outputs"]] == [4, 1]  # the whole-model lines too
+    assert all(o["rel_error"] < 1e-5 for o in report["outputs"])
     first = rows[0]  # the conv absorbed its BiasAdd: compared with the BiasAdd's tensor
     assert (first["module"], first["tf_tensor"]) == ("conv1", "resnet_v2_tiny/conv1/BiasAdd:0")
     assert first["shape"] == [2, 64, 17, 17]  # NCHW, TF's NHWC tensor was transposed
