@@ -24,9 +24,9 @@ MINOR_OPS = {"Identity", "Const", "Shape", "Reshape", "Squeeze", "Pack", "Stride
              "identity", "reshape", "squeeze", "transpose", "constant"}
 STYLE = {
     "graph": {"rankdir": "TB", "fontname": "Helvetica", "fontsize": "11", "nodesep": "0.25",
-              "ranksep": "0.3", "labeljust": "l", "newrank": "true"},
+              "ranksep": "0.22", "labeljust": "l", "newrank": "true"},
     "node": {"shape": "box", "style": "rounded,filled", "fontname": "Helvetica",
-             "fontsize": "10", "fillcolor": "white", "margin": "0.12,0.04"},
+             "fontsize": "10", "fillcolor": "white", "margin": "0.1,0.02"},
     "edge": {"arrowsize": "0.6", "color": "#555555"},
     "box": {"fillcolor": "#dbe9f6"},
     "input": {"fillcolor": "#d5f0d5", "shape": "box"},
