@@ -96,6 +96,10 @@ def cmd_verify(args) -> int:
     from codegen.errors import MismatchError
     from codegen.verify import TFRunner, verify
 
+    if args.per_layer or args.json:
+        from codegen.verify_layers import read_layers
+
+        read_layers(Path(args.out_dir))  # fail before the slow part if the map is missing
     runner = TFRunner(Path(args.model), args.weights)
     results = verify(Path(args.model), args.weights, Path(args.out_dir), seed=args.seed,
                      float64=not args.no_float64, runner=runner, quiet=args.quiet)
