@@ -51,10 +51,30 @@ def _extract_keras(args) -> int:
 
 
 def cmd_inspect(args) -> int:
-    from codegen.inspection import inspect_model, print_report
+    from codegen.inspection import (
+        inspect_model,
+        load_source,
+        picture_ops,
+        print_report,
+        write_tensorboard,
+    )
 
-    report = inspect_model(Path(args.model), args.weights)
+    model = Path(args.model)
+    if args.svg:
+        from codegen.picture import check_options
+
+        check_options(args.svg, args.depth)  # before the slow part
+    source = load_source(model, args.weights)
+    report = inspect_model(model, args.weights, source)
     print_report(report, as_json=args.json)
+    if args.svg:
+        from codegen.picture import write_picture
+
+        boxes = write_picture(picture_ops(source), args.svg, args.depth, title=model.name)
+        _say(args, f"wrote {args.svg}: {boxes} boxes")
+    if args.tensorboard:
+        events = write_tensorboard(source, args.tensorboard)
+        _say(args, f"wrote {events}; view it with: tensorboard --logdir {args.tensorboard}")
     return Exit.OK
 
 
@@ -75,10 +95,7 @@ def cmd_build(args) -> int:
     start = time.perf_counter()
     report = build(Path(args.ir_dir), Path(args.output), templates=args.templates,
                    force=args.force, quiet=args.quiet)
-    merged = ", your edits merged" if report.merged else ""
-    _say(args, f"wrote {report.out_dir}/model.py: {report.classes} classes, {report.lines} lines, "
-               f"{report.parameters:,} parameters; weights: {report.weights_written} written, "
-               f"{report.weights_kept} unchanged{merged} ({time.perf_counter() - start:.1f} s)")
+    _say(args, f"wrote {report.summary()} ({time.perf_counter() - start:.1f} s)")
     for note in report.notes:
         _say(args, f"note: {note}")
     return Exit.OK
@@ -87,17 +104,22 @@ def cmd_build(args) -> int:
 def cmd_dump(args) -> int:
     from codegen.dump import dump
 
-    count = dump(Path(args.out_dir), Path(args.output))
+    count = dump(Path(args.out_dir), Path(args.output), quiet=args.quiet)
     _say(args, f"wrote {args.output}: {count} tensors")
     return Exit.OK
 
 
 def cmd_verify(args) -> int:
     from codegen.errors import MismatchError
-    from codegen.verify import verify
+    from codegen.verify import TFRunner, verify
 
+    if args.per_layer or args.json:
+        from codegen.verify_layers import read_layers
+
+        read_layers(Path(args.out_dir))  # fail before the slow part if the map is missing
+    runner = TFRunner(Path(args.model), args.weights)
     results = verify(Path(args.model), args.weights, Path(args.out_dir), seed=args.seed,
-                     float64=not args.no_float64)
+                     float64=not args.no_float64, runner=runner, quiet=args.quiet)
     worst = 0.0
     for r in results:
         line = (f"batch {r.batch}: {r.output} {list(r.shape)}  max|PyTorch - TF| / max|TF| = "
@@ -106,37 +128,48 @@ def cmd_verify(args) -> int:
             line += f"  (vs float64: TF {r.tf_vs_f64:.3g}, ours {r.ours_vs_f64:.3g})"
         print(line)
         worst = max(worst, r.rel_error)
+    hint = "run 'codegen verify --per-layer' to find the layer where it starts"
+    if args.per_layer or args.json:
+        hint = _verify_per_layer(args, runner, results)
     if worst > args.tolerance:
         raise MismatchError(f"PyTorch and TensorFlow differ by {worst:.3g} > tolerance "
-                            f"{args.tolerance:g}; run 'codegen verify' on a smaller model to narrow it down")
+                            f"{args.tolerance:g}; {hint}")
     print(f"ok: worst relative error {worst:.3g} <= {args.tolerance:g}")
     return Exit.OK
 
 
-def cmd_convert(args) -> int:
-    from codegen.backends.pytorch.build import build
-    from codegen.dump import dump
-    from codegen.frontends.tensorflow import zoo
-    from codegen.frontends.tensorflow.to_ir import to_ir
+def _verify_per_layer(args, runner, results) -> str:
+    """Print (and with --json write) the per-layer table; returns a hint for errors."""
+    import json
+    from dataclasses import asdict
 
-    out = Path(args.output)
-    model, weights = Path(args.model), args.weights
-    if args.model in zoo.ZOO:
-        prefix = zoo.extract(args.model, out / "checkpoint", random_weights=args.random_weights,
-                             seed=args.seed, tarball=args.from_tarball, progress=not args.quiet)
-        model, weights = Path(f"{prefix}.meta"), prefix
-    elif not model.exists():
-        raise CodegenError(f"{model}: neither a model file nor a zoo name ({ZOO_HINT})")
-    dst = args.dst_node or (["output"] if model.suffix in (".meta", ".pb") else None)
-    to_ir(model, weights, dst, out / "ir", bn_decay=args.bn_decay, signature=args.signature,
-          quiet=args.quiet)
-    report = build(out / "ir", out / "model", templates=args.templates, force=args.force,
-                   quiet=args.quiet)
-    dump(out / "model", out / "model.pth")
-    _say(args, f"wrote {out}/model/model.py ({report.classes} classes, {report.lines} lines), "
-               f"{out}/model/weights/, {out}/model.pth")
+    from codegen.verify_layers import print_layers, verify_layers
+
+    report = verify_layers(Path(args.model), args.weights, Path(args.out_dir), seed=args.seed,
+                           float64=args.float64, tolerance=args.tolerance, runner=runner,
+                           quiet=args.quiet)
+    print_layers(report, float64=args.float64)
+    if args.json:
+        table = {"outputs": [asdict(r) for r in results], **report.to_json()}
+        Path(args.json).write_text(json.dumps(table, indent=1) + "\n")
+        _say(args, f"wrote {args.json}")
+    jump = report.first_jump
+    return f"the error starts at {jump.module} (TF {jump.tf_tensor})" if jump else \
+        "no single layer stands out in the per-layer table"
+
+
+def cmd_convert(args) -> int:
+    from codegen.api import convert
+
+    report = convert(args.model, args.output, weights=args.weights,
+                     dst_node=args.dst_node, signature=args.signature,
+                     random_weights=args.random_weights,
+                     seed=args.seed, tarball=args.from_tarball, templates=args.templates,
+                     force=args.force, bn_decay=args.bn_decay, quiet=args.quiet)
+    _say(args, f"wrote {report.built.summary()}")
+    _say(args, f"wrote {report.pth}")
     if args.verify:
-        args.out_dir, args.model, args.weights, args.no_float64 = out / "model", model, weights, False
+        args.out_dir, args.model = report.built.out_dir, report.model
         return cmd_verify(args)
     return Exit.OK
 
@@ -175,9 +208,16 @@ def parser() -> argparse.ArgumentParser:
     _zoo_options(sub)
 
     sub = command("inspect", cmd_inspect, "inputs, candidate outputs, op counts, unsupported ops")
-    sub.add_argument("model", help=".meta, frozen .pb, or an IR folder")
+    sub.add_argument("model", help="a TF model (.meta, frozen .pb, ...) or an IR folder")
     sub.add_argument("-w", "--weights", type=Path, help="checkpoint prefix")
     sub.add_argument("--json", action="store_true", help="machine-readable output")
+    sub.add_argument("--svg", type=Path, metavar="FILE",
+                     help="draw the graph with Graphviz (.svg, .png, .pdf or .dot)")
+    sub.add_argument("--depth", type=int, metavar="N",
+                     help="collapse name scopes below N parts (default: the deepest that "
+                          "keeps the picture readable)")
+    sub.add_argument("--tensorboard", type=Path, metavar="LOGDIR",
+                     help="write the graph for TensorBoard")
 
     sub = command("to-ir", cmd_to_ir, "convert a TF model to the IR (graph.json + weights/)")
     _model_options(sub)
@@ -250,6 +290,13 @@ def _verify_options(sub) -> None:
     sub.add_argument("--tolerance", type=float, default=1e-4,
                      help="max |PyTorch - TF| / max |TF| (default 1e-4)")
     sub.add_argument("--no-float64", action="store_true", help="skip the float64 reference run")
+    sub.add_argument("--per-layer", action="store_true",
+                     help="compare every layer with its TF tensor and show where errors start")
+    sub.add_argument("--json", type=Path, metavar="FILE",
+                     help="write the per-layer table as JSON (implies --per-layer)")
+    sub.add_argument("--float64", action="store_true",
+                     help="per-layer: also show how far TF float32 and ours are from our "
+                          "float64 run (the whole-model lines always do, unless --no-float64)")
     if not any(a.dest == "seed" for a in sub._actions):
         sub.add_argument("--seed", type=int, default=0, help="seed for the random inputs")
 

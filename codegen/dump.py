@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 
 from codegen.errors import InputError, OutputError
+from codegen.progress import progress_bar
 
 
-def dump(out_dir: Path, target: Path) -> int:
+def dump(out_dir: Path, target: Path, *, quiet: bool = True) -> int:
     """Write the state_dict; return the number of tensors."""
     import torch
 
@@ -23,7 +24,7 @@ def dump(out_dir: Path, target: Path) -> int:
         raise InputError(f"{index_path}: not found; run 'codegen build' first")
     keys = list(json.loads(index_path.read_text()))
     state = {}
-    for key in keys:
+    for key in progress_bar(keys, "reading weights", quiet=quiet):
         path = out_dir / "weights" / f"{key}.npy"
         try:
             array = np.load(path, allow_pickle=False)

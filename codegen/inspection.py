@@ -1,4 +1,9 @@
-"""`codegen inspect`: what a model holds before converting it."""
+"""`codegen inspect`: what a model holds before converting it.
+
+TF models go through the frontend's `load_model` (every format it reads); an IR folder
+(graph.json) is read with the IR loader. Both give the same report, and both can be
+drawn (`picture.py`); a TF graph can also be written for TensorBoard.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 from codegen.frontends.tensorflow.converter import PASSTHROUGH_OPS, STATEFUL_SOURCES
+from codegen.ir.graph import Graph
 
 TRAINING_PREFIXES = ("save/", "save_", "init", "report_uninitialized", "gradients/", "Adam",
                      "Momentum", "GradientDescent", "summaries", "global_step")
@@ -16,11 +22,32 @@ CONTROL_OPS = {"NoOp", "Assign", "AssignVariableOp", "VarIsInitializedOp", "Save
 OUTPUT_NAMES = ("output", "mmdnn_output", "predictions", "logits", "probs", "softmax")
 
 
-def inspect_model(model: Path, weights: Path | None = None) -> dict:
-    from codegen.frontends.tensorflow.handlers import load_handlers
+def is_ir(model: Path) -> bool:
+    model = Path(model)
+    return model.name == "graph.json" or (model.is_dir() and (model / "graph.json").is_file())
+
+
+def load_source(model: Path, weights: Path | None = None):
+    """The IR graph of an IR folder, else the frontend's TFModel."""
+    if is_ir(model):
+        from codegen.ir.validate import load_ir
+
+        return load_ir(model.parent if model.name == "graph.json" else model)
     from codegen.frontends.tensorflow.loader import load_model
 
-    tf_model = load_model(model, weights)
+    return load_model(model, weights)
+
+
+def inspect_model(model: Path, weights: Path | None = None, source=None) -> dict:
+    source = source if source is not None else load_source(model, weights)
+    if isinstance(source, Graph):
+        return inspect_ir(model, source)
+    return inspect_tf(model, source)
+
+
+def inspect_tf(model: Path, tf_model) -> dict:
+    from codegen.frontends.tensorflow.handlers import load_handlers
+
     ops = tf_model.graph.get_operations()
     consumed = {t.op.name for op in ops for t in op.inputs}
     inputs = [
@@ -49,6 +76,50 @@ def inspect_model(model: Path, weights: Path | None = None) -> dict:
         "variables": len(tf_model.variable_names()),
         "unsupported": {op: names for op, names in sorted(unsupported.items())},
     }
+
+
+def inspect_ir(model: Path, graph) -> dict:
+    """The same report for an IR folder: declared outputs first, then other sinks."""
+    read = {ref.rpartition(":")[0] for node in graph.nodes.values() for ref in node.inputs}
+    declared = [output.source.rpartition(":")[0] for output in graph.outputs]
+    sinks = [name for name in graph.nodes if name not in read and name not in declared]
+    ranked = declared + sorted(sinks, key=lambda name: (_rank(name), name))
+    return {
+        "model": str(model),
+        "inputs": [{"name": i.name, "dtype": i.dtype, "shape": list(i.shape)}
+                   for i in graph.inputs],
+        "outputs": [{"name": name, "op": graph.nodes[name].op,
+                     "shape": graph.nodes[name].outputs[0].shape} for name in ranked[:10]],
+        "op_counts": dict(Counter(node.op for node in graph.nodes.values()).most_common()),
+        "variables": len(graph.weights),
+        "unsupported": {},  # the IR loader already refused unknown ops
+    }
+
+
+def picture_ops(source) -> list:
+    from codegen.picture import ops_from_ir, ops_from_tf
+
+    if isinstance(source, Graph):
+        return ops_from_ir(source)
+    return ops_from_tf(source.graph, TRAINING_PREFIXES)
+
+
+def write_tensorboard(source, logdir: Path) -> Path:
+    """Write the TF graph as an event file under LOGDIR; returns the file."""
+    from codegen.errors import UsageError
+    from codegen.frontends.tensorflow.compat import import_tf
+
+    if isinstance(source, Graph):
+        raise UsageError("--tensorboard needs a TensorFlow model, not an IR folder")
+    tf = import_tf()
+    logdir = Path(logdir)
+    before = set(logdir.glob("events.out.tfevents.*"))
+    with source.graph.as_default():
+        writer = tf.compat.v1.summary.FileWriter(str(logdir), graph=source.graph)
+        writer.flush()
+        writer.close()
+    written = sorted(set(logdir.glob("events.out.tfevents.*")) - before)
+    return written[-1] if written else logdir
 
 
 def _rank(name: str) -> int:

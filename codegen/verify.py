@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from codegen.errors import InputError
+from codegen.progress import progress_bar
 
 
 @dataclass
@@ -84,16 +85,17 @@ def random_inputs(io: dict, batch: int, seed: int) -> dict[str, np.ndarray]:
 
 
 def verify(model_path: Path, weights: Path | None, out_dir: Path, *, batches=(4, 1),
-           seed: int = 0, float64: bool = True) -> list[Comparison]:
+           seed: int = 0, float64: bool = True, runner: TFRunner | None = None,
+           quiet: bool = True) -> list[Comparison]:
     import torch
 
     out_dir = Path(out_dir)
     io = json.loads((out_dir / ".codegen" / "io.json").read_text())
-    runner = TFRunner(Path(model_path), weights)
+    runner = runner or TFRunner(Path(model_path), weights)
     module = import_generated(out_dir)
     model = module.load_model(out_dir / "weights")
     results = []
-    for batch in batches:
+    for batch in progress_bar(batches, "verify", quiet=quiet):
         feeds = random_inputs(io, batch, seed + batch)
         expected = runner.run([o["tf_name"] for o in io["outputs"]], feeds)
         inputs = [torch.from_numpy(_to_nchw(feeds[s["tf_name"]], s["nchw"])) for s in io["inputs"]]

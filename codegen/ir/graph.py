@@ -73,6 +73,17 @@ class Graph:
     weights: dict[str, WeightEntry]
     layout: str = "NHWC"
     source: dict[str, Any] = field(default_factory=dict)
+    # tensor ref -> the TF tensor holding the same values, where passes changed it (a conv
+    # that absorbed its BiasAdd now outputs 'conv/BiasAdd:0'); not written to graph.json
+    tf_tensors: dict[str, str] = field(default_factory=dict)
+
+    def tf_tensor(self, ref: str) -> str:
+        """The name of the TF tensor with the values of `ref` ('scope/op:0')."""
+        if ref in self.tf_tensors:
+            return self.tf_tensors[ref]
+        name, index = split_ref(ref)
+        node = self.nodes.get(name)
+        return f"{node.tf_name or name}:{index}" if node else f"{name}:{index}"
 
     # -- queries -------------------------------------------------------------------
     def tensor(self, ref: str) -> TensorInfo:

@@ -39,12 +39,29 @@ class BuildReport:
     weights_kept: int
     merged: bool = False
     notes: list[str] = field(default_factory=list)
+    files_written: int = 0  # every file replaced in OUT_DIR (model.py, weights, state)
+
+    @property
+    def model_py(self) -> Path:
+        return self.out_dir / "model.py"
+
+    @property
+    def weights_dir(self) -> Path:
+        return self.out_dir / "weights"
+
+    def summary(self) -> str:
+        merged = ", your edits merged" if self.merged else ""
+        return (f"{self.model_py}: {self.classes} classes, {self.lines} lines, "
+                f"{self.parameters:,} parameters; {self.files_written} files written "
+                f"(weights: {self.weights_written} written, {self.weights_kept} unchanged){merged}")
 
 
 def build(ir_dir: Path, out_dir: Path, *, templates: Path | None = None, force: bool = False,
           quiet: bool = False) -> BuildReport:
     ir_dir, out_dir = Path(ir_dir), Path(out_dir)
-    graph = run_passes(load_ir(ir_dir))
+    graph = load_ir(ir_dir)
+    tf_layout = graph.layout
+    graph = run_passes(graph)
     generated = generate(graph, templates=templates)
     previous = _read_json(out_dir / STATE_DIR / "weights.json")
     with staged_files(out_dir) as temp:
@@ -58,12 +75,15 @@ def build(ir_dir: Path, out_dir: Path, *, templates: Path | None = None, force: 
         fingerprints = {key: entry["fingerprint"] for key, entry in index.items()}
         (temp / STATE_DIR / "weights.json").write_text(json.dumps(fingerprints, indent=1) + "\n")
         (temp / STATE_DIR / "io.json").write_text(json.dumps(_io(graph), indent=1) + "\n")
+        layers = _layers(graph, generated.layers, tf_layout)
+        (temp / STATE_DIR / "layers.json").write_text(json.dumps(layers, indent=1) + "\n")
         (temp / "model.py").write_text(model_text)
+        files_written = sum(1 for path in temp.rglob("*") if path.is_file())
     for stale in set(previous) - set(index):
         (out_dir / "weights" / f"{stale}.npy").unlink(missing_ok=True)
     lines = sum(1 for line in model_text.splitlines() if line.strip())
     return BuildReport(out_dir, generated.classes, lines, parameters, written,
-                       len(index) - written, merged, generated.notes)
+                       len(index) - written, merged, generated.notes, files_written)
 
 
 def _read_json(path: Path) -> dict:
@@ -153,3 +173,14 @@ def _io(graph: Graph) -> dict:
         "outputs": [{"name": o.name, "tf_name": o.tf_name or o.name,
                      "shape": graph.tensor(o.source).shape} for o in graph.outputs],
     }
+
+
+def _layers(graph: Graph, layers: dict[str, str], tf_layout: str) -> list[dict]:
+    """What `verify --per-layer` needs: each layer module, its TF tensor and layout."""
+    rows = []
+    for module, node_name in layers.items():
+        shape = graph.nodes[node_name].outputs[0].shape
+        rows.append({"module": module, "node": node_name,
+                     "tf_tensor": graph.tf_tensor(f"{node_name}:0"), "shape": shape,
+                     "nchw": tf_layout == "NHWC" and len(shape) == 4})
+    return rows

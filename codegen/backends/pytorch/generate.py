@@ -18,6 +18,7 @@ class Generated:
     state: dict[str, str]  # state_dict key -> IR weight name (or NUM_BATCHES)
     classes: int
     notes: list[str]
+    layers: dict[str, str]  # module path ('block1.0.conv1.conv') -> the IR node it computes
 
 
 def generate(graph: Graph, *, templates: Path | None = None) -> Generated:
@@ -48,7 +49,8 @@ def generate(graph: Graph, *, templates: Path | None = None) -> Generated:
         model_class=root_plan.cls.name,
     )
     state = _state(planner, root_plan)
-    return Generated(format_source(text), state, len(classes), tree.notes)
+    layers = _layers(planner, root_plan)
+    return Generated(format_source(text), state, len(classes), tree.notes, layers)
 
 
 def _class_doc(cls: ModuleClass) -> str:
@@ -92,3 +94,16 @@ def _state(planner: Planner, plan: Plan, prefix: str = "") -> dict[str, str]:
             elif item.kind == "module":
                 state.update(_state(planner, planner.plans[id(item.scope)], item_prefix))
     return state
+
+
+def _layers(planner: Planner, plan: Plan, prefix: str = "") -> dict[str, str]:
+    layers: dict[str, str] = {}
+    for stmt in plan.stmts:
+        items = [(f"{prefix}{stmt.attr}.{i}", it) for i, it in enumerate(stmt.items)] \
+            if stmt.kind == "seq" else [(f"{prefix}{stmt.attr}", stmt)]
+        for path, item in items:
+            if item.kind == "layer":
+                layers[path] = item.node.name
+            elif item.kind == "module":
+                layers.update(_layers(planner, planner.plans[id(item.scope)], f"{path}."))
+    return layers

@@ -38,6 +38,7 @@ def fold_bias(graph: Graph) -> Graph:
             and _single_reader(graph, producer) is node
         ):
             producer.weights["bias"] = node.weights["bias"]
+            graph.tf_tensors[f"{producer.name}:0"] = graph.tf_tensor(f"{node.name}:0")
             _remove(graph, node)
     return graph
 
