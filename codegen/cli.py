@@ -146,7 +146,8 @@ def parser() -> argparse.ArgumentParser:
     def command(name, function, help_text):
         sub = commands.add_parser(name, help=help_text, description=help_text)
         sub.add_argument("--quiet", "-q", action="store_true", help="no progress or summary")
-        sub.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+        sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                         help="show tracebacks of errors")
         sub.set_defaults(run=function)
         return sub
 

@@ -170,12 +170,23 @@ class Converter:
         """The value of an IR weight, read from the checkpoint tensor by tensor."""
         source = self.weight_sources[name]
         if source.kind == "variable":
-            value = self.model.reader.get_tensor(source.key)
+            try:
+                value = self.model.reader.get_tensor(source.key)
+            except Exception as exc:  # noqa: BLE001 - TF raises IndexError, OpError, ...
+                raise _damaged_data(self.model.weights_path, source.key, exc) from None
         else:
             value = np.asarray(source.value)
         for kind, argument in source.transforms:
             value = value.reshape(argument) if kind == "reshape" else value.transpose(argument)
         return value
+
+
+def _damaged_data(prefix, key: str, exc: Exception) -> InputError:
+    files = sorted(prefix.parent.glob(prefix.name + ".data-*"))
+    where = files[0] if len(files) == 1 else f"{prefix}.data-*"
+    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+    return InputError(f"{where}: truncated or damaged, variable {key!r} cannot be read ({reason}); "
+                      "download or save the checkpoint again")
 
 
 def _toposort(ops: list[Any], order: dict[str, int]) -> list[Any]:
