@@ -229,6 +229,18 @@ def _verify_options(sub) -> None:
         sub.add_argument("--seed", type=int, default=0, help="seed for the random inputs")
 
 
+MAX_DETAILS = 8
+
+
+def _print_details(error: CodegenError) -> None:
+    """The problems behind a one-line error, indented, at most MAX_DETAILS of them."""
+    details = [d for d in error.details if d not in error.message]
+    for detail in details[:MAX_DETAILS]:
+        print(f"  {detail}", file=sys.stderr)
+    if len(details) > MAX_DETAILS:
+        print(f"  ... and {len(details) - MAX_DETAILS} more", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
@@ -237,8 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             traceback.print_exc()
         print(f"codegen: error: {error.message}", file=sys.stderr)
-        for detail in error.details[1:] if len(error.details) > 1 else []:
-            print(f"  {detail}", file=sys.stderr)
+        _print_details(error)
         return int(error.exit_code)
     except KeyboardInterrupt:
         print("codegen: interrupted; the previous output is unchanged", file=sys.stderr)

@@ -101,8 +101,8 @@ def staged_dir(target: Path) -> Iterator[Path]:
         temp = Path(tempfile.mkdtemp(prefix=f"{_temp_prefix(target, 'tmp')}{os.getpid()}-",
                                      dir=target.parent))
     except OSError as exc:
-        raise OutputError(f"{target.parent}: the output folder is not writable ({exc.strerror}); "
-                          "choose another place with -o or fix its permissions") from None
+        raise OutputError(f"{target}: cannot write in {target.parent} ({exc.strerror}); "
+                          "choose another place with -o or fix the permissions") from None
     try:
         mode = target.stat().st_mode & 0o7777 if target.exists() else 0o777 & ~_umask()
         os.chmod(temp, mode)

@@ -17,6 +17,7 @@ from codegen.ir.graph import Graph, split_ref
 from codegen.resources import graph_schema, op_catalogue
 
 MAX_REPORTED = 20
+REDO = "write the IR folder again with 'codegen to-ir'"
 
 
 def load_ir(ir_dir: Path, *, check_weights: bool = True) -> Graph:
@@ -27,8 +28,8 @@ def load_ir(ir_dir: Path, *, check_weights: bool = True) -> Graph:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidIRError(f"{path}: not valid JSON ({exc})") from None
-    _raise_if(path, _schema_problems(data))
+        raise InvalidIRError(f"{path}: not valid JSON ({exc}); {REDO}") from None
+    _raise_if(path, _schema_problems(data) or _duplicate_names(data))
     graph = Graph.from_json(data)
     problems = semantic_problems(graph)
     if check_weights and not problems:
@@ -42,8 +43,18 @@ def _raise_if(path: Path, problems: list[str]) -> None:
         shown = problems[:MAX_REPORTED]
         more = f" (and {len(problems) - len(shown)} more)" if len(problems) > len(shown) else ""
         raise InvalidIRError(
-            f"{path}: {len(problems)} problem(s): {shown[0]}{more}", details=shown
+            f"{path}: {len(problems)} problem(s): {shown[0]}{more}; {REDO}", details=shown
         )
+
+
+def _duplicate_names(data: dict) -> list[str]:
+    seen: set[str] = set()
+    problems = []
+    for node in data["nodes"]:
+        if node["name"] in seen:
+            problems.append(f"node name {node['name']!r} is used twice")
+        seen.add(node["name"])
+    return problems
 
 
 def _schema_problems(data: object) -> list[str]:

@@ -124,7 +124,7 @@ class Converter:
                 for tensor in op.outputs:  # keep going to find every unsupported op
                     self.refs[tensor.name] = f"{op.name}:{tensor.value_index}"
         if unsupported:
-            raise _unsupported_error(unsupported)
+            raise _unsupported_error(self.model.model_path, unsupported)
         outputs = []
         for op in output_ops:
             if op.outputs[0].name not in self.refs:
@@ -155,7 +155,8 @@ class Converter:
         if problems:
             raise InputError(
                 f"{self.model.weights_path}: the checkpoint does not match the graph: "
-                f"{problems[0]}" + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
+                f"{problems[0]}" + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+                + "; pass the checkpoint saved with this graph (-w PREFIX)",
                 details=problems,
             )
 
@@ -202,13 +203,13 @@ def _toposort(ops: list[Any], order: dict[str, int]) -> list[Any]:
     return [names[n] for n in nx.lexicographical_topological_sort(graph, key=order.__getitem__)]
 
 
-def _unsupported_error(unsupported: dict[str, list[str]]) -> UnsupportedOpsError:
+def _unsupported_error(path, unsupported: dict[str, list[str]]) -> UnsupportedOpsError:
     counts = Counter({op: len(names) for op, names in unsupported.items()})
     summary = ", ".join(f"{op} x{count}" for op, count in counts.most_common())
     details = [f"{op}: {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}"
                for op, names in unsupported.items()]
     return UnsupportedOpsError(
-        f"the graph has {sum(counts.values())} node(s) of unsupported op types: {summary}; "
-        "nothing was written (see the op support table in the README)",
+        f"{path}: {sum(counts.values())} node(s) of op types codegen cannot convert: {summary}; "
+        "nothing was written: pick an earlier --dst-node ('codegen inspect' lists candidates)",
         details=details,
     )

@@ -82,7 +82,8 @@ def _parse(message, path: Path, what: str):
     try:
         message.ParseFromString(path.read_bytes())
     except (DecodeError, RuntimeWarning, ValueError):
-        raise InputError(f"{path}: not {what} (file damaged or of another kind)") from None
+        raise InputError(f"{path}: not {what} (file damaged or of another kind); pass the .meta "
+                         "written by tf.train.Saver or a frozen .pb") from None
     return message
 
 
@@ -92,7 +93,8 @@ def _open_checkpoint(tf, prefix: Path):
         raise InputError(f"{index}: checkpoint index is missing; pass the prefix with -w")
     data_files = sorted(prefix.parent.glob(prefix.name + ".data-*"))
     if not data_files:
-        raise InputError(f"{prefix}.data-00000-of-00001: checkpoint data is missing")
+        raise InputError(f"{prefix}.data-00000-of-00001: checkpoint data is missing; put the "
+                         ".data-* file(s) beside the .index file or pass the prefix with -w")
     try:
         return tf.train.load_checkpoint(str(prefix))
     except (tf.errors.OpError, ValueError) as exc:
