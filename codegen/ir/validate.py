@@ -142,8 +142,9 @@ def weight_file_problems(graph: Graph, ir_dir: Path) -> list[str]:
         except FileNotFoundError:
             problems.append(f"weight {name!r}: file {entry.file} is missing")
             continue
-        except (ValueError, OSError) as exc:
-            problems.append(f"weight {name!r}: {entry.file} is not a .npy array ({exc})")
+        except Exception as exc:  # noqa: BLE001 - a damaged header raises many kinds
+            problems.append(f"weight {name!r}: {entry.file} is not a .npy array "
+                            f"({type(exc).__name__}: {str(exc)[:100]})")
             continue
         if dtype.hasobject:
             problems.append(f"weight {name!r}: {entry.file} holds Python objects (refused)")
