@@ -226,6 +226,26 @@ def _(ws):
     return ["verify", f"{ws.ckpt}.meta", "--dst-node", "output", ws.out]
 
 
+@case("dump_index_not_json", "model")
+def _(ws):
+    (ws.out / "weights" / "index.json").write_text('{"conv1.weight": ')
+    return ["dump", ws.out, "-o", ws.root / "model.pth"]
+
+
+@case("dump_index_names_a_path", "model")
+def _(ws):
+    (ws.out / "weights" / "index.json").write_text('{"../../../etc/passwd": {}}')
+    return ["dump", ws.out, "-o", ws.root / "model.pth"]
+
+
+@case("dump_weight_pickled", "model")
+def _(ws):
+    key = next(iter(json.loads((ws.out / "weights" / "index.json").read_text())))
+    trap = np.array([_Trap(str(ws.root / "UNPICKLED"))], dtype=object)
+    np.save(ws.out / "weights" / f"{key}.npy", trap, allow_pickle=True)
+    return ["dump", ws.out, "-o", ws.root / "model.pth"]
+
+
 class _Trap:
     """Unpickling this creates a file: proof that something was unpickled."""
 
@@ -299,6 +319,7 @@ def test_bad_input(name, workspace, tiny_build):
     leftovers = [p.name for p in workspace.out.parent.iterdir() if ".codegen-" in p.name]
     assert leftovers == []
     assert not (workspace.root / "UNPICKLED").exists()
+    assert not (workspace.root / "model.pth").exists()
 
 
 def test_debug_shows_the_traceback(workspace, tiny_build):
