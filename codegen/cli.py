@@ -8,12 +8,13 @@ and `codegen build` runs without TensorFlow.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 import traceback
 from pathlib import Path
 
-from codegen.errors import CodegenError, Exit
+from codegen.errors import CodegenError, Exit, InputError
 
 ZOO_HINT = "resnet_v2_152, resnet_v1_50, vgg_16, inception_v3, ... (see 'codegen extract --help')"
 
@@ -109,7 +110,7 @@ def cmd_convert(args) -> int:
                              seed=args.seed, tarball=args.from_tarball, progress=not args.quiet)
         model, weights = Path(f"{prefix}.meta"), prefix
     elif not model.exists():
-        raise CodegenError(f"{model}: neither a model file nor a zoo name ({ZOO_HINT})")
+        raise InputError(f"{model}: neither a model file nor a zoo name ({ZOO_HINT})")
     dst = args.dst_node or ["output"]
     to_ir(model, weights, dst, out / "ir", bn_decay=args.bn_decay, quiet=args.quiet)
     report = build(out / "ir", out / "model", templates=args.templates, force=args.force,
@@ -241,8 +242,16 @@ def _print_details(error: CodegenError) -> None:
         print(f"  ... and {len(details) - MAX_DETAILS} more", file=sys.stderr)
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt  # SIGTERM: clean up like Ctrl-C (staging folders are removed)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    try:
+        signal.signal(signal.SIGTERM, _interrupt)
+    except ValueError:  # not the main thread (codegen used as a library)
+        pass
     try:
         return int(args.run(args))
     except CodegenError as error:

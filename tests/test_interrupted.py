@@ -29,8 +29,8 @@ def staged_weights(parent: Path, name: str) -> int:
     return sum(1 for _ in (stages[0] / "weights").glob("*.npy")) if (stages[0] / "weights").is_dir() else 0
 
 
-def kill_half_way(args: list, out: Path, total: int) -> int:
-    """Start `codegen ARGS`, SIGKILL it once it has staged some but not half of `total`
+def kill_half_way(args: list, out: Path, total: int, sig=signal.SIGKILL) -> int:
+    """Start `codegen ARGS`, send `sig` once it has staged some but not half of `total`
     weight files; return how many it had staged."""
     process = subprocess.Popen([sys.executable, "-m", "codegen.cli", *map(str, args)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -39,8 +39,12 @@ def kill_half_way(args: list, out: Path, total: int) -> int:
         while time.monotonic() < deadline and process.poll() is None:
             staged = staged_weights(out.parent, out.name)
             if 1 <= staged < total // 2:
-                process.send_signal(signal.SIGKILL)
+                process.send_signal(sig)
                 process.wait()
+                if sig != signal.SIGKILL:
+                    assert process.returncode == 130
+                    assert process.stderr.read() == (b"codegen: interrupted; the previous "
+                                                     b"output is unchanged\n")
                 return staged
             time.sleep(0.0005)
         raise AssertionError(f"the run ended before it could be killed: {process.stderr.read()!r}")
@@ -109,3 +113,16 @@ def test_killed_to_ir_leaves_previous_output(tiny_checkpoint, tiny_build, tmp_pa
     assert result.returncode == 0, result.stderr
     assert "note" not in json.loads((out / "graph.json").read_text())["source"]
     assert list(tmp_path.glob(".ir.codegen-*")) == []
+
+
+def test_terminated_build_cleans_up(tiny_build, tmp_path):
+    out = tmp_path / "model"
+    shutil.copytree(tiny_build / "model", out)
+    before = files(out)
+    doubled_ir(tiny_build / "ir", tmp_path / "ir2")
+    total = len(json.loads((out / "weights" / "index.json").read_text()))
+
+    assert kill_half_way(["build", tmp_path / "ir2", "-o", out], out, total, signal.SIGTERM) >= 1
+
+    assert files(out) == before
+    assert list(tmp_path.glob(".model.codegen-*")) == []  # removed by the run itself
