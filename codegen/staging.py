@@ -111,7 +111,8 @@ def staged_dir(target: Path) -> Iterator[Path]:
             _swap_in(temp, target)
         except OSError as exc:
             raise OutputError(f"{target}: cannot be replaced ({exc.strerror}); check the "
-                              "permissions of the folder and of its parent") from None
+                              "permissions of it and its parent, or if it is a mount point, "
+                              "write to a folder inside it") from None
     finally:
         shutil.rmtree(temp, ignore_errors=True)
 

@@ -83,6 +83,8 @@ def _carry_over(out_dir: Path, temp: Path, weight_keys: set[str], *, backup: boo
         ours.add("model.py.bak")
     for path in sorted(out_dir.rglob("*")):
         relative = path.relative_to(out_dir).as_posix()
+        if relative.startswith(".codegen-tmp-"):  # left by a killed run of an older codegen
+            continue
         if relative not in ours and (path.is_file() or path.is_symlink()):
             keep_file(path, temp / relative)
 
