@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -126,3 +127,39 @@ def test_terminated_build_cleans_up(tiny_build, tmp_path):
 
     assert files(out) == before
     assert list(tmp_path.glob(".model.codegen-*")) == []  # removed by the run itself
+
+
+def dead_pid() -> int:
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def test_folder_lost_between_two_renames_is_put_back(tmp_path, monkeypatch):
+    """Without renameat2 the swap is two renames; a run killed between them left the old
+    folder inside `.out.codegen-old-*`: the next run puts it back before doing anything."""
+    from codegen import staging
+
+    old = tmp_path / f".out.codegen-old-{dead_pid()}-abc" / "out"
+    old.mkdir(parents=True)
+    (old / "model.py").write_text("previous\n")
+    (tmp_path / f".out.codegen-tmp-{dead_pid()}-def").mkdir()
+    staging.clean_leftovers(tmp_path / "out")
+    assert (tmp_path / "out" / "model.py").read_text() == "previous\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+    monkeypatch.setattr(staging, "_exchange", lambda a, b: False)  # the portable path
+    with staging.staged_dir(tmp_path / "out") as temp:
+        (temp / "model.py").write_text("new\n")
+    assert (tmp_path / "out" / "model.py").read_text() == "new\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_a_running_build_is_left_alone(tmp_path):
+    """Temporary folders of a run that is still alive (this process) are not touched."""
+    from codegen import staging
+
+    mine = tmp_path / f".out.codegen-tmp-{os.getpid()}-xyz"
+    mine.mkdir()
+    staging.clean_leftovers(tmp_path / "out")
+    assert mine.is_dir()
