@@ -18,8 +18,6 @@ _SAFE_KEY = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$")  # a state_dict key
 
 def dump(out_dir: Path, target: Path) -> int:
     """Write the state_dict; return the number of tensors."""
-    import torch
-
     out_dir, target = Path(out_dir), Path(target)
     index_path = out_dir / "weights" / "index.json"
     if not index_path.is_file():
@@ -32,6 +30,8 @@ def dump(out_dir: Path, target: Path) -> int:
         raise InputError(f"{index_path}: not a weights index written by codegen; "
                          "run 'codegen build' again")
     keys = list(index)
+    import torch  # after the checks: a bad index fails fast
+
     state = {}
     for key in keys:
         path = out_dir / "weights" / f"{key}.npy"

@@ -226,6 +226,12 @@ def _(ws):
     return ["verify", f"{ws.ckpt}.meta", "--dst-node", "output", ws.out]
 
 
+@case("verify_folder_not_built", "model")
+def _(ws):
+    (ws.out / ".codegen" / "io.json").unlink()
+    return ["verify", f"{ws.ckpt}.meta", "--dst-node", "output", ws.out]
+
+
 @case("dump_index_not_json", "model")
 def _(ws):
     (ws.out / "weights" / "index.json").write_text('{"conv1.weight": ')

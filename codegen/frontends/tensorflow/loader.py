@@ -50,12 +50,14 @@ def load_model(model: Path, weights: Path | None = None) -> TFModel:
     model = Path(model)
     if not model.is_file():
         raise InputError(f"{model}: no such model file")
-    tf = import_tf()
     if model.suffix == ".meta":
-        graph_def = _read_meta_graph(tf, model)
         prefix = checkpoint_prefix(model, weights)
+        _check_checkpoint_files(prefix)  # before importing TensorFlow: fails fast
+        tf = import_tf()
+        graph_def = _read_meta_graph(tf, model)
         reader = _open_checkpoint(tf, prefix)
     elif model.suffix == ".pb":
+        tf = import_tf()
         graph_def = _parse(tf.compat.v1.GraphDef(), model, "a frozen GraphDef")
         prefix, reader = None, None
     else:
@@ -65,14 +67,16 @@ def load_model(model: Path, weights: Path | None = None) -> TFModel:
         with graph.as_default():
             tf.graph_util.import_graph_def(graph_def, name="")
     except (ValueError, TypeError, tf.errors.OpError) as exc:
-        raise InputError(f"{model}: the graph cannot be loaded ({_first_line(exc)})") from None
+        raise InputError(f"{model}: the graph cannot be loaded ({_first_line(exc)}); it may need "
+                         "ops of a newer TensorFlow or be damaged: export it again") from None
     return TFModel(graph=graph, reader=reader, model_path=model, weights_path=prefix)
 
 
 def _read_meta_graph(tf, path: Path):
     meta = _parse(tf.compat.v1.MetaGraphDef(), path, "a MetaGraphDef")
     if not meta.graph_def.node:
-        raise InputError(f"{path}: the MetaGraphDef holds no graph")
+        raise InputError(f"{path}: the MetaGraphDef holds no graph; save it again with "
+                         "tf.train.Saver (write_meta_graph=True)")
     return meta.graph_def
 
 
@@ -87,7 +91,7 @@ def _parse(message, path: Path, what: str):
     return message
 
 
-def _open_checkpoint(tf, prefix: Path):
+def _check_checkpoint_files(prefix: Path) -> None:
     index = prefix.with_name(prefix.name + ".index")
     if not index.is_file():
         raise InputError(f"{index}: checkpoint index is missing; pass the prefix with -w")
@@ -95,10 +99,14 @@ def _open_checkpoint(tf, prefix: Path):
     if not data_files:
         raise InputError(f"{prefix}.data-00000-of-00001: checkpoint data is missing; put the "
                          ".data-* file(s) beside the .index file or pass the prefix with -w")
+
+
+def _open_checkpoint(tf, prefix: Path):
     try:
         return tf.train.load_checkpoint(str(prefix))
     except (tf.errors.OpError, ValueError) as exc:
-        raise InputError(f"{prefix}: the checkpoint cannot be read ({_first_line(exc)})") from None
+        raise InputError(f"{prefix}: the checkpoint cannot be read ({_first_line(exc)}); "
+                         "download or save it again") from None
 
 
 def _first_line(exc: Exception) -> str:
