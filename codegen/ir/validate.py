@@ -73,8 +73,9 @@ def semantic_problems(graph: Graph) -> list[str]:
     known = {graph_input.name: [graph_input] for graph_input in graph.inputs}
     known.update({node.name: node.outputs for node in graph.nodes.values()})
     problems: list[str] = []
-    if len(known) != len(graph.inputs) + len(graph.nodes):
-        problems.append("an input and a node share a name")
+    input_names = [graph_input.name for graph_input in graph.inputs]
+    for name in sorted({n for n in input_names if input_names.count(n) > 1 or n in graph.nodes}):
+        problems.append(f"the name {name!r} is given to an input and to another input or node")
     for node in graph.nodes.values():
         spec = catalogue.get(node.op) if not node.op.startswith("$") else None
         if spec is None:
