@@ -321,6 +321,7 @@ def test_bad_input(name, workspace, tiny_build):
     assert len(errors) == 1, text
     assert all(line.startswith(("codegen: error: ", "  ")) for line in result.stderr.splitlines())
     assert "<tmp>/" in errors[0].replace(tmp, "<tmp>") or "'" in errors[0]  # names a file or node
+    assert "; " in errors[0]  # what is wrong; what to do
     assert files(workspace.out) == before  # the previous output, byte for byte
     leftovers = [p.name for p in workspace.out.parent.iterdir() if ".codegen-" in p.name]
     assert leftovers == []

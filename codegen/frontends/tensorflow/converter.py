@@ -38,7 +38,8 @@ def find_ops(model: TFModel, names: list[str]) -> list[Any]:
             ops.append(model.graph.get_operation_by_name(name))
         except KeyError:
             close = difflib.get_close_matches(name, all_names, n=3, cutoff=0.5)
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            hint = (f"; did you mean {', '.join(close)}?" if close else
+                    f"; 'codegen inspect {model.model_path}' lists the candidate output nodes")
             raise InputError(f"{model.model_path}: no node named {name!r}{hint}") from None
     return ops
 
