@@ -180,3 +180,30 @@ def test_damaged_weight_loads_or_fails_cleanly(small_ir, tmp_path_factory, data)
         return
     event(f"{damage}: accepted")
     assert list(array.shape) == graph.weights[name].out_shape
+
+
+@settings(max_examples=100, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(data=st.data())
+def test_mutated_weights_index_dumps_or_fails_cleanly(tiny_build, tmp_path_factory, data):
+    """`codegen dump` reads OUT_DIR/weights/index.json: a damaged one is a clean error."""
+    from codegen.dump import dump
+
+    source = tiny_build / "model"
+    out = tmp_path_factory.mktemp("dump")
+    (out / "weights").mkdir()
+    index = json.loads((source / "weights" / "index.json").read_text())
+    for key in index:
+        (out / "weights" / f"{key}.npy").symlink_to(source / "weights" / f"{key}.npy")
+    for _ in range(data.draw(st.integers(1, 3), label="mutations")):
+        wrapped = mutate(data, {"index": index})
+        index = wrapped.get("index") if isinstance(wrapped, dict) else wrapped
+    (out / "weights" / "index.json").write_text(json.dumps(index))
+    try:
+        count = dump(out, out / "model.pth")
+    except CodegenError as error:
+        event("rejected")
+        assert error.message and "\n" not in error.message
+        return
+    event("accepted")
+    assert count == len(index) and (out / "model.pth").is_file()
