@@ -51,10 +51,10 @@ def load_model(model: Path, weights: Path | None = None) -> TFModel:
     if not model.is_file():
         raise InputError(f"{model}: no such model file")
     if model.suffix == ".meta":
-        prefix = checkpoint_prefix(model, weights)
-        _check_checkpoint_files(prefix)  # before importing TensorFlow: fails fast
         tf = import_tf()
-        graph_def = _read_meta_graph(tf, model)
+        graph_def = _read_meta_graph(tf, model)  # a damaged .meta is the first thing to fix
+        prefix = checkpoint_prefix(model, weights)
+        _check_checkpoint_files(prefix)
         reader = _open_checkpoint(tf, prefix)
     elif model.suffix == ".pb":
         tf = import_tf()
