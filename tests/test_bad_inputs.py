@@ -219,6 +219,13 @@ def _(ws):
     return ws.build()
 
 
+@case("model_py_not_text", "model")
+def _(ws):
+    model = ws.out / "model.py"
+    model.write_bytes(model.read_bytes().replace(b"import torch\n", b"import torch\xff\xfe\n", 1))
+    return ws.build()
+
+
 @case("model_py_invalid_python_verify", "model")
 def _(ws):
     model = ws.out / "model.py"

@@ -133,9 +133,20 @@ def _write_weights(graph, ir_dir, state, previous, out_dir, temp, quiet):
     return index, written, parameters
 
 
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise MergeConflictError(f"{path}: not UTF-8 text (byte {exc.start}); fix it and build "
+                                 "again, or pass --force to regenerate it (kept as .bak)") from None
+
+
 def _edited(out_dir: Path, new: str) -> bool:
     """model.py differs from both the last generated text and the new one."""
-    current = (out_dir / "model.py").read_text()
+    try:
+        current = (out_dir / "model.py").read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        return True  # certainly not what we wrote
     base_path = out_dir / STATE_DIR / "model.py"
     base = base_path.read_text() if base_path.exists() else None
     return current not in (base, new)
@@ -146,7 +157,7 @@ def _merge(out_dir: Path, new: str, force: bool) -> tuple[str, bool]:
     current_path, base_path = out_dir / "model.py", out_dir / STATE_DIR / "model.py"
     if force or not current_path.exists() or not _edited(out_dir, new):
         return new, False
-    current = current_path.read_text()
+    current = _read_text(current_path)
     base = base_path.read_text() if base_path.exists() else None
     if base is None:
         raise MergeConflictError(
