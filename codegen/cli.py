@@ -8,6 +8,7 @@ and `codegen build` runs without TensorFlow.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 import traceback
@@ -197,7 +198,8 @@ def parser() -> argparse.ArgumentParser:
     def command(name, function, help_text):
         sub = commands.add_parser(name, help=help_text, description=help_text)
         sub.add_argument("--quiet", "-q", action="store_true", help="no progress or summary")
-        sub.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+        sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                         help="show tracebacks of errors")
         sub.set_defaults(run=function)
         return sub
 
@@ -301,16 +303,35 @@ def _verify_options(sub) -> None:
         sub.add_argument("--seed", type=int, default=0, help="seed for the random inputs")
 
 
+MAX_DETAILS = 8
+
+
+def _print_details(error: CodegenError) -> None:
+    """The problems behind a one-line error, indented, at most MAX_DETAILS of them."""
+    details = [d for d in error.details if d not in error.message]
+    for detail in details[:MAX_DETAILS]:
+        print(f"  {detail}", file=sys.stderr)
+    if len(details) > MAX_DETAILS:
+        print(f"  ... and {len(details) - MAX_DETAILS} more", file=sys.stderr)
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt  # SIGTERM: clean up like Ctrl-C (staging folders are removed)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    try:
+        signal.signal(signal.SIGTERM, _interrupt)
+    except ValueError:  # not the main thread (codegen used as a library)
+        pass
     try:
         return int(args.run(args))
     except CodegenError as error:
         if args.debug:
             traceback.print_exc()
         print(f"codegen: error: {error.message}", file=sys.stderr)
-        for detail in error.details[1:] if len(error.details) > 1 else []:
-            print(f"  {detail}", file=sys.stderr)
+        _print_details(error)
         return int(error.exit_code)
     except KeyboardInterrupt:
         print("codegen: interrupted; the previous output is unchanged", file=sys.stderr)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -13,22 +14,31 @@ import numpy as np
 from codegen.errors import InputError, OutputError
 from codegen.progress import progress_bar
 
+_SAFE_KEY = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$")  # a state_dict key, no path
+
 
 def dump(out_dir: Path, target: Path, *, quiet: bool = True) -> int:
     """Write the state_dict; return the number of tensors."""
-    import torch
-
     out_dir, target = Path(out_dir), Path(target)
     index_path = out_dir / "weights" / "index.json"
     if not index_path.is_file():
         raise InputError(f"{index_path}: not found; run 'codegen build' first")
-    keys = list(json.loads(index_path.read_text()))
+    try:
+        index = json.loads(index_path.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputError(f"{index_path}: not valid JSON ({exc}); run 'codegen build' again") from None
+    if not isinstance(index, dict) or not all(_SAFE_KEY.match(key) for key in index):
+        raise InputError(f"{index_path}: not a weights index written by codegen; "
+                         "run 'codegen build' again")
+    keys = list(index)
+    import torch  # after the checks: a bad index fails fast
+
     state = {}
     for key in progress_bar(keys, "reading weights", quiet=quiet):
         path = out_dir / "weights" / f"{key}.npy"
         try:
             array = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
+        except Exception as exc:  # noqa: BLE001 - a damaged .npy raises many kinds
             raise InputError(f"{path}: cannot be read ({exc}); run 'codegen build' again") from None
         state[key] = torch.from_numpy(array)
     try:

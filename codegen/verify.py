@@ -90,10 +90,19 @@ def verify(model_path: Path, weights: Path | None, out_dir: Path, *, batches=(4,
     import torch
 
     out_dir = Path(out_dir)
-    io = json.loads((out_dir / ".codegen" / "io.json").read_text())
+    io_path = out_dir / ".codegen" / "io.json"
+    try:
+        io = json.loads(io_path.read_text())
+    except (OSError, ValueError):
+        raise InputError(f"{io_path}: missing or damaged; run 'codegen build' into "
+                         f"{out_dir} first") from None
+    module = import_generated(out_dir)  # before TensorFlow: a broken edit fails fast
+    try:
+        model = module.load_model(out_dir / "weights")
+    except Exception as exc:  # noqa: BLE001 - the user's (possibly edited) code
+        raise InputError(f"{out_dir / 'model.py'}: load_model() failed ({type(exc).__name__}: "
+                         f"{str(exc).strip()[:150]}); fix your edits or rebuild with --force") from None
     runner = runner or TFRunner(Path(model_path), weights)
-    module = import_generated(out_dir)
-    model = module.load_model(out_dir / "weights")
     results = []
     for batch in progress_bar(batches, "verify", quiet=quiet):
         feeds = random_inputs(io, batch, seed + batch)

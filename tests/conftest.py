@@ -75,3 +75,13 @@ def relative_error(ours: np.ndarray, reference: np.ndarray) -> float:
 
 def read_json(path: Path) -> dict:
     return json.loads(Path(path).read_text())
+
+
+def assert_clean_error(result: subprocess.CompletedProcess, code: int, *needles: str) -> None:
+    """The CLI failed as a user should see it: the exit code, one error line, no traceback."""
+    assert result.returncode == code, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    first = result.stderr.strip().splitlines()[0]
+    assert first.startswith("codegen: error: ")
+    for needle in needles:
+        assert needle in result.stderr

@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 from conftest import codegen
-from test_errors import assert_clean_error
+from conftest import assert_clean_error
 
 SVG = "{http://www.w3.org/2000/svg}"
 

@@ -17,6 +17,7 @@ from codegen.ir.graph import Graph, split_ref
 from codegen.resources import graph_schema, op_catalogue
 
 MAX_REPORTED = 20
+REDO = "write the IR folder again with 'codegen to-ir'"
 
 
 def load_ir(ir_dir: Path, *, check_weights: bool = True) -> Graph:
@@ -27,8 +28,8 @@ def load_ir(ir_dir: Path, *, check_weights: bool = True) -> Graph:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidIRError(f"{path}: not valid JSON ({exc})") from None
-    _raise_if(path, _schema_problems(data))
+        raise InvalidIRError(f"{path}: not valid JSON ({exc}); {REDO}") from None
+    _raise_if(path, _schema_problems(data) or _duplicate_names(data))
     graph = Graph.from_json(data)
     problems = semantic_problems(graph)
     if check_weights and not problems:
@@ -42,8 +43,18 @@ def _raise_if(path: Path, problems: list[str]) -> None:
         shown = problems[:MAX_REPORTED]
         more = f" (and {len(problems) - len(shown)} more)" if len(problems) > len(shown) else ""
         raise InvalidIRError(
-            f"{path}: {len(problems)} problem(s): {shown[0]}{more}", details=shown
+            f"{path}: {len(problems)} problem(s): {shown[0]}{more}; {REDO}", details=shown
         )
+
+
+def _duplicate_names(data: dict) -> list[str]:
+    seen: set[str] = set()
+    problems = []
+    for node in data["nodes"]:
+        if node["name"] in seen:
+            problems.append(f"node name {node['name']!r} is used twice")
+        seen.add(node["name"])
+    return problems
 
 
 def _schema_problems(data: object) -> list[str]:
@@ -62,8 +73,9 @@ def semantic_problems(graph: Graph) -> list[str]:
     known = {graph_input.name: [graph_input] for graph_input in graph.inputs}
     known.update({node.name: node.outputs for node in graph.nodes.values()})
     problems: list[str] = []
-    if len(known) != len(graph.inputs) + len(graph.nodes):
-        problems.append("an input and a node share a name")
+    input_names = [graph_input.name for graph_input in graph.inputs]
+    for name in sorted({n for n in input_names if input_names.count(n) > 1 or n in graph.nodes}):
+        problems.append(f"the name {name!r} is given to an input and to another input or node")
     for node in graph.nodes.values():
         spec = catalogue.get(node.op) if not node.op.startswith("$") else None
         if spec is None:
@@ -131,8 +143,9 @@ def weight_file_problems(graph: Graph, ir_dir: Path) -> list[str]:
         except FileNotFoundError:
             problems.append(f"weight {name!r}: file {entry.file} is missing")
             continue
-        except (ValueError, OSError) as exc:
-            problems.append(f"weight {name!r}: {entry.file} is not a .npy array ({exc})")
+        except Exception as exc:  # noqa: BLE001 - a damaged header raises many kinds
+            problems.append(f"weight {name!r}: {entry.file} is not a .npy array "
+                            f"({type(exc).__name__}: {str(exc)[:100]})")
             continue
         if dtype.hasobject:
             problems.append(f"weight {name!r}: {entry.file} holds Python objects (refused)")

@@ -106,8 +106,9 @@ def load_array(ir_dir: Path, entry: WeightEntry, *, check_hash: bool = False) ->
         raise InvalidIRError(f"{path}: sha256 does not match graph.json; re-run 'codegen to-ir'")
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
-    except ValueError as exc:
-        raise InvalidIRError(f"{path}: not a plain .npy array ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - a damaged file raises many kinds
+        raise InvalidIRError(f"{path}: not a plain .npy array ({type(exc).__name__}: "
+                             f"{str(exc)[:100]}); re-run 'codegen to-ir'") from None
     if list(array.shape) != entry.shape or str(array.dtype) != entry.dtype:
         raise InvalidIRError(
             f"{path}: holds {array.dtype}{list(array.shape)}, graph.json says "

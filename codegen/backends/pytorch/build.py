@@ -18,13 +18,13 @@ import numpy as np
 
 from codegen.backends.pytorch.generate import generate
 from codegen.backends.pytorch.ops import NUM_BATCHES
-from codegen.errors import MergeConflictError
+from codegen.errors import InvalidIRError, MergeConflictError
 from codegen.ir.graph import Graph
 from codegen.ir.passes import run_passes
 from codegen.ir.validate import load_ir
-from codegen.ir.weights import load_array
+from codegen.ir.weights import load_array, sha256_file
 from codegen.progress import progress_bar
-from codegen.staging import staged_files
+from codegen.staging import keep_file, staged_dir
 
 STATE_DIR = ".codegen"
 
@@ -62,13 +62,15 @@ def build(ir_dir: Path, out_dir: Path, *, templates: Path | None = None, force: 
     graph = load_ir(ir_dir)
     tf_layout = graph.layout
     graph = run_passes(graph)
+    check_hashes(graph, ir_dir)
     generated = generate(graph, templates=templates)
     previous = _read_json(out_dir / STATE_DIR / "weights.json")
-    with staged_files(out_dir) as temp:
+    model_text, merged = _merge(out_dir, generated.source, force)
+    backup = force and (out_dir / "model.py").is_file() and _edited(out_dir, generated.source)
+    with staged_dir(out_dir) as temp:
+        _carry_over(out_dir, temp, set(previous) | set(generated.state), backup=backup)
         index, written, parameters = _write_weights(graph, ir_dir, generated.state, previous,
                                                      out_dir, temp, quiet)
-        model_text, merged = _merge(out_dir, generated.source, force, temp)
-        (temp / "weights").mkdir(exist_ok=True)
         (temp / "weights" / "index.json").write_text(json.dumps(index, indent=1) + "\n")
         (temp / STATE_DIR).mkdir(exist_ok=True)
         (temp / STATE_DIR / "model.py").write_text(generated.source)
@@ -77,13 +79,45 @@ def build(ir_dir: Path, out_dir: Path, *, templates: Path | None = None, force: 
         (temp / STATE_DIR / "io.json").write_text(json.dumps(_io(graph), indent=1) + "\n")
         layers = _layers(graph, generated.layers, tf_layout)
         (temp / STATE_DIR / "layers.json").write_text(json.dumps(layers, indent=1) + "\n")
+        if backup:
+            keep_file(out_dir / "model.py", temp / "model.py.bak")
         (temp / "model.py").write_text(model_text)
-        files_written = sum(1 for path in temp.rglob("*") if path.is_file())
-    for stale in set(previous) - set(index):
-        (out_dir / "weights" / f"{stale}.npy").unlink(missing_ok=True)
+        files_written = written + len(GENERATED) + int(backup)
     lines = sum(1 for line in model_text.splitlines() if line.strip())
     return BuildReport(out_dir, generated.classes, lines, parameters, written,
                        len(index) - written, merged, generated.notes, files_written)
+
+
+# Files of the output folder that every build writes anew (others are carried over).
+GENERATED = {"model.py", "weights/index.json", f"{STATE_DIR}/model.py",
+             f"{STATE_DIR}/weights.json", f"{STATE_DIR}/io.json", f"{STATE_DIR}/layers.json"}
+
+
+def _carry_over(out_dir: Path, temp: Path, weight_keys: set[str], *, backup: bool) -> None:
+    """Hard-link the files of the old output that this build does not write (your own files,
+    model.py.merge, ...) into the staged folder."""
+    if not out_dir.is_dir():
+        return
+    ours = GENERATED | {f"weights/{key}.npy" for key in weight_keys}
+    if backup:
+        ours.add("model.py.bak")
+    for path in sorted(out_dir.rglob("*")):
+        relative = path.relative_to(out_dir).as_posix()
+        if relative.startswith(".codegen-tmp-"):  # left by a killed run of an older codegen
+            continue
+        if relative not in ours and (path.is_file() or path.is_symlink()):
+            keep_file(path, temp / relative)
+
+
+def check_hashes(graph: Graph, ir_dir: Path) -> None:
+    """Every weight file has the sha256 that graph.json records (all reported together)."""
+    problems = [f"weight {name!r}: {entry.file} does not match its sha256 in graph.json"
+                for name, entry in graph.weights.items()
+                if sha256_file(Path(ir_dir) / entry.file) != entry.sha256]
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise InvalidIRError(f"{Path(ir_dir) / 'graph.json'}: {problems[0]}{more}; the file was "
+                             "changed after 'codegen to-ir': run it again", details=problems)
 
 
 def _read_json(path: Path) -> dict:
@@ -106,7 +140,9 @@ def _write_weights(graph, ir_dir, state, previous, out_dir, temp, quiet):
             tf_name, shape = entry.tf_name or weight, entry.out_shape
             parameters += int(np.prod(shape))
         index[key] = {"tf_name": tf_name, "shape": shape, "fingerprint": fingerprint}
-        if previous.get(key) == fingerprint and (out_dir / "weights" / f"{key}.npy").is_file():
+        old_file = out_dir / "weights" / f"{key}.npy"
+        if previous.get(key) == fingerprint and old_file.is_file():
+            keep_file(old_file, temp / "weights" / f"{key}.npy")
             continue
         if weight == NUM_BATCHES:
             array = np.zeros((), np.int64)
@@ -117,23 +153,44 @@ def _write_weights(graph, ir_dir, state, previous, out_dir, temp, quiet):
     return index, written, parameters
 
 
-def _merge(out_dir: Path, new: str, force: bool, temp: Path) -> tuple[str, bool]:
-    """The text to write as model.py, keeping the user's edits."""
-    current_path, base_path = out_dir / "model.py", out_dir / STATE_DIR / "model.py"
-    if not current_path.exists():
-        return new, False
-    current = current_path.read_text()
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise MergeConflictError(f"{path}: not UTF-8 text (byte {exc.start}); fix it and build "
+                                 "again, or pass --force to regenerate it (kept as .bak)") from None
+
+
+def _edited(out_dir: Path, new: str) -> bool:
+    """model.py differs from both the last generated text and the new one."""
+    try:
+        current = (out_dir / "model.py").read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        return True  # certainly not what we wrote
+    base_path = out_dir / STATE_DIR / "model.py"
     base = base_path.read_text() if base_path.exists() else None
-    if current in (base, new):
+    return current not in (base, new)
+
+
+def _merge(out_dir: Path, new: str, force: bool) -> tuple[str, bool]:
+    """The text to write as model.py, keeping the user's edits (with --force: `new`)."""
+    current_path, base_path = out_dir / "model.py", out_dir / STATE_DIR / "model.py"
+    if force or not current_path.exists() or not _edited(out_dir, new):
         return new, False
-    if force:
-        (temp / "model.py.bak").write_text(current)
-        return new, False
+    current = _read_text(current_path)
+    base = base_path.read_text() if base_path.exists() else None
     if base is None:
         raise MergeConflictError(
             f"{current_path}: exists but was not written by codegen; "
             "move it away or pass --force (it is kept as model.py.bak)"
         )
+    try:
+        ast.parse(current)
+    except SyntaxError as exc:
+        raise MergeConflictError(
+            f"{current_path}:{exc.lineno}: your edit is not valid Python ({exc.msg}); fix it and "
+            "build again, or pass --force to regenerate it (your file is kept as model.py.bak)"
+        ) from None
     import merge3
 
     merge = merge3.Merge3(base.splitlines(True), current.splitlines(True), new.splitlines(True))

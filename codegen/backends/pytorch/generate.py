@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from codegen.backends.pytorch.modules import ModuleClass, Plan, Planner
-from codegen.backends.pytorch.naming import identifier
+from codegen.backends.pytorch.naming import doc_text, identifier
 from codegen.backends.pytorch.render import ClassRenderer, environment, format_source, scope_pattern
 from codegen.backends.pytorch.structure import build_tree
 from codegen.ir.graph import Graph
@@ -31,18 +31,19 @@ def generate(graph: Graph, *, templates: Path | None = None) -> Generated:
     for cls in classes:
         if cls is root_plan.cls:
             continue
-        texts.append(renderer.class_text(cls, doc=_class_doc(cls)))
+        texts.append(renderer.class_text(cls, doc=doc_text(_class_doc(cls))))
     input_names = [identifier(i.name) for i in graph.inputs]
     model_doc = f"TF scope {tree.root.path or '(root)'}: the whole network."
-    texts.append(renderer.class_text(root_plan.cls, doc=model_doc,
+    texts.append(renderer.class_text(root_plan.cls, doc=doc_text(model_doc),
                                      arg_names=["x"] if len(input_names) == 1 else input_names))
     helpers = renderer.helper_texts()
     text = renderer.env.get_template("model.py.jinja").render(
-        title=f"{root_plan.cls.name} converted from TensorFlow ({graph.source.get('model', '?')}).",
-        source_line=_source_line(graph),
-        input_desc=_inputs(graph),
-        output_desc=_outputs(graph),
-        notes=tree.notes,
+        title=doc_text(f"{root_plan.cls.name} converted from TensorFlow "
+                       f"({graph.source.get('model', '?')})."),
+        source_line=doc_text(_source_line(graph)),
+        input_desc=doc_text(_inputs(graph)),
+        output_desc=doc_text(_outputs(graph)),
+        notes=[doc_text(note) for note in tree.notes],
         helpers=helpers,
         uses_math=any("math." in h for h in helpers),
         classes=texts,

@@ -1,8 +1,8 @@
 """The one place where names from a model file become Python identifiers.
 
 Names from a model are data: they only reach generated code through `identifier` /
-`class_name` (which keep [A-Za-z0-9_] and never give a keyword, builtin or dunder) or
-through `repr`.
+`class_name` (which keep [A-Za-z0-9_] and never give a keyword, builtin or dunder), through
+`repr` (string literals) or through `doc_text` (docstrings).
 """
 
 from __future__ import annotations
@@ -50,6 +50,12 @@ def class_name(text: str, default: str = "Block") -> str:
     if name in RESERVED or keyword.iskeyword(name):
         name += "_"
     return name
+
+
+def doc_text(text: str) -> str:
+    """Any text, safe inside a triple-quoted docstring: backslashes, quotes, line breaks, NUL
+    and non-ASCII characters (look-alikes included) are written as escapes."""
+    return text.encode("unicode_escape").decode("ascii").replace('"', '\\"')
 
 
 def role_name(text: str) -> str:

@@ -12,6 +12,7 @@ import jinja2
 
 from codegen.backends.pytorch.modules import ModuleClass, Plan, Stmt
 from codegen.backends.pytorch.naming import Namespace, identifier
+from codegen.errors import CodegenError
 from codegen.resources import templates_dir
 
 INLINE_LIMIT = 60  # a single-use value is written inside its reader when this short
@@ -155,4 +156,10 @@ def scope_pattern(paths: list[str]) -> str:
 
 
 def format_source(text: str) -> str:
-    return black.format_str(text, mode=black.Mode())
+    """Black-formatted source; rendered text that is not Python is an error, never written."""
+    try:
+        return black.format_str(text, mode=black.Mode())
+    except black.InvalidInput as exc:
+        where = str(exc).strip().splitlines()[0]
+        raise CodegenError(f"the rendered model.py is not valid Python ({where}); if you pass "
+                           "--templates, check your templates, otherwise please report it") from None

@@ -39,7 +39,8 @@ def find_ops(model: TFModel, names: list[str]) -> list[Any]:
             ops.append(model.graph.get_operation_by_name(name))
         except KeyError:
             close = difflib.get_close_matches(name, all_names, n=3, cutoff=0.5)
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            hint = (f"; did you mean {', '.join(close)}?" if close else
+                    f"; 'codegen inspect {model.model_path}' lists the candidate output nodes")
             raise InputError(f"{model.model_path}: no node named {name!r}{hint}") from None
     return ops
 
@@ -130,7 +131,7 @@ class Converter:
                 for tensor in op.outputs:  # keep going to find every unsupported op
                     self.refs[tensor.name] = f"{op.name}:{tensor.value_index}"
         if unsupported:
-            raise _unsupported_error(unsupported)
+            raise _unsupported_error(self.model.model_path, unsupported)
         outputs = []
         for op in output_ops:
             if op.outputs[0].name not in self.refs:
@@ -199,7 +200,8 @@ class Converter:
         if problems:
             raise InputError(
                 f"{self.model.weights_path}: the checkpoint does not match the graph: "
-                f"{problems[0]}" + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
+                f"{problems[0]}" + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+                + "; pass the checkpoint saved with this graph (-w PREFIX)",
                 details=problems,
             )
 
@@ -240,12 +242,23 @@ class Converter:
         """The value of an IR weight, read from the checkpoint tensor by tensor."""
         source = self.weight_sources[name]
         if source.kind == "variable":
-            value = self.model.reader.get_tensor(source.key)
+            try:
+                value = self.model.reader.get_tensor(source.key)
+            except Exception as exc:  # noqa: BLE001 - TF raises IndexError, OpError, ...
+                raise _damaged_data(self.model.weights_path, source.key, exc) from None
         else:
             value = np.asarray(source.value)
         for kind, argument in source.transforms:
             value = value.reshape(argument) if kind == "reshape" else value.transpose(argument)
         return value
+
+
+def _damaged_data(prefix, key: str, exc: Exception) -> InputError:
+    files = sorted(prefix.parent.glob(prefix.name + ".data-*"))
+    where = files[0] if len(files) == 1 else f"{prefix}.data-*"
+    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+    return InputError(f"{where}: truncated or damaged, variable {key!r} cannot be read ({reason}); "
+                      "download or save the checkpoint again")
 
 
 def _toposort(ops: list[Any], order: dict[str, int]) -> list[Any]:
@@ -261,13 +274,13 @@ def _toposort(ops: list[Any], order: dict[str, int]) -> list[Any]:
     return [names[n] for n in nx.lexicographical_topological_sort(graph, key=order.__getitem__)]
 
 
-def _unsupported_error(unsupported: dict[str, list[str]]) -> UnsupportedOpsError:
+def _unsupported_error(path, unsupported: dict[str, list[str]]) -> UnsupportedOpsError:
     counts = Counter({op: len(names) for op, names in unsupported.items()})
     summary = ", ".join(f"{op} x{count}" for op, count in counts.most_common())
     details = [f"{op}: {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}"
                for op, names in unsupported.items()]
     return UnsupportedOpsError(
-        f"the graph has {sum(counts.values())} node(s) of unsupported op types: {summary}; "
-        "nothing was written (see the op support table in the README)",
+        f"{path}: {sum(counts.values())} node(s) of op types codegen cannot convert: {summary}; "
+        "nothing was written: pick an earlier --dst-node ('codegen inspect' lists candidates)",
         details=details,
     )

@@ -64,8 +64,9 @@ def load_model(model: Path, weights: Path | None = None, *,
                   else saved.load_keras(tf, model))
         graph_def, prefix, reader, outputs = frozen.graph_def, None, None, frozen.outputs
     elif model.suffix == ".meta":
-        graph_def = _read_meta_graph(tf, model)
+        graph_def = _read_meta_graph(tf, model)  # a damaged .meta is the first thing to fix
         prefix = checkpoint_prefix(model, weights)
+        _check_checkpoint_files(prefix)
         reader = _open_checkpoint(tf, prefix)
     elif model.suffix == ".pb":
         graph_def = _parse(tf.compat.v1.GraphDef(), model, "a frozen GraphDef")
@@ -78,7 +79,8 @@ def load_model(model: Path, weights: Path | None = None, *,
         with graph.as_default():
             tf.graph_util.import_graph_def(graph_def, name="")
     except (ValueError, TypeError, tf.errors.OpError) as exc:
-        raise InputError(f"{model}: the graph cannot be loaded ({_first_line(exc)})") from None
+        raise InputError(f"{model}: the graph cannot be loaded ({_first_line(exc)}); it may need "
+                         "ops of a newer TensorFlow or be damaged: export it again") from None
     return TFModel(graph=graph, reader=reader, model_path=model, weights_path=prefix,
                    outputs=outputs)
 
@@ -86,7 +88,8 @@ def load_model(model: Path, weights: Path | None = None, *,
 def _read_meta_graph(tf, path: Path):
     meta = _parse(tf.compat.v1.MetaGraphDef(), path, "a MetaGraphDef")
     if not meta.graph_def.node:
-        raise InputError(f"{path}: the MetaGraphDef holds no graph")
+        raise InputError(f"{path}: the MetaGraphDef holds no graph; save it again with "
+                         "tf.train.Saver (write_meta_graph=True)")
     return meta.graph_def
 
 
@@ -96,21 +99,27 @@ def _parse(message, path: Path, what: str):
     try:
         message.ParseFromString(path.read_bytes())
     except (DecodeError, RuntimeWarning, ValueError):
-        raise InputError(f"{path}: not {what} (file damaged or of another kind)") from None
+        raise InputError(f"{path}: not {what} (file damaged or of another kind); pass the .meta "
+                         "written by tf.train.Saver or a frozen .pb") from None
     return message
 
 
-def _open_checkpoint(tf, prefix: Path):
+def _check_checkpoint_files(prefix: Path) -> None:
     index = prefix.with_name(prefix.name + ".index")
     if not index.is_file():
         raise InputError(f"{index}: checkpoint index is missing; pass the prefix with -w")
     data_files = sorted(prefix.parent.glob(prefix.name + ".data-*"))
     if not data_files:
-        raise InputError(f"{prefix}.data-00000-of-00001: checkpoint data is missing")
+        raise InputError(f"{prefix}.data-00000-of-00001: checkpoint data is missing; put the "
+                         ".data-* file(s) beside the .index file or pass the prefix with -w")
+
+
+def _open_checkpoint(tf, prefix: Path):
     try:
         return tf.train.load_checkpoint(str(prefix))
     except (tf.errors.OpError, ValueError) as exc:
-        raise InputError(f"{prefix}: the checkpoint cannot be read ({_first_line(exc)})") from None
+        raise InputError(f"{prefix}: the checkpoint cannot be read ({_first_line(exc)}); "
+                         "download or save it again") from None
 
 
 def _first_line(exc: Exception) -> str:
