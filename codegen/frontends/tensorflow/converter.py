@@ -161,9 +161,9 @@ class Converter:
 
     def fold(self, tensor) -> np.ndarray:
         """Evaluate a tensor computed only from constants."""
-        import tensorflow as tf
+        from codegen.frontends.tensorflow.compat import import_tf_core
 
-        with tf.compat.v1.Session(graph=self.model.graph) as session:
+        with import_tf_core().Session(graph=self.model.graph) as session:
             return np.asarray(session.run(tensor))
 
     def read_weight(self, name: str) -> np.ndarray:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from codegen.errors import InputError
-from codegen.frontends.tensorflow.compat import import_tf
+from codegen.frontends.tensorflow.compat import import_tf_core
 
 
 @dataclass
@@ -50,27 +50,27 @@ def load_model(model: Path, weights: Path | None = None) -> TFModel:
     model = Path(model)
     if not model.is_file():
         raise InputError(f"{model}: no such model file")
-    tf = import_tf()
+    tf = import_tf_core()
     if model.suffix == ".meta":
         graph_def = _read_meta_graph(tf, model)
         prefix = checkpoint_prefix(model, weights)
         reader = _open_checkpoint(tf, prefix)
     elif model.suffix == ".pb":
-        graph_def = _parse(tf.compat.v1.GraphDef(), model, "a frozen GraphDef")
+        graph_def = _parse(tf.GraphDef(), model, "a frozen GraphDef")
         prefix, reader = None, None
     else:
         raise InputError(f"{model}: unknown model format (expected .meta or .pb)")
     graph = tf.Graph()
     try:
         with graph.as_default():
-            tf.graph_util.import_graph_def(graph_def, name="")
+            tf.import_graph_def(graph_def, name="")
     except (ValueError, TypeError, tf.errors.OpError) as exc:
         raise InputError(f"{model}: the graph cannot be loaded ({_first_line(exc)})") from None
     return TFModel(graph=graph, reader=reader, model_path=model, weights_path=prefix)
 
 
 def _read_meta_graph(tf, path: Path):
-    meta = _parse(tf.compat.v1.MetaGraphDef(), path, "a MetaGraphDef")
+    meta = _parse(tf.MetaGraphDef(), path, "a MetaGraphDef")
     if not meta.graph_def.node:
         raise InputError(f"{path}: the MetaGraphDef holds no graph")
     return meta.graph_def
@@ -94,7 +94,7 @@ def _open_checkpoint(tf, prefix: Path):
     if not data_files:
         raise InputError(f"{prefix}.data-00000-of-00001: checkpoint data is missing")
     try:
-        return tf.train.load_checkpoint(str(prefix))
+        return tf.CheckpointReader(str(prefix))
     except (tf.errors.OpError, ValueError) as exc:
         raise InputError(f"{prefix}: the checkpoint cannot be read ({_first_line(exc)})") from None
 
