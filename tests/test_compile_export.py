@@ -69,3 +69,19 @@ def test_zoo_model_exports_and_compiles(name, tmp_path):
     assert result.returncode == 0, result.stderr
     model = load_generated(tmp_path / "model").load_model()
     _check_export_and_compile(model, torch.randn(1, 3, size, size))
+
+
+def test_folded_batch_norm_only_in_eval(tiny_build):
+    """conv_bn folds a BatchNorm into its convolution in eval mode only: same numbers as the
+    unfolded pair, and training still uses (and updates) the batch statistics."""
+    module = load_generated(tiny_build / "model")
+    model = module.load_model()
+    unit = model.block1[0].conv1
+    x = torch.randn(2, unit.conv.in_channels, 9, 9)
+    with torch.no_grad():
+        folded = unit(x)
+        plain = torch.relu(unit.batch_norm(unit.conv(x)))
+    torch.testing.assert_close(folded, plain, rtol=1e-5, atol=1e-5)
+    before = unit.batch_norm.running_mean.clone()
+    model.train()(torch.randn(2, 3, 33, 33))
+    assert not torch.equal(before, unit.batch_norm.running_mean)

@@ -15,6 +15,26 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def conv_bn(conv: nn.Conv2d, norm: nn.BatchNorm2d, x: torch.Tensor) -> torch.Tensor:
+    """norm(conv(x)). In eval mode the BatchNorm is folded into the convolution's weight
+    and bias (one pass over the activations, as TF's fused kernels do); in training mode
+    both run as usual, so fine-tuning updates the BatchNorm statistics."""
+    if norm.training or norm.running_var is None:
+        return norm(conv(x))
+    scale = torch.rsqrt(norm.running_var + norm.eps)
+    if norm.weight is not None:
+        scale = scale * norm.weight
+    bias = -norm.running_mean * scale
+    if norm.bias is not None:
+        bias = bias + norm.bias
+    if conv.bias is not None:
+        bias = bias + conv.bias * scale
+    weight = conv.weight * scale.reshape(-1, 1, 1, 1)
+    return F.conv2d(
+        x, weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups
+    )
+
+
 class ConvBNRelu(nn.Module):
     """TF scope resnet_v2_tiny/block*/unit_*/bottleneck_v2/conv* (10 instances)."""
 
@@ -31,7 +51,7 @@ class ConvBNRelu(nn.Module):
         self.batch_norm = nn.BatchNorm2d(out_channels, eps=1e-05, momentum=0.003)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(self.batch_norm(self.conv(x)))
+        return F.relu(conv_bn(self.conv, self.batch_norm, x))
 
 
 class BottleneckV2(nn.Module):
