@@ -140,7 +140,8 @@ def report(ours: list[Measurement], peers: list[Measurement], inference: list[di
         "## Conversion: TF-slim ResNet V2 152 checkpoint -> PyTorch weights",
         "",
         (f"Machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
-        f"Python {platform.python_version()}. Each step is a fresh process; peak = peak RSS of "
+        f"Python {platform.python_version()}, load average at the end {os.getloadavg()[0]:.1f} "
+        "(the machine is shared: timings move with it). Each step is a fresh process; peak = peak RSS of "
         "its process tree (sampled every 10 ms, at least wait4's ru_maxrss)."),
         "",
         "| step | wall time | peak RSS |",
