@@ -1,5 +1,9 @@
 """`codegen dump`: OUT_DIR/weights/*.npy -> one state_dict .pth (no pickled objects
-beyond tensors: it loads with torch.load(path, weights_only=True))."""
+beyond tensors: it loads with torch.load(path, weights_only=True)).
+
+Streams tensor by tensor and does not import torch (see codegen/pth.py): the .pth costs
+the time of copying the bytes, and memory does not grow with the model.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +13,9 @@ import re
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 from codegen.errors import InputError, OutputError
 from codegen.progress import progress_bar
+from codegen.pth import NpyTensor, write_state_dict
 
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$")  # a state_dict key, no path
 
@@ -30,23 +33,22 @@ def dump(out_dir: Path, target: Path, *, quiet: bool = True) -> int:
     if not isinstance(index, dict) or not all(_SAFE_KEY.match(key) for key in index):
         raise InputError(f"{index_path}: not a weights index written by codegen; "
                          "run 'codegen build' again")
-    keys = list(index)
-    import torch  # after the checks: a bad index fails fast
-
-    state = {}
-    for key in progress_bar(keys, "reading weights", quiet=quiet):
+    tensors = []
+    for key in progress_bar(list(index), "reading weights", quiet=quiet):
         path = out_dir / "weights" / f"{key}.npy"
         try:
-            array = np.load(path, allow_pickle=False)
+            tensors.append((key, NpyTensor.open(path)))
         except Exception as exc:  # noqa: BLE001 - a damaged .npy raises many kinds
             raise InputError(f"{path}: cannot be read ({exc}); run 'codegen build' again") from None
-        state[key] = torch.from_numpy(array)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         handle, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
         os.close(handle)
-        torch.save(state, temp)
-        os.replace(temp, target)
+        try:
+            count = write_state_dict(Path(temp), tensors)
+            os.replace(temp, target)
+        finally:
+            Path(temp).unlink(missing_ok=True)
     except OSError as exc:
         raise OutputError(f"{target}: cannot be written ({exc.strerror})") from None
-    return len(state)
+    return count

@@ -7,8 +7,7 @@ import shutil
 import xml.etree.ElementTree as ET
 
 import pytest
-from conftest import codegen
-from conftest import assert_clean_error
+from conftest import assert_clean_error, codegen
 
 SVG = "{http://www.w3.org/2000/svg}"
 

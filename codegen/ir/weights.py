@@ -87,14 +87,27 @@ def save_array(ir_dir: Path, name: str, array: np.ndarray, *, tf_name: str = "")
     path = Path(ir_dir) / relative
     path.parent.mkdir(parents=True, exist_ok=True)
     array = np.ascontiguousarray(array)
-    np.save(path, array, allow_pickle=False)
+    with open(path, "wb") as handle:
+        stream = _HashingWriter(handle)
+        np.lib.format.write_array(stream, array, allow_pickle=False)
     return WeightEntry(
         file=relative,
         shape=list(array.shape),
         dtype=str(array.dtype),
-        sha256=sha256_file(path),
+        sha256=stream.digest.hexdigest(),
         tf_name=tf_name,
     )
+
+
+class _HashingWriter:
+    """A write-only file that hashes what goes through it (no second read of the file)."""
+
+    def __init__(self, handle) -> None:
+        self.handle, self.digest = handle, hashlib.sha256()
+
+    def write(self, data) -> int:
+        self.digest.update(data)
+        return self.handle.write(data)
 
 
 def load_array(ir_dir: Path, entry: WeightEntry, *, check_hash: bool = False) -> np.ndarray:

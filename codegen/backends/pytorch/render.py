@@ -84,11 +84,18 @@ class ClassRenderer:
         uses = Counter(ref for stmt in plan.stmts for ref in stmt.inputs) + Counter(scope.outputs)
         returned_once = {ref for ref in scope.outputs if uses[ref] == 1} if len(scope.outputs) == 1 else set()
         lines = []
+        convs: dict[str, tuple[str, str]] = {}  # inlined nn.Conv2d output -> (attr, input)
         for stmt in plan.stmts:
             text = self.call_text(stmt, [values[ref] for ref in stmt.inputs])
+            if _layer_cls(stmt) == "nn.BatchNorm2d" and stmt.inputs[0] in convs:
+                conv, conv_input = convs[stmt.inputs[0]]  # fold the BatchNorm in eval mode
+                text = f"conv_bn(self.{conv}, self.{stmt.attr}, {conv_input})"
+                self.helpers.add("conv_bn")
             single = len(stmt.outputs) == 1 and uses[stmt.outputs[0]] == 1
             if single and (stmt.outputs[0] in returned_once or self.inlinable(stmt, text)):
                 values[stmt.outputs[0]] = text
+                if _layer_cls(stmt) == "nn.Conv2d":
+                    convs[stmt.outputs[0]] = (stmt.attr, values[stmt.inputs[0]])
                 continue
             targets = [names.create(identifier(stmt.attr)) for _ in stmt.outputs]
             lines.append(f"{', '.join(targets)} = {text}")
@@ -129,9 +136,13 @@ class ClassRenderer:
         for helper in list(needed):
             needed.update(HELPER_DEPENDENCIES.get(helper, ()))
         module = self.env.get_template("helpers.py.jinja").module
-        order = ["same_pad", "PaddedConv2d", "Conv2dSame", "MaxPool2dSame", "AvgPool2dSame",
-                 "LayerNorm2d", "Constant"]
+        order = ["conv_bn", "same_pad", "PaddedConv2d", "Conv2dSame", "MaxPool2dSame",
+                 "AvgPool2dSame", "LayerNorm2d", "Constant"]
         return [str(getattr(module, name)()) for name in order if name in needed]
+
+
+def _layer_cls(stmt: Stmt) -> str:
+    return stmt.render.cls if stmt.kind == "layer" else ""
 
 
 def _runs(texts: list[str]) -> list[tuple[str, int]]:

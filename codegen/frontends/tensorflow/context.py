@@ -65,7 +65,7 @@ class Context:
         if self.converter.kind(tensor) != "constant":
             self.fail(f"input {index} must be a constant, it is computed at run time")
         if tensor.op.type == "Const":
-            from tensorflow import make_ndarray
+            from tensorflow.python.framework.tensor_util import MakeNdarray as make_ndarray
 
             return make_ndarray(tensor.op.get_attr("value"))
         return self.converter.fold(tensor)

@@ -151,15 +151,15 @@ class Converter:
     def _complete_shapes(self) -> None:
         """Fill the sizes TF's static shapes leave unknown (after a crop or a run-time
         reshape) by running the graph once at batch 1; the batch stays unknown."""
-        import tensorflow as tf
-
         unknown = [node for node in self.nodes.values() if node.tf_name == node.name
                    and any(None in info.shape[1:] for info in node.outputs)]
         if not unknown or any(None in i.shape[1:] for i in self.inputs.values()):
             return
+        from tensorflow.python.ops.array_ops import shape as tf_shape
+
         graph = self.model.graph
         with graph.as_default():
-            shapes = [[tf.shape(t) for t in graph.get_operation_by_name(node.name).outputs]
+            shapes = [[tf_shape(t) for t in graph.get_operation_by_name(node.name).outputs]
                       for node in unknown]
         feeds = {f"{i.name}:0": np.zeros([1, *i.shape[1:]], i.dtype) for i in self.inputs.values()}
         values = self._session_run(shapes, feeds)
@@ -214,9 +214,9 @@ class Converter:
 
     def _session_run(self, fetches, feeds: dict | None = None):
         if self._session is None:  # one session for every evaluation
-            import tensorflow as tf
+            from codegen.frontends.tensorflow.compat import import_tf_core
 
-            self._session = tf.compat.v1.Session(graph=self.model.graph)
+            self._session = import_tf_core().Session(graph=self.model.graph)
         return self._session.run(fetches, feeds)
 
     def runtime_shape(self, tensor) -> list[int]:

@@ -14,7 +14,7 @@ from typing import Any
 
 from codegen.errors import InputError
 from codegen.frontends.tensorflow import saved
-from codegen.frontends.tensorflow.compat import import_tf
+from codegen.frontends.tensorflow.compat import import_tf, import_tf_core
 
 
 @dataclass
@@ -58,10 +58,12 @@ def load_model(model: Path, weights: Path | None = None, *,
         raise InputError(f"{model}: a folder, but not a SavedModel (no saved_model.pb in it)")
     if not model.exists():
         raise InputError(f"{model}: no such model file")
-    tf = import_tf()
-    if saved.is_saved_model(model) or saved.is_keras_file(model):
-        frozen = (saved.load_saved_model(tf, model, signature) if model.is_dir()
-                  else saved.load_keras(tf, model))
+    tf2 = saved.is_saved_model(model) or saved.is_keras_file(model)
+    full = import_tf() if tf2 else None  # SavedModel and Keras need the whole TensorFlow
+    tf = import_tf_core()  # enough for checkpoints and frozen graphs, and quick to import
+    if tf2:
+        frozen = (saved.load_saved_model(full, model, signature) if model.is_dir()
+                  else saved.load_keras(full, model))
         graph_def, prefix, reader, outputs = frozen.graph_def, None, None, frozen.outputs
     elif model.suffix == ".meta":
         graph_def = _read_meta_graph(tf, model)  # a damaged .meta is the first thing to fix
@@ -69,7 +71,7 @@ def load_model(model: Path, weights: Path | None = None, *,
         _check_checkpoint_files(prefix)
         reader = _open_checkpoint(tf, prefix)
     elif model.suffix == ".pb":
-        graph_def = _parse(tf.compat.v1.GraphDef(), model, "a frozen GraphDef")
+        graph_def = _parse(tf.GraphDef(), model, "a frozen GraphDef")
         prefix, reader = None, None
     else:
         raise InputError(f"{model}: unknown model format (expected .meta, .pb, .keras, .h5 "
@@ -77,7 +79,7 @@ def load_model(model: Path, weights: Path | None = None, *,
     graph = tf.Graph()
     try:
         with graph.as_default():
-            tf.graph_util.import_graph_def(graph_def, name="")
+            tf.import_graph_def(graph_def, name="")
     except (ValueError, TypeError, tf.errors.OpError) as exc:
         raise InputError(f"{model}: the graph cannot be loaded ({_first_line(exc)}); it may need "
                          "ops of a newer TensorFlow or be damaged: export it again") from None
@@ -86,7 +88,7 @@ def load_model(model: Path, weights: Path | None = None, *,
 
 
 def _read_meta_graph(tf, path: Path):
-    meta = _parse(tf.compat.v1.MetaGraphDef(), path, "a MetaGraphDef")
+    meta = _parse(tf.MetaGraphDef(), path, "a MetaGraphDef")
     if not meta.graph_def.node:
         raise InputError(f"{path}: the MetaGraphDef holds no graph; save it again with "
                          "tf.train.Saver (write_meta_graph=True)")
@@ -116,7 +118,7 @@ def _check_checkpoint_files(prefix: Path) -> None:
 
 def _open_checkpoint(tf, prefix: Path):
     try:
-        return tf.train.load_checkpoint(str(prefix))
+        return tf.CheckpointReader(str(prefix))
     except (tf.errors.OpError, ValueError) as exc:
         raise InputError(f"{prefix}: the checkpoint cannot be read ({_first_line(exc)}); "
                          "download or save it again") from None

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from codegen.errors import UsageError
+from codegen.errors import InvalidIRError, UsageError
 from codegen.frontends.tensorflow.converter import Converter, find_ops
 from codegen.frontends.tensorflow.loader import load_model
 from codegen.ir.graph import Graph
-from codegen.ir.validate import load_ir
+from codegen.ir.validate import semantic_problems
 from codegen.ir.weights import save_array
 from codegen.progress import progress_bar
 from codegen.staging import staged_dir
@@ -62,6 +62,8 @@ def to_ir(
             source = converter.weight_sources[name]
             tf_name = source.key if source.kind == "variable" else ""
             graph.weights[name] = save_array(temp, name, converter.read_weight(name), tf_name=tf_name)
+        problems = semantic_problems(graph)  # what we write must pass our own checks
+        if problems:  # (the JSON Schema check runs in `codegen build` and in the tests)
+            raise InvalidIRError(f"internal: the IR fails its checks: {problems[0]}", details=problems)
         graph.save(temp)
-        load_ir(temp)  # what we write must pass our own checks
     return graph

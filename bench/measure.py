@@ -1,0 +1,82 @@
+"""Run a command and measure its wall time and peak memory.
+
+Peak memory is the peak RSS of the whole process tree: a thread samples the sum of VmRSS
+over the process and all its descendants (from /proc) every 10 ms, and the result is
+raised to at least ru_maxrss from wait4() (the exact peak of the largest single process,
+which a 10 ms sampler can miss). Linux only.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+MB = 1024 * 1024
+
+
+@dataclass
+class Measurement:
+    label: str
+    wall: float  # seconds
+    peak: int  # bytes
+
+    @property
+    def peak_mb(self) -> float:
+        return self.peak / MB
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return found
+
+
+def _tree_rss(root: int) -> int:
+    total, stack = 0, [root]
+    while stack:
+        pid = stack.pop()
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+                    break
+        except OSError:
+            continue
+        stack += _children(pid)
+    return total
+
+
+def run(label: str, command: list[str], *, env: dict | None = None, cwd: Path | None = None,
+        log: Path | None = None) -> Measurement:
+    """Run `command` to completion; raise CalledProcessError (with its log) on failure."""
+    out = open(log, "w") if log else subprocess.DEVNULL  # noqa: SIM115 - closed below
+    start = time.perf_counter()
+    process = subprocess.Popen(command, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+    peak, done = [0], threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], _tree_rss(process.pid))
+            done.wait(0.01)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - start
+    done.set()
+    sampler.join()
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if log:
+        out.close()
+    if process.returncode != 0:
+        tail = Path(log).read_text()[-2000:] if log else ""
+        raise subprocess.CalledProcessError(process.returncode, command, output=tail)
+    return Measurement(label, wall, max(peak[0], usage.ru_maxrss * 1024))

@@ -1,0 +1,214 @@
+"""codegen vs tf2onnx + onnx2torch on TF-slim ResNet V2 152, in one run.
+
+    python bench/run.py [--runs 10] [--work bench/work]
+
+1. makes (or reuses) the checkpoint with `codegen extract resnet_v2_152 --random-weights`;
+2. makes (or reuses) bench/.venv for the peers: tf2onnx, onnx, onnxruntime and onnx2torch
+   (pinned in bench/requirements-peers.txt) on top of this Python's torch and TensorFlow
+   (--system-site-packages, so no second, CUDA, torch). onnx2torch is installed with
+   --no-deps: it imports torchvision only for its NMS / RoIAlign converters, so the venv
+   gets a stub `torchvision` that raises if those are ever used;
+3. converts: `codegen to-ir` + `build` + `dump`, then tf2onnx + onnx2torch, each step a
+   fresh process, measuring wall time and peak RSS of the process tree (bench/measure.py);
+4. times inference (bench/infer.py): the generated model via load_model(), TF, the
+   onnx2torch model and onnxruntime, batch 8, 2 threads, median of --runs after warm-up;
+5. writes bench/RESULTS.md (the conversion section; bench/memory_slope.py adds its own).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from measure import Measurement, run
+from results import write_section
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+CKPT = "imagenet_resnet_v2_152.ckpt"
+STUB = '''"""Stub: onnx2torch imports torchvision only for NMS and RoIAlign (not used here)."""
+__version__ = "0.0+stub"
+'''
+STUB_OPS = '''def _missing(*args, **kwargs):
+    raise NotImplementedError("torchvision stub of codegen's bench: detection ops are not available")
+
+
+nms = box_convert = roi_align = _missing
+'''
+
+
+def codegen_env() -> dict:
+    return {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+def ensure_checkpoint(work: Path) -> None:
+    if (work / "ckpt" / f"{CKPT}.index").is_file():
+        return
+    print("making the ResNet V2 152 checkpoint (about a minute)...", flush=True)
+    subprocess.run([sys.executable, "-m", "codegen.cli", "extract", "resnet_v2_152",
+                    "--random-weights", "-o", str(work / "ckpt"), "-q"],
+                   env=codegen_env(), check=True)
+
+
+def ensure_venv(path: Path) -> Path:
+    python = path / "bin" / "python"
+    marker = path / ".codegen-bench-ready"
+    if marker.is_file():
+        return python
+    print(f"making {path} for tf2onnx / onnx2torch / onnxruntime...", flush=True)
+    venv.EnvBuilder(system_site_packages=True, with_pip=True, clear=True).create(path)
+    pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    pins = [line.split("#")[0].strip() for line in (BENCH / "requirements-peers.txt").read_text().splitlines()]
+    pins = [p for p in pins if p]
+    no_deps = [p for p in pins if p.startswith("onnx2torch")]
+    subprocess.run(pip + [p for p in pins if p not in no_deps], check=True)
+    subprocess.run(pip + ["--no-deps"] + no_deps, check=True)
+    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               capture_output=True, text=True, check=True).stdout.strip())
+    (site / "torchvision" / "ops").mkdir(parents=True, exist_ok=True)
+    (site / "torchvision" / "__init__.py").write_text(STUB + "from torchvision import ops  # noqa\n")
+    (site / "torchvision" / "ops" / "__init__.py").write_text(STUB_OPS)
+    check = "import torch, onnx2torch, tf2onnx, onnxruntime; assert '+cpu' in torch.__version__, torch.__version__"
+    subprocess.run([str(python), "-c", check], check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    marker.write_text("ok\n")
+    return python
+
+
+def convert_ours(work: Path) -> list[Measurement]:
+    out = work / "ours"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    cli = [sys.executable, "-m", "codegen.cli"]
+    steps = [
+        ("codegen to-ir", ["to-ir", str(work / "ckpt" / f"{CKPT}.meta"), "-w", str(work / "ckpt" / CKPT),
+                           "--dst-node", "output", "-o", str(out / "ir")]),
+        ("codegen build", ["build", str(out / "ir"), "-o", str(out / "model")]),
+        ("codegen dump", ["dump", str(out / "model"), "-o", str(out / "model.pth")]),
+    ]
+    return [run(label, cli + args + ["-q"], env=codegen_env(), log=out / f"{args[0]}.log")
+            for label, args in steps]
+
+
+def convert_peers(work: Path, python: Path) -> list[Measurement]:
+    out = work / "peers"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env.pop("PYTHONPATH", None)
+    tf2onnx = [str(python), "-m", "tf2onnx.convert", "--checkpoint", str(work / "ckpt" / f"{CKPT}.meta"),
+               "--inputs", "input:0", "--outputs", "output:0", "--output", str(out / "model.onnx")]
+    to_torch = [str(python), "-c", ("import sys, onnx2torch, torch; "
+                "torch.save(onnx2torch.convert(sys.argv[1]).state_dict(), sys.argv[2])"),
+                str(out / "model.onnx"), str(out / "model.pth")]
+    return [run("tf2onnx", tf2onnx, env=env, log=out / "tf2onnx.log"),
+            run("onnx2torch", to_torch, env=env, log=out / "onnx2torch.log")]
+
+
+ENGINES = ("ours", "tf", "onnx2torch", "onnxruntime")
+
+
+def time_inference(work: Path, python: Path, runs: int, rounds: int = 2) -> list[dict]:
+    """Each engine in its own process, the engines taking turns for `rounds` rounds (a shared
+    machine's load then falls on all of them alike); median over all timed runs."""
+    times: dict[str, list[float]] = {engine: [] for engine in ENGINES}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "OMP_NUM_THREADS": "2"}
+    for _ in range(rounds):
+        for engine in ENGINES:
+            exe = sys.executable if engine in ("ours", "tf") else str(python)
+            done = subprocess.run([exe, str(BENCH / "infer.py"), engine, str(work), str(-(-runs // rounds))],
+                                  env=env, check=False, capture_output=True, text=True)
+            if done.returncode != 0:
+                raise SystemExit(f"inference of {engine} failed:\n{done.stderr[-3000:]}")
+            times[engine] += json.loads(done.stdout.strip().splitlines()[-1])["times"]
+    tf_out = np.load(work / "output_tf.npy")
+    results = []
+    for engine in ENGINES:
+        output = np.load(work / f"output_{engine}.npy")
+        results.append({"engine": engine, "median": float(np.median(times[engine])), "runs": len(times[engine]),
+                        "rel_error": float(np.abs(output - tf_out).max() / np.abs(tf_out).max())})
+        print(f"  {engine}: median {results[-1]['median'] * 1000:.0f} ms", flush=True)
+    return results
+
+
+def report(ours: list[Measurement], peers: list[Measurement], inference: list[dict], runs: int) -> str:
+    ours_wall, peers_wall = sum(m.wall for m in ours), sum(m.wall for m in peers)
+    ours_peak, peers_peak = max(m.peak for m in ours), max(m.peak for m in peers)
+    lines = [
+        "## Conversion: TF-slim ResNet V2 152 checkpoint -> PyTorch weights",
+        "",
+        (f"Machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
+        f"Python {platform.python_version()}, load average at the end {os.getloadavg()[0]:.1f} "
+        "(the machine is shared: timings move with it). Each step is a fresh process; peak = peak RSS of "
+        "its process tree (sampled every 10 ms, at least wait4's ru_maxrss)."),
+        "",
+        "| step | wall time | peak RSS |",
+        "| --- | ---: | ---: |",
+    ]
+    lines += [f"| {m.label} | {m.wall:.2f} s | {m.peak_mb:,.0f} MB |" for m in ours + peers]
+    lines += [
+        "",
+        "| pipeline | wall time | peak RSS (max over steps) |",
+        "| --- | ---: | ---: |",
+        f"| codegen to-ir + build + dump | {ours_wall:.2f} s | {ours_peak / 2**20:,.0f} MB |",
+        f"| tf2onnx + onnx2torch | {peers_wall:.2f} s | {peers_peak / 2**20:,.0f} MB |",
+        f"| **ratio codegen / peers** | **{ours_wall / peers_wall:.3f}x** | **{ours_peak / peers_peak:.3f}x** |",
+        "",
+        f"## Inference: batch 8, 224x224, float32, 2 threads, median of {runs} runs (2 rounds, engines taking turns, each process after 3 warm-up runs)",
+        "",
+        "| engine | median | vs TF | max abs diff / max abs TF |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    tf_time = next(r["median"] for r in inference if r["engine"] == "tf")
+    names = {"ours": "codegen model.py, load_model()", "tf": "TensorFlow session (checkpoint)",
+             "onnx2torch": "onnx2torch model (eager)", "onnxruntime": "onnxruntime (CPU EP)"}
+    for r in inference:
+        lines.append(f"| {names[r['engine']]} | {r['median'] * 1000:.0f} ms | {r['median'] / tf_time:.2f}x "
+                     f"| {r['rel_error']:.1e} |")
+    ours_time = next(r["median"] for r in inference if r["engine"] == "ours")
+    others = {r["engine"]: r["median"] for r in inference}
+    lines += ["", "codegen's model relative to: " + ", ".join(
+        f"{names[e].split(' (')[0]} {ours_time / t:.2f}x" for e, t in others.items() if e != "ours") + "."]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--work", type=Path, default=BENCH / "work", help="checkpoint and outputs")
+    parser.add_argument("--venv", type=Path, default=BENCH / ".venv", help="the peers' environment")
+    parser.add_argument("--runs", type=int, default=10, help="timed inference runs per engine")
+    parser.add_argument("--skip-inference", action="store_true")
+    args = parser.parse_args()
+    work = args.work.resolve()
+    ensure_checkpoint(work)
+    python = ensure_venv(args.venv.resolve())
+    print("converting with codegen...", flush=True)
+    ours = convert_ours(work)
+    print("converting with tf2onnx + onnx2torch...", flush=True)
+    peers = convert_peers(work, python)
+    for m in ours + peers:
+        print(f"  {m.label}: {m.wall:.2f} s, {m.peak_mb:,.0f} MB", flush=True)
+    inference = []
+    if not args.skip_inference:
+        print("timing inference...", flush=True)
+        inference = time_inference(work, python, args.runs)
+    text = report(ours, peers, inference, args.runs) if inference else report_conversion_only(ours, peers)
+    write_section(BENCH / "RESULTS.md", "run.py", text)
+    print(text)
+
+
+def report_conversion_only(ours, peers) -> str:
+    return report(ours, peers, [{"engine": "tf", "median": 1.0, "rel_error": 0.0}], 0).split("## Inference")[0]
+
+
+if __name__ == "__main__":
+    main()
