@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import codegen, load_generated, relative_error, run_tf
+from conftest import codegen, load_generated, relative_error, run_tf, tiny_resnet_v2
 
 
 def images(batch: int, size: int = 33, seed: int = 0) -> np.ndarray:
@@ -127,3 +127,25 @@ def test_build_does_not_import_tensorflow(tiny_build, tmp_path):
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert result.stdout.strip() == "clean", result.stderr
+
+
+def test_a_training_graph_converts_to_an_eval_model(tiny_checkpoint, tmp_path):
+    """is_training=True: batch norm on batch statistics in TF; the generated model uses the
+    moving statistics, i.e. it matches the same weights' inference graph."""
+    from codegen.frontends.tensorflow.calibrate import build_graph
+    from codegen.frontends.tensorflow.compat import import_tf
+
+    tf = import_tf()
+    graph, _, _ = build_graph(tiny_resnet_v2, 33, is_training=True)
+    training = tmp_path / "train" / "tiny.ckpt"
+    with graph.as_default(), tf.compat.v1.Session(graph=graph) as session:
+        saver = tf.compat.v1.train.Saver()
+        saver.restore(session, str(tiny_checkpoint))
+        saver.save(session, str(training))
+    result = codegen("to-ir", f"{training}.meta", "--dst-node", "output", "-o", tmp_path / "ir")
+    assert result.returncode == 0, result.stderr
+    assert "warning: the graph was built for training" in result.stderr
+    assert codegen("build", tmp_path / "ir", "-o", tmp_path / "model").returncode == 0
+    result = codegen("verify", f"{tiny_checkpoint}.meta", tmp_path / "model")  # the eval graph
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ok: worst relative error" in result.stdout

@@ -114,6 +114,17 @@ class Context:
         self.converter.weight_sources[name] = source
         return name
 
+    def variable_weight(self, variable) -> str:
+        """Register a variable op (VariableV2 or VarHandleOp) that is not an input of this op."""
+        key = variable.get_attr("shared_name").decode() if variable.type == "VarHandleOp" else ""
+        key = key or variable.name
+        shape = variable.outputs[0].shape
+        if variable.type == "VarHandleOp":
+            shape = variable.get_attr("shape")
+        dims = shape.as_list() if hasattr(shape, "as_list") else [d.size for d in shape.dim]
+        self.converter.weight_sources[key] = WeightSource("variable", key, dims, [])
+        return key
+
     def new_weight(self, name: str, value: np.ndarray) -> str:
         """A weight the handler makes itself (e.g. a per-channel copy of a scalar)."""
         self.converter.weight_sources[name] = WeightSource("constant", name, None, [], value)

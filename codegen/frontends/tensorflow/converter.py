@@ -58,6 +58,7 @@ class Converter:
         self.weight_sources: dict[str, WeightSource] = {}  # IR weight name -> source
         self._kinds: dict[str, str] = {}
         self._session = None  # for folding constant subgraphs
+        self.warnings: list[str] = []
 
     # -- classification ------------------------------------------------------------
     def kind(self, tensor) -> str:
@@ -166,6 +167,10 @@ class Converter:
         for node, node_shapes in zip(unknown, values):
             for info, shape in zip(node.outputs, node_shapes):
                 info.shape = [info.shape[0], *(int(size) for size in shape[1:])]
+
+    def warn(self, message: str) -> None:
+        if message not in self.warnings:
+            self.warnings.append(message)
 
     def ref_of(self, tensor) -> str:
         """The IR ref of a TF tensor that is already converted."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from codegen.errors import InvalidIRError, UsageError
@@ -56,6 +57,9 @@ def to_ir(
     """Write `out_dir/graph.json` and `out_dir/weights/*.npy`, streaming tensor by tensor."""
     graph, converter = convert_model(model_path, weights, dst_nodes, bn_decay=bn_decay,
                                      signature=signature)
+    for warning in converter.warnings:
+        if not quiet:
+            print(f"codegen: warning: {warning}", file=sys.stderr)
     with staged_dir(Path(out_dir)) as temp:
         names = list(converter.weight_sources)
         for name in progress_bar(names, "writing weights", quiet=quiet):

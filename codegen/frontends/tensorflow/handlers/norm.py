@@ -13,11 +13,13 @@ ROLES = ("scale", "offset", "mean", "variance")  # inputs 1..4
 def fused_batch_norm(ctx) -> None:
     if ctx.attr("data_format", "NHWC") != "NHWC":
         ctx.fail("only NHWC batch norm is supported")
-    if ctx.attr("is_training"):
-        ctx.fail("batch norm in training mode; export the graph with is_training=False")
     channels = ctx.input_info(0).shape[-1]
     weights = {}
+    if ctx.attr("is_training"):  # batch statistics: use the moving ones the graph updates
+        weights.update(_moving_statistics(ctx))
     for index, role in enumerate(ROLES, start=1):
+        if role in weights:
+            continue
         if ctx.is_const(index) and ctx.const(index).size == 1 and channels:
             # a scalar constant (scale/center switched off): store it per channel
             value = np.full(channels, ctx.const(index).item(), "float32")
@@ -30,6 +32,23 @@ def fused_batch_norm(ctx) -> None:
         attrs={"epsilon": float(ctx.attr("epsilon")), "momentum": ctx.converter.bn_momentum},
         weights=weights,
     )
+
+
+def _moving_statistics(ctx) -> dict[str, str]:
+    """The `moving_mean`/`moving_variance` variables beside a training-mode batch norm
+    (TF-slim and Keras name them so), for an eval-mode model."""
+    found = {}
+    for role, suffix in (("mean", "moving_mean"), ("variance", "moving_variance")):
+        name = f"{ctx.scope}/{suffix}"
+        try:
+            variable = ctx.op.graph.get_operation_by_name(name)
+        except KeyError:
+            ctx.fail(f"batch norm in training mode and no {name!r} variable to take the "
+                     "moving statistics from; export the graph with is_training=False")
+        found[role] = ctx.variable_weight(variable)
+    ctx.converter.warn("the graph was built for training (batch norm with batch statistics): "
+                       "converted to an eval-mode model that uses the moving statistics")
+    return found
 
 
 # -- batch norm written as arithmetic ----------------------------------------------------------
