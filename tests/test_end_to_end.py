@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -149,3 +151,31 @@ def test_a_training_graph_converts_to_an_eval_model(tiny_checkpoint, tmp_path):
     result = codegen("verify", f"{tiny_checkpoint}.meta", tmp_path / "model")  # the eval graph
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ok: worst relative error" in result.stdout
+
+
+def test_unknown_spatial_size_works_for_any_size(tiny_checkpoint, tmp_path):
+    """An input of [None, None, None, 3]: TF 'SAME' padding is computed for each input's
+    actual size, odd sizes (225, 31) included, as TF does."""
+    from codegen.backends.pytorch.build import build
+    from codegen.frontends.tensorflow.compat import import_tf
+    from codegen.frontends.tensorflow.to_ir import to_ir
+    from codegen.verify import import_generated
+
+    tf = import_tf()
+    graph, prefix = tf.Graph(), tmp_path / "dynamic" / "tiny.ckpt"
+    with graph.as_default(), tf.compat.v1.Session(graph=graph) as session:
+        images = tf.compat.v1.placeholder(tf.float32, [None, None, None, 3], name="input")
+        tf.squeeze(tiny_resnet_v2(images, False), [1, 2], name="output")
+        saver = tf.compat.v1.train.Saver()
+        saver.restore(session, str(tiny_checkpoint))
+        saver.save(session, str(prefix))
+        to_ir(Path(f"{prefix}.meta"), None, ["output"], tmp_path / "ir", quiet=True)
+        build(tmp_path / "ir", tmp_path / "model", quiet=True)
+        model = import_generated(tmp_path / "model").load_model()
+        assert "same_pad(" in (tmp_path / "model" / "model.py").read_text()
+        for size in (33, 64, 225, 31):
+            batch = np.random.default_rng(size).uniform(-1, 1, (2, size, size, 3)).astype("float32")
+            expected = session.run("output:0", {"input:0": batch})
+            with torch.no_grad():
+                ours = model(torch.from_numpy(batch.transpose(0, 3, 1, 2))).numpy()
+            assert relative_error(ours, expected) < 1e-5, size
