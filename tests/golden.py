@@ -15,15 +15,18 @@ EXPECTED = Path(__file__).parent / "data" / "expected"
 
 
 def check_golden(case: str, generated: Path) -> None:
-    golden = EXPECTED / case / generated.name
-    text = generated.read_text()
+    _compare(EXPECTED / case / generated.name, generated.read_text(),
+             f"generated {generated.name} differs from {EXPECTED / case / generated.name}")
+
+
+def _compare(expected: Path, text: str, problem: str) -> None:
+    """`text` equals the file `expected`; CODEGEN_UPDATE_GOLDEN=1 rewrites the file instead."""
     if os.environ.get("CODEGEN_UPDATE_GOLDEN") == "1":
-        golden.parent.mkdir(parents=True, exist_ok=True)
-        golden.write_text(text)
-    assert golden.is_file(), f"{golden} missing: run with CODEGEN_UPDATE_GOLDEN=1"
-    assert text == golden.read_text(), (
-        f"generated {generated.name} differs from {golden}; if intended, refresh with "
-        "CODEGEN_UPDATE_GOLDEN=1 and review the diff"
+        expected.parent.mkdir(parents=True, exist_ok=True)
+        expected.write_text(text)
+    assert expected.is_file(), f"{expected} missing: run with CODEGEN_UPDATE_GOLDEN=1"
+    assert text == expected.read_text(), (
+        f"{problem}; if intended, refresh with CODEGEN_UPDATE_GOLDEN=1 and review the diff"
     )
 
 
@@ -33,11 +36,4 @@ SNAPSHOTS = Path(__file__).parent / "data" / "snapshots"
 def check_snapshot(case: str, text: str) -> None:
     """Compare `text` (a CLI run: command, exit code, output) with tests/data/snapshots/<case>.txt."""
     snapshot = SNAPSHOTS / f"{case}.txt"
-    if os.environ.get("CODEGEN_UPDATE_GOLDEN") == "1":
-        snapshot.parent.mkdir(parents=True, exist_ok=True)
-        snapshot.write_text(text)
-    assert snapshot.is_file(), f"{snapshot} missing: run with CODEGEN_UPDATE_GOLDEN=1"
-    assert text == snapshot.read_text(), (
-        f"the CLI output differs from {snapshot}:\n{text}\nif intended, refresh with "
-        "CODEGEN_UPDATE_GOLDEN=1 and review the diff"
-    )
+    _compare(snapshot, text, f"the CLI output differs from {snapshot}:\n{text}")

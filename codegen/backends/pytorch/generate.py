@@ -83,28 +83,22 @@ def _outputs(graph: Graph) -> str:
                      for o in graph.outputs)
 
 
-def _state(planner: Planner, plan: Plan, prefix: str = "") -> dict[str, str]:
-    state: dict[str, str] = {}
-    for stmt in plan.stmts:
-        items = [(f"{prefix}{stmt.attr}.{i}.", it) for i, it in enumerate(stmt.items)] \
-            if stmt.kind == "seq" else [(f"{prefix}{stmt.attr}.", stmt)]
-        for item_prefix, item in items:
-            if item.kind == "layer":
-                for suffix, weight in item.render.state.items():
-                    state[f"{item_prefix}{suffix}"] = weight
-            elif item.kind == "module":
-                state.update(_state(planner, planner.plans[id(item.scope)], item_prefix))
-    return state
-
-
-def _layers(planner: Planner, plan: Plan, prefix: str = "") -> dict[str, str]:
-    layers: dict[str, str] = {}
+def _layer_items(planner: Planner, plan: Plan, prefix: str = ""):
+    """(module path, layer stmt) for every layer of the model, nn.Sequential items included."""
     for stmt in plan.stmts:
         items = [(f"{prefix}{stmt.attr}.{i}", it) for i, it in enumerate(stmt.items)] \
             if stmt.kind == "seq" else [(f"{prefix}{stmt.attr}", stmt)]
         for path, item in items:
             if item.kind == "layer":
-                layers[path] = item.node.name
+                yield path, item
             elif item.kind == "module":
-                layers.update(_layers(planner, planner.plans[id(item.scope)], f"{path}."))
-    return layers
+                yield from _layer_items(planner, planner.plans[id(item.scope)], f"{path}.")
+
+
+def _state(planner: Planner, plan: Plan) -> dict[str, str]:
+    return {f"{path}.{suffix}": weight for path, item in _layer_items(planner, plan)
+            for suffix, weight in item.render.state.items()}
+
+
+def _layers(planner: Planner, plan: Plan) -> dict[str, str]:
+    return {path: item.node.name for path, item in _layer_items(planner, plan)}
