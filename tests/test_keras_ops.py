@@ -61,10 +61,14 @@ def small_keras_model():
 @pytest.fixture(scope="module")
 def keras_files(tmp_path_factory):
     folder = tmp_path_factory.mktemp("keras_ops")
-    return save_keras_model(small_keras_model(), folder, "small")
+    model = small_keras_model()
+    paths = save_keras_model(model, folder, "small")
+    paths["h5"] = folder / "small.h5"  # the legacy HDF5 format
+    model.save(paths["h5"])
+    return paths
 
 
-@pytest.mark.parametrize("fmt", ["savedmodel", "keras"])
+@pytest.mark.parametrize("fmt", ["savedmodel", "keras", "h5"])
 def test_small_keras_model_matches_tensorflow(keras_files, fmt, tmp_path) -> None:
     to_ir(keras_files[fmt], None, None, tmp_path / "ir", quiet=True)
     build(tmp_path / "ir", tmp_path / "model", quiet=True)
