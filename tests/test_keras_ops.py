@@ -1,5 +1,6 @@
 """One small Keras model with the ops and patterns of the Keras applications, converted
-from its SavedModel and from its `.keras` file and compared with TensorFlow (fast suite).
+from its SavedModel, its `.keras` file and its `.h5` file and compared with TensorFlow
+(fast suite).
 
 Patterns are recognised by structure, never by model or layer name: batch norm and layer
 norm written as arithmetic, swish, GELU, hard-swish, squeeze-excite, depthwise conv with a
