@@ -18,6 +18,8 @@ PATTERNS = [
      "(Keras 3 LayerNormalization)"), "layer_norm"),
     ("`x * sigmoid(x)` (also `x * sigmoid(1.0 * x)`)", "swish"),
     ("`0.5 * x * erfc(-x / sqrt(2))` (tf.nn.gelu)", "gelu"),
+    ("`relu6(x + 3) / 6` (Keras hard_sigmoid)", "hard_sigmoid"),
+    ("`x * relu6(x + 3) / 6` (Keras hard_swish, MobileNetV3)", "hard_swish"),
     ("reshape `[N, H, W, C]` -> `[N*H*W, C]`, MatMul, reshape back (Dense on a 4-D tensor)",
      "conv2d"),
     ("Identity, IdentityN, StopGradient, Snapshot, PreventGradient, CheckNumerics", "(passed through)"),

@@ -72,3 +72,54 @@ def _times_constant(ctx, op, expected: float):
             if value.size == 1 and abs(float(value.reshape(-1)[0]) - expected) < 1e-6:
                 return other
     return None
+
+
+def _hard_sigmoid_input(ctx, op):
+    """x if op computes relu6(x + 3) / 6 (or * 1/6), as Keras writes hard_sigmoid."""
+    if op.type not in ("RealDiv", "Mul"):
+        return None
+    relu6, scale = op.inputs
+    if relu6.op.type != "Relu6" and op.type == "Mul":
+        relu6, scale = scale, relu6
+    if relu6.op.type != "Relu6" or ctx.converter.kind(scale) != "constant":
+        return None
+    expected = 6.0 if op.type == "RealDiv" else 1 / 6
+    value = ctx.converter.fold(scale)
+    if value.size != 1 or abs(float(value.reshape(-1)[0]) - expected) > 1e-6:
+        return None
+    shifted = relu6.op.inputs[0].op
+    if shifted.type not in ("Add", "AddV2"):
+        return None
+    return _times_constant_sum(ctx, shifted, 3.0)
+
+
+def _times_constant_sum(ctx, op, expected: float):
+    """t if op is t + c (either order) with c == expected, else None."""
+    for index in (0, 1):
+        constant, other = op.inputs[index], op.inputs[1 - index]
+        if ctx.converter.kind(constant) == "constant" and ctx.converter.kind(other) != "constant":
+            value = ctx.converter.fold(constant)
+            if value.size == 1 and float(value.reshape(-1)[0]) == expected:
+                return other
+    return None
+
+
+def match_hard_sigmoid(ctx) -> bool:
+    """relu6(x + 3) / 6: emit `hard_sigmoid`."""
+    x = _hard_sigmoid_input(ctx, ctx.op)
+    if x is None:
+        return False
+    ctx.emit("hard_sigmoid", [ctx.converter.ref_of(x)])
+    return True
+
+
+def match_hard_swish(ctx) -> bool:
+    """x * relu6(x + 3) / 6 (MobileNetV3): emit `hard_swish`."""
+    if ctx.op.type != "Mul":
+        return False
+    for gate_index in (0, 1):
+        gate, x = ctx.op.inputs[gate_index], ctx.op.inputs[1 - gate_index]
+        if _hard_sigmoid_input(ctx, gate.op) is x:
+            ctx.emit("hard_swish", [ctx.converter.ref_of(x)])
+            return True
+    return False

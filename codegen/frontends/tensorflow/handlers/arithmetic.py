@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from codegen.frontends.tensorflow.handlers import handler
-from codegen.frontends.tensorflow.handlers.activation import match_gelu, match_swish
+from codegen.frontends.tensorflow.handlers.activation import (
+    match_gelu,
+    match_hard_sigmoid,
+    match_hard_swish,
+    match_swish,
+)
 from codegen.frontends.tensorflow.handlers.norm import match_batch_norm, match_layer_norm
 
 BINARY = {
@@ -19,7 +24,9 @@ BINARY = {
 
 def _binary(ctx) -> None:
     # layers that TF writes out as arithmetic
-    if match_batch_norm(ctx) or match_layer_norm(ctx) or match_swish(ctx) or match_gelu(ctx):
+    patterns = (match_batch_norm, match_layer_norm, match_swish, match_gelu, match_hard_swish,
+                match_hard_sigmoid)
+    if any(match(ctx) for match in patterns):
         return
     ctx.emit(BINARY[ctx.op.type], [ctx.input(0), ctx.input(1)])
 
