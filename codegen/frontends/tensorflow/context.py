@@ -114,15 +114,10 @@ class Context:
         self.converter.weight_sources[name] = source
         return name
 
-    def variable_weight(self, variable) -> str:
-        """Register a variable op (VariableV2 or VarHandleOp) that is not an input of this op."""
-        key = variable.get_attr("shared_name").decode() if variable.type == "VarHandleOp" else ""
-        key = key or variable.name
-        shape = variable.outputs[0].shape
-        if variable.type == "VarHandleOp":
-            shape = variable.get_attr("shape")
-        dims = shape.as_list() if hasattr(shape, "as_list") else [d.size for d in shape.dim]
-        self.converter.weight_sources[key] = WeightSource("variable", key, dims, [])
+    def checkpoint_weight(self, key: str) -> str:
+        """A checkpoint variable that is not an input of this op (e.g. moving statistics)."""
+        shape = self.converter.model.reader.get_variable_to_shape_map()[key]
+        self.converter.weight_sources[key] = WeightSource("variable", key, list(shape), [])
         return key
 
     def new_weight(self, name: str, value: np.ndarray) -> str:

@@ -50,8 +50,11 @@ def checkpoint_prefix(model: Path, weights: Path | None) -> Path:
 
 
 def load_model(model: Path, weights: Path | None = None, *,
-               signature: str = "serving_default") -> TFModel:
-    """Load a checkpoint, frozen graph, SavedModel or Keras file; InputError on bad files."""
+               signature: str = "serving_default", only: list[str] | None = None) -> TFModel:
+    """Load a checkpoint, frozen graph, SavedModel or Keras file; InputError on bad files.
+
+    With `only` (output node names) just what they depend on is imported: savers,
+    initialisers, optimisers and summaries are left out, and loading is faster."""
     model = Path(model)
     outputs: list[str] = []
     if model.is_dir() and not saved.is_saved_model(model):
@@ -76,6 +79,8 @@ def load_model(model: Path, weights: Path | None = None, *,
     else:
         raise InputError(f"{model}: unknown model format (expected .meta, .pb, .keras, .h5 "
                          "or a SavedModel folder)")
+    if only:
+        graph_def = _needed(graph_def, only)
     graph = tf.Graph()
     try:
         with graph.as_default():
@@ -85,6 +90,26 @@ def load_model(model: Path, weights: Path | None = None, *,
                          "ops of a newer TensorFlow or be damaged: export it again") from None
     return TFModel(graph=graph, reader=reader, model_path=model, weights_path=prefix,
                    outputs=outputs)
+
+
+def _needed(graph_def, outputs: list[str]):
+    """The nodes `outputs` depend on (all of the graph if one of them is not in it, so that
+    the unknown name is reported with suggestions from the whole graph)."""
+    nodes = {node.name: node for node in graph_def.node}
+    names = [name.split(":")[0] for name in outputs]
+    if not all(name in nodes for name in names):
+        return graph_def
+    keep, stack = set(), names
+    while stack:
+        name = stack.pop()
+        if name not in keep:
+            keep.add(name)
+            stack.extend(ref.lstrip("^").split(":")[0] for ref in nodes[name].input)
+    needed = type(graph_def)()
+    needed.versions.CopyFrom(graph_def.versions)
+    needed.library.CopyFrom(graph_def.library)
+    needed.node.extend(node for node in graph_def.node if node.name in keep)
+    return needed
 
 
 def _read_meta_graph(tf, path: Path):

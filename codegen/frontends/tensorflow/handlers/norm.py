@@ -40,12 +40,10 @@ def _moving_statistics(ctx) -> dict[str, str]:
     found = {}
     for role, suffix in (("mean", "moving_mean"), ("variance", "moving_variance")):
         name = f"{ctx.scope}/{suffix}"
-        try:
-            variable = ctx.op.graph.get_operation_by_name(name)
-        except KeyError:
+        if name not in ctx.converter.model.variable_names():
             ctx.fail(f"batch norm in training mode and no {name!r} variable to take the "
                      "moving statistics from; export the graph with is_training=False")
-        found[role] = ctx.variable_weight(variable)
+        found[role] = ctx.checkpoint_weight(name)
     ctx.converter.warn("the graph was built for training (batch norm with batch statistics): "
                        "converted to an eval-mode model that uses the moving statistics")
     return found
