@@ -24,7 +24,9 @@ def test_resnet_v2_converts_exactly(tmp_path, name, bound):
     assert result.returncode == 0, result.stdout + result.stderr
     figures = _verify_lines(result.stdout)
     assert len(figures) == 2  # batch 4 and batch 1
-    for error, tf_vs_f64, ours_vs_f64 in figures:
+    for batch, (error, tf_vs_f64, ours_vs_f64) in zip((4, 1), figures):
+        print(f"\n{name} batch {batch}: {error:.3g} (float64: TF {tf_vs_f64:.3g}, "
+              f"ours {ours_vs_f64:.3g})", end="")
         assert error <= bound
         # ours is as close to the float64 result as TF's own float32 run (30% slack for
         # round-off noise between two equally valid summation orders: load_model()'s
