@@ -315,7 +315,11 @@ def _print_details(error: CodegenError) -> None:
         print(f"  ... and {len(details) - MAX_DETAILS} more", file=sys.stderr)
 
 
+_interrupted: list[int] = []  # the signal that stopped us, if one did
+
+
 def _interrupt(signum, frame) -> None:
+    _interrupted.append(signum)
     raise KeyboardInterrupt  # SIGTERM: clean up like Ctrl-C (staging folders are removed)
 
 
@@ -337,6 +341,9 @@ def main(argv: list[str] | None = None) -> int:
         print("codegen: interrupted; the previous output is unchanged", file=sys.stderr)
         return int(Exit.INTERRUPTED)
     except Exception as error:  # noqa: BLE001 - a bug: one line, and how to see more
+        if _interrupted:  # the signal surfaced as another exception (e.g. inside a library)
+            print("codegen: interrupted; the previous output is unchanged", file=sys.stderr)
+            return int(Exit.INTERRUPTED)
         if args.debug:
             traceback.print_exc()
         print(f"codegen: internal error: {type(error).__name__}: {error} "

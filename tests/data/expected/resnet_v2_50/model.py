@@ -16,6 +16,33 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def conv_bn(conv: nn.Conv2d, norm: nn.BatchNorm2d, x: torch.Tensor) -> torch.Tensor:
+    """norm(conv(x)). In eval mode the BatchNorm is folded into the convolution's weight
+    and bias (one pass over the activations, as TF's fused kernels do); in training mode
+    both run as usual, so fine-tuning updates the BatchNorm statistics. Forward hooks on
+    either module (feature extraction, `codegen verify --per-layer`) also get them run apart.
+    """
+    if (
+        norm.training
+        or norm.running_var is None
+        or conv._forward_hooks
+        or norm._forward_hooks
+    ):
+        return norm(conv(x))
+    scale = torch.rsqrt(norm.running_var + norm.eps)
+    if norm.weight is not None:
+        scale = scale * norm.weight
+    bias = -norm.running_mean * scale
+    if norm.bias is not None:
+        bias = bias + norm.bias
+    if conv.bias is not None:
+        bias = bias + conv.bias * scale
+    weight = conv.weight * scale.reshape(-1, 1, 1, 1)
+    return F.conv2d(
+        x, weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups
+    )
+
+
 def same_pad(
     x: torch.Tensor, kernel, stride, dilation=(1, 1), value: float = 0.0
 ) -> torch.Tensor:
@@ -63,7 +90,7 @@ class ConvBNRelu(nn.Module):
         self.batch_norm = nn.BatchNorm2d(out_channels, eps=1e-05, momentum=0.003)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(self.batch_norm(self.conv(x)))
+        return F.relu(conv_bn(self.conv, self.batch_norm, x))
 
 
 class BottleneckV2(nn.Module):
@@ -157,8 +184,14 @@ def build_model() -> ResnetV250:
     return ResnetV250()
 
 
-def load_model(weights_dir: str | Path | None = None) -> ResnetV250:
-    """The network with its converted weights (weights/ beside this file), in eval mode."""
+def load_model(
+    weights_dir: str | Path | None = None, channels_last: bool = True
+) -> ResnetV250:
+    """The network with its converted weights (weights/ beside this file), in eval mode.
+
+    channels_last: keep 4-d weights in channels-last memory order, which the CPU
+    convolutions (oneDNN) run fastest on; inputs may stay in the usual NCHW order.
+    """
     folder = (
         Path(weights_dir)
         if weights_dir is not None
@@ -170,4 +203,6 @@ def load_model(weights_dir: str | Path | None = None) -> ResnetV250:
         for key in model.state_dict()
     }
     model.load_state_dict(state, strict=True)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
     return model.eval()
