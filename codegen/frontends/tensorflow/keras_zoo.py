@@ -102,7 +102,6 @@ def save_frozen_graph(model_path: Path, out_file: Path) -> tuple[str, list[str]]
 
     tf = import_tf()
     model_path = Path(model_path)
-    frozen = (saved.load_saved_model(tf, model_path, "serving_default") if model_path.is_dir()
-              else saved.load_keras(tf, model_path))
+    frozen = saved.load(tf, model_path)
     Path(out_file).write_bytes(frozen.graph_def.SerializeToString())
     return frozen.inputs[0], frozen.outputs

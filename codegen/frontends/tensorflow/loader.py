@@ -65,8 +65,7 @@ def load_model(model: Path, weights: Path | None = None, *,
     full = import_tf() if tf2 else None  # SavedModel and Keras need the whole TensorFlow
     tf = import_tf_core()  # enough for checkpoints and frozen graphs, and quick to import
     if tf2:
-        frozen = (saved.load_saved_model(full, model, signature) if model.is_dir()
-                  else saved.load_keras(full, model))
+        frozen = saved.load(full, model, signature)
         graph_def, prefix, reader, outputs = frozen.graph_def, None, None, frozen.outputs
     elif model.suffix == ".meta":
         graph_def = _read_meta_graph(tf, model)  # a damaged .meta is the first thing to fix
@@ -86,7 +85,7 @@ def load_model(model: Path, weights: Path | None = None, *,
         with graph.as_default():
             tf.import_graph_def(graph_def, name="")
     except (ValueError, TypeError, tf.errors.OpError) as exc:
-        raise InputError(f"{model}: the graph cannot be loaded ({_first_line(exc)}); it may need "
+        raise InputError(f"{model}: the graph cannot be loaded ({saved.first_line(exc)}); it may need "
                          "ops of a newer TensorFlow or be damaged: export it again") from None
     return TFModel(graph=graph, reader=reader, model_path=model, weights_path=prefix,
                    outputs=outputs)
@@ -145,10 +144,5 @@ def _open_checkpoint(tf, prefix: Path):
     try:
         return tf.CheckpointReader(str(prefix))
     except (tf.errors.OpError, ValueError) as exc:
-        raise InputError(f"{prefix}: the checkpoint cannot be read ({_first_line(exc)}); "
+        raise InputError(f"{prefix}: the checkpoint cannot be read ({saved.first_line(exc)}); "
                          "download or save it again") from None
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__

@@ -36,11 +36,16 @@ def is_keras_file(path: Path) -> bool:
     return path.suffix.lower() in KERAS_SUFFIXES
 
 
+def load(tf, path: Path, signature: str = "serving_default") -> FrozenFunction:
+    """A SavedModel folder (its `signature`) or a Keras file, frozen."""
+    return load_saved_model(tf, path, signature) if path.is_dir() else load_keras(tf, path)
+
+
 def load_saved_model(tf, path: Path, signature: str) -> FrozenFunction:
     try:
         loaded = tf.saved_model.load(str(path))
     except Exception as exc:  # noqa: BLE001 - TF raises many kinds; all mean "not usable"
-        raise InputError(f"{path}: not a loadable SavedModel ({_first_line(exc)})") from None
+        raise InputError(f"{path}: not a loadable SavedModel ({first_line(exc)})") from None
     signatures = dict(getattr(loaded, "signatures", {}))
     if signature not in signatures:
         known = ", ".join(sorted(signatures)) or "none"
@@ -55,7 +60,7 @@ def load_keras(tf, path: Path) -> FrozenFunction:
     try:
         model = keras.saving.load_model(str(path), compile=False)
     except Exception as exc:  # noqa: BLE001 - corrupt zip/HDF5, unknown layers, ...
-        raise InputError(f"{path}: not a loadable Keras model ({_first_line(exc)})") from None
+        raise InputError(f"{path}: not a loadable Keras model ({first_line(exc)})") from None
     specs = [tf.TensorSpec(tensor.shape, tensor.dtype, name=_input_name(tensor, i))
              for i, tensor in enumerate(model.inputs)]
 
@@ -190,6 +195,7 @@ def _input_name(tensor, index: int) -> str:
     return name.split(":")[0].replace("/", "_")
 
 
-def _first_line(exc: Exception) -> str:
+def first_line(exc: Exception) -> str:
+    """The first line of an exception's message, for one-line errors."""
     text = str(exc).strip().splitlines()
     return text[0][:200] if text else type(exc).__name__
