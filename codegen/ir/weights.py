@@ -8,7 +8,11 @@ when the backend streams the tensor out, so nothing is read or written twice.
 from __future__ import annotations
 
 import hashlib
+import io
+import math
+import os
 import re
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,49 +80,74 @@ class WeightEntry:
         )
 
 
-def save_array(ir_dir: Path, name: str, array: np.ndarray, *, tf_name: str = "") -> WeightEntry:
-    """Write one tensor as `ir_dir/weights/<safe name>.npy` and describe it."""
-    file_name = weight_file_name(name)
-    stem, counter = file_name[: -len(".npy")], 1
-    while (Path(ir_dir) / "weights" / file_name).exists():  # two names, one safe form
-        counter += 1
-        file_name = f"{stem}_{counter}.npy"
+def save_array(ir_dir: Path, name: str, array: np.ndarray, *, tf_name: str = "",
+               file_name: str | None = None) -> WeightEntry:
+    """Write one tensor as `ir_dir/weights/<file_name>` (default: the safe form of `name`,
+    numbered if taken) and describe it. Safe to call from several threads when each
+    passes its own `file_name` (see `unique_file_names`)."""
+    if file_name is None:
+        file_name = unique_file_names([name], taken=_existing(Path(ir_dir) / "weights"))[name]
     relative = f"weights/{file_name}"
     path = Path(ir_dir) / relative
     path.parent.mkdir(parents=True, exist_ok=True)
     array = np.ascontiguousarray(array)
+    if array.dtype.hasobject:
+        raise ValueError(f"{name}: object arrays are not weights")
+    header = io.BytesIO()  # the header np.save writes (format 1.0 fits any weight's shape)
+    np.lib.format.write_array_header_1_0(header, np.lib.format.header_data_from_array_1_0(array))
+    digest = hashlib.sha256(header.getvalue())
+    digest.update(array)  # the array's own memory: hashed and written without a copy
     with open(path, "wb") as handle:
-        stream = _HashingWriter(handle)
-        np.lib.format.write_array(stream, array, allow_pickle=False)
+        handle.write(header.getvalue())
+        handle.write(array)
     return WeightEntry(
         file=relative,
         shape=list(array.shape),
         dtype=str(array.dtype),
-        sha256=stream.digest.hexdigest(),
+        sha256=digest.hexdigest(),
         tf_name=tf_name,
     )
 
 
-class _HashingWriter:
-    """A write-only file that hashes what goes through it (no second read of the file)."""
+def unique_file_names(names: list[str], *, taken: set[str] | None = None) -> dict[str, str]:
+    """A distinct safe file name for each weight name: two names with one safe form get
+    `_2`, `_3`, ... in the order given."""
+    taken = set(taken or ())
+    files = {}
+    for name in names:
+        file_name = weight_file_name(name)
+        stem, counter = file_name[: -len(".npy")], 1
+        while file_name in taken:
+            counter += 1
+            file_name = f"{stem}_{counter}.npy"
+        taken.add(file_name)
+        files[name] = file_name
+    return files
 
-    def __init__(self, handle) -> None:
-        self.handle, self.digest = handle, hashlib.sha256()
 
-    def write(self, data) -> int:
-        self.digest.update(data)
-        return self.handle.write(data)
+def _existing(folder: Path) -> set[str]:
+    return {path.name for path in folder.iterdir()} if folder.is_dir() else set()
 
 
 def load_array(ir_dir: Path, entry: WeightEntry, *, check_hash: bool = False) -> np.ndarray:
-    """Read a weight (memory-mapped), check it against its entry, apply its transforms."""
+    """Read a weight (one read of the file), check it against its entry (with `check_hash`,
+    its sha256 too), and apply its transforms."""
     path = Path(ir_dir) / entry.file
     if not path.is_file():
         raise InvalidIRError(f"{path}: weight file is missing; re-run 'codegen to-ir'")
-    if check_hash and sha256_file(path) != entry.sha256:
+    data = path.read_bytes()
+    if check_hash and hashlib.sha256(data).hexdigest() != entry.sha256:
         raise InvalidIRError(f"{path}: sha256 does not match graph.json; re-run 'codegen to-ir'")
+    array = _checked(path, entry, lambda: _parse_npy(data))
+    for kind, argument in entry.transforms:
+        array = array.transpose(argument) if kind == "transpose" else array.reshape(argument)
+    return array
+
+
+def _checked(path: Path, entry: WeightEntry, parse) -> np.ndarray:
+    """`parse()`, with a damaged file or a shape/dtype other than the entry's as InvalidIRError."""
     try:
-        array = np.load(path, mmap_mode="r", allow_pickle=False)
+        array = parse()
     except Exception as exc:  # noqa: BLE001 - a damaged file raises many kinds
         raise InvalidIRError(f"{path}: not a plain .npy array ({type(exc).__name__}: "
                              f"{str(exc)[:100]}); re-run 'codegen to-ir'") from None
@@ -127,6 +156,63 @@ def load_array(ir_dir: Path, entry: WeightEntry, *, check_hash: bool = False) ->
             f"{path}: holds {array.dtype}{list(array.shape)}, graph.json says "
             f"{entry.dtype}{entry.shape}; re-run 'codegen to-ir'"
         )
+    return array
+
+
+_HEADER_MAX = 65536 + 16  # the longest .npy header (format 1.0) and its preamble
+
+
+def _parse_npy(data) -> np.ndarray:
+    """The array of a .npy file's bytes, without copying them. Object arrays (pickles) are
+    refused, like np.load(allow_pickle=False)."""
+    stream = io.BytesIO(data[:_HEADER_MAX])
+    version = np.lib.format.read_magic(stream)
+    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                   else np.lib.format.read_array_header_2_0)
+    shape, fortran_order, dtype = read_header(stream)
+    if dtype.hasobject:
+        raise ValueError("object arrays are pickles and are not loaded")
+    count = math.prod(shape)
+    array = np.frombuffer(data, dtype, count=count, offset=stream.tell())
+    return array.reshape(shape, order="F" if fortran_order else "C")
+
+
+def copy_weight(ir_dir: Path, entry: WeightEntry, target: Path) -> bool:
+    """Write the weight of `entry`, transforms applied, as the .npy file `target`; False
+    (and nothing written) when its file does not match its sha256.
+
+    The file is read once into a buffer of this thread, and transposed into a second one:
+    both are reused from tensor to tensor, so a build does not allocate (and page-fault)
+    fresh memory for every tensor, and memory holds two tensors per thread at most.
+    """
+    path = Path(ir_dir) / entry.file
+    with open(path, "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        data = _thread_buffer("read", size)
+        if handle.readinto(data) != size:
+            raise InvalidIRError(f"{path}: changed while being read; run the command again")
+    if hashlib.sha256(data).hexdigest() != entry.sha256:
+        return False
+    array = _checked(path, entry, lambda: _parse_npy(data))
     for kind, argument in entry.transforms:
         array = array.transpose(argument) if kind == "transpose" else array.reshape(argument)
-    return array
+    if not array.flags.c_contiguous:
+        out = np.frombuffer(_thread_buffer("out", array.nbytes), array.dtype, array.size)
+        out = out.reshape(array.shape)
+        np.copyto(out, array)
+        array = out
+    with open(target, "wb") as handle:
+        np.lib.format.write_array(handle, array, allow_pickle=False)  # what np.save writes
+    return True
+
+
+_buffers = threading.local()
+
+
+def _thread_buffer(name: str, size: int) -> memoryview:
+    """A writable buffer of `size` bytes, kept per thread and grown to the largest tensor."""
+    buffer = getattr(_buffers, name, None)
+    if buffer is None or len(buffer) < size:
+        buffer = bytearray(max(size, 1))
+        setattr(_buffers, name, buffer)
+    return memoryview(buffer)[:size]

@@ -22,7 +22,8 @@ from codegen.errors import InvalidIRError, MergeConflictError
 from codegen.ir.graph import Graph
 from codegen.ir.passes import run_passes
 from codegen.ir.validate import load_ir
-from codegen.ir.weights import load_array, sha256_file
+from codegen.ir.weights import copy_weight, sha256_file
+from codegen.parallel import ordered_map
 from codegen.progress import progress_bar
 from codegen.staging import keep_file, staged_dir
 
@@ -62,7 +63,6 @@ def build(ir_dir: Path, out_dir: Path, *, templates: Path | None = None, force: 
     graph = load_ir(ir_dir)
     tf_layout = graph.layout
     graph = run_passes(graph)
-    check_hashes(graph, ir_dir)
     generated = generate(graph, templates=templates)
     previous = _read_json(out_dir / STATE_DIR / "weights.json")
     model_text, merged = _merge(out_dir, generated.source, force)
@@ -109,15 +109,13 @@ def _carry_over(out_dir: Path, temp: Path, weight_keys: set[str], *, backup: boo
             keep_file(path, temp / relative)
 
 
-def check_hashes(graph: Graph, ir_dir: Path) -> None:
-    """Every weight file has the sha256 that graph.json records (all reported together)."""
-    problems = [f"weight {name!r}: {entry.file} does not match its sha256 in graph.json"
-                for name, entry in graph.weights.items()
-                if sha256_file(Path(ir_dir) / entry.file) != entry.sha256]
-    if problems:
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise InvalidIRError(f"{Path(ir_dir) / 'graph.json'}: {problems[0]}{more}; the file was "
-                             "changed after 'codegen to-ir': run it again", details=problems)
+def _hash_problems(graph: Graph, ir_dir: Path, mismatched: list[str]) -> InvalidIRError:
+    """One error for every weight file whose sha256 differs from graph.json."""
+    problems = [f"weight {name!r}: {graph.weights[name].file} does not match its sha256 in "
+                "graph.json" for name in mismatched]
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return InvalidIRError(f"{Path(ir_dir) / 'graph.json'}: {problems[0]}{more}; the file was "
+                          "changed after 'codegen to-ir': run it again", details=problems)
 
 
 def _read_json(path: Path) -> dict:
@@ -128,28 +126,44 @@ def _read_json(path: Path) -> dict:
 
 
 def _write_weights(graph, ir_dir, state, previous, out_dir, temp, quiet):
-    index, written, parameters = {}, 0, 0
+    """Write OUT_DIR/weights/<key>.npy for every state_dict key (layout transforms applied),
+    keeping files whose source and layout did not change. Every IR weight file is checked
+    against its sha256 on the way; mismatches are reported together at the end."""
     (temp / "weights").mkdir(parents=True, exist_ok=True)
-    for key in progress_bar(list(state), "writing weights", quiet=quiet):
+
+    def one(key: str) -> tuple[dict, bool, bool]:  # (index entry, written, hash matches)
         weight = state[key]
         if weight == NUM_BATCHES:
-            fingerprint, tf_name, shape = "num_batches_tracked=0", "", []
+            entry = None
+            info = {"tf_name": "", "shape": [], "fingerprint": "num_batches_tracked=0"}
         else:
             entry = graph.weights[weight]
-            fingerprint = f"{entry.sha256}:{entry.transforms}"
-            tf_name, shape = entry.tf_name or weight, entry.out_shape
-            parameters += int(np.prod(shape))
-        index[key] = {"tf_name": tf_name, "shape": shape, "fingerprint": fingerprint}
+            info = {"tf_name": entry.tf_name or weight, "shape": entry.out_shape,
+                    "fingerprint": f"{entry.sha256}:{entry.transforms}"}
         old_file = out_dir / "weights" / f"{key}.npy"
-        if previous.get(key) == fingerprint and old_file.is_file():
+        if previous.get(key) == info["fingerprint"] and old_file.is_file():
             keep_file(old_file, temp / "weights" / f"{key}.npy")
-            continue
-        if weight == NUM_BATCHES:
-            array = np.zeros((), np.int64)
-        else:
-            array = np.ascontiguousarray(load_array(ir_dir, graph.weights[weight]))
-        np.save(temp / "weights" / f"{key}.npy", array, allow_pickle=False)
-        written += 1
+            return info, False, entry is None or sha256_file(Path(ir_dir) / entry.file) == entry.sha256
+        target = temp / "weights" / f"{key}.npy"
+        if entry is None:
+            np.save(target, np.zeros((), np.int64), allow_pickle=False)
+            return info, True, True
+        return info, True, copy_weight(ir_dir, entry, target)
+
+    index, written, parameters, mismatched = {}, 0, 0, set()
+    keys = list(state)
+    for key, (info, new, intact) in zip(keys, ordered_map(one, progress_bar(
+            keys, "writing weights", quiet=quiet))):
+        index[key] = info
+        written += new
+        if state[key] != NUM_BATCHES:
+            parameters += int(np.prod(info["shape"]))
+            mismatched |= set() if intact else {state[key]}
+    used = set(state.values())
+    mismatched |= {name for name, entry in graph.weights.items()  # weights no key needs
+                   if name not in used and sha256_file(Path(ir_dir) / entry.file) != entry.sha256}
+    if mismatched:
+        raise _hash_problems(graph, ir_dir, [name for name in graph.weights if name in mismatched])
     return index, written, parameters
 
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from codegen.errors import InvalidIRError, UsageError
 from codegen.frontends.tensorflow.converter import Converter, find_ops
 from codegen.frontends.tensorflow.loader import load_model
 from codegen.ir.graph import Graph
 from codegen.ir.validate import semantic_problems
-from codegen.ir.weights import save_array
+from codegen.ir.weights import WeightEntry, save_array, unique_file_names
+from codegen.parallel import ordered_map
 from codegen.progress import progress_bar
 from codegen.staging import staged_dir
 
@@ -62,10 +65,19 @@ def to_ir(
             print(f"codegen: warning: {warning}", file=sys.stderr)
     with staged_dir(Path(out_dir)) as temp:
         names = list(converter.weight_sources)
-        for name in progress_bar(names, "writing weights", quiet=quiet):
+        files = unique_file_names(names)
+
+        def write(item: tuple[str, np.ndarray]) -> WeightEntry:
+            name, value = item
             source = converter.weight_sources[name]
             tf_name = source.key if source.kind == "variable" else ""
-            graph.weights[name] = save_array(temp, name, converter.read_weight(name), tf_name=tf_name)
+            return save_array(temp, name, value, tf_name=tf_name, file_name=files[name])
+
+        # Tensors are read here, one by one, and written (hashed) on worker threads.
+        read = ((name, converter.read_weight(name)) for name in progress_bar(
+            names, "writing weights", quiet=quiet))
+        for name, entry in zip(names, ordered_map(write, read)):
+            graph.weights[name] = entry
         problems = semantic_problems(graph)  # what we write must pass our own checks
         if problems:  # (the JSON Schema check runs in `codegen build` and in the tests)
             raise InvalidIRError(f"internal: the IR fails its checks: {problems[0]}", details=problems)
