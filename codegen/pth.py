@@ -66,8 +66,9 @@ def write_state_dict(target: Path, tensors: Iterable[tuple[str, NpyTensor]]) -> 
         _add(archive, f"{root}/.format_version", b"1")
         _add(archive, f"{root}/.storage_alignment", str(ALIGNMENT).encode())
         _add(archive, f"{root}/byteorder", b"little")
+        buffer = memoryview(bytearray(min(CHUNK, max((t.nbytes for _, t in items), default=0))))
         for number, (_, tensor) in enumerate(items):
-            _add_file(archive, f"{root}/data/{number}", tensor)
+            _add_file(archive, f"{root}/data/{number}", tensor, buffer)
         _add(archive, f"{root}/version", b"3\n")
     return len(items)
 
@@ -88,17 +89,18 @@ def _add(archive: zipfile.ZipFile, name: str, data: bytes) -> None:
         stream.write(data)
 
 
-def _add_file(archive: zipfile.ZipFile, name: str, tensor: NpyTensor) -> None:
+def _add_file(archive: zipfile.ZipFile, name: str, tensor: NpyTensor, buffer: memoryview) -> None:
+    """Copy the tensor's bytes into the archive through `buffer` (one buffer for all)."""
     with open(tensor.path, "rb") as source, \
             archive.open(_aligned_info(archive, name, tensor.nbytes), "w") as stream:
         source.seek(tensor.offset)
         remaining = tensor.nbytes
         while remaining:
-            block = source.read(min(CHUNK, remaining))
-            if not block:
+            count = source.readinto(buffer[:min(CHUNK, remaining)])
+            if not count:
                 raise ValueError(f"{tensor.path}: truncated")
-            stream.write(block)
-            remaining -= len(block)
+            stream.write(buffer[:count])
+            remaining -= count
 
 
 # -- data.pkl -------------------------------------------------------------------------
