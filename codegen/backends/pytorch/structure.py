@@ -169,3 +169,5 @@ def interfaces(tree: Tree, graph: Graph) -> None:
             visit(child)
 
     visit(tree.root)
+    # The model returns its outputs in the order the user named them (--dst-node, signature)
+    tree.root.outputs = [output.source for output in graph.outputs]

@@ -90,7 +90,7 @@ class ConvBNRelu(nn.Module):
         self.batch_norm = nn.BatchNorm2d(out_channels, eps=1e-05, momentum=0.003)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(conv_bn(self.conv, self.batch_norm, x))
+        return F.relu(conv_bn(self.conv, self.batch_norm, x), inplace=True)
 
 
 class BottleneckV2(nn.Module):
@@ -104,7 +104,8 @@ class BottleneckV2(nn.Module):
         self.conv3 = nn.Conv2d(conv1_out_channels, in_channels, kernel_size=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv3(self.conv2(self.conv1(F.relu(self.preact(x)))))
+        conv3 = self.conv3(self.conv2(self.conv1(F.relu(self.preact(x), inplace=True))))
+        return x + conv3
 
 
 class BottleneckV2ShortcutConv(nn.Module):
@@ -119,7 +120,7 @@ class BottleneckV2ShortcutConv(nn.Module):
         self.conv3 = nn.Conv2d(conv1_out_channels, out_channels, kernel_size=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        preact = F.relu(self.preact(x))
+        preact = F.relu(self.preact(x), inplace=True)
         return self.shortcut(preact) + self.conv3(self.conv2(self.conv1(preact)))
 
 
@@ -135,9 +136,8 @@ class BottleneckV2ShortcutMaxPool(nn.Module):
         self.conv3 = nn.Conv2d(conv1_out_channels, in_channels, kernel_size=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.shortcut(x) + self.conv3(
-            self.conv2(self.conv1(F.relu(self.preact(x))))
-        )
+        conv3 = self.conv3(self.conv2(self.conv1(F.relu(self.preact(x), inplace=True))))
+        return self.shortcut(x) + conv3
 
 
 class ResnetV250(nn.Module):
@@ -173,7 +173,7 @@ class ResnetV250(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         block3 = self.block3(self.block2(self.block1(self.pool1(self.conv1(x)))))
-        pooled = F.relu(self.postnorm(self.block4(block3))).mean(
+        pooled = F.relu(self.postnorm(self.block4(block3)), inplace=True).mean(
             dim=(2, 3), keepdim=True
         )
         return self.logits(pooled).flatten(1)

@@ -58,7 +58,7 @@ class ConvBNRelu(nn.Module):
         self.batch_norm = nn.BatchNorm2d(out_channels, eps=1e-05, momentum=0.003)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(conv_bn(self.conv, self.batch_norm, x))
+        return F.relu(conv_bn(self.conv, self.batch_norm, x), inplace=True)
 
 
 class BottleneckV2(nn.Module):
@@ -73,7 +73,7 @@ class BottleneckV2(nn.Module):
         self.conv3 = nn.Conv2d(conv1_out_channels, out_channels, kernel_size=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        preact = F.relu(self.preact(x))
+        preact = F.relu(self.preact(x), inplace=True)
         return self.shortcut(preact) + self.conv3(self.conv2(self.conv1(preact)))
 
 
@@ -88,7 +88,8 @@ class BottleneckV2WithoutShortcut(nn.Module):
         self.conv3 = nn.Conv2d(8, 32, kernel_size=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv3(self.conv2(self.conv1(F.relu(self.preact(x)))))
+        conv3 = self.conv3(self.conv2(self.conv1(F.relu(self.preact(x), inplace=True))))
+        return x + conv3
 
 
 class BottleneckV2ShortcutMaxPool(nn.Module):
@@ -103,9 +104,8 @@ class BottleneckV2ShortcutMaxPool(nn.Module):
         self.conv3 = nn.Conv2d(4, 16, kernel_size=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.shortcut(x) + self.conv3(
-            self.conv2(self.conv1(F.relu(self.preact(x))))
-        )
+        conv3 = self.conv3(self.conv2(self.conv1(F.relu(self.preact(x), inplace=True))))
+        return self.shortcut(x) + conv3
 
 
 class ResnetV2Tiny(nn.Module):
@@ -128,7 +128,8 @@ class ResnetV2Tiny(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         postnorm = self.postnorm(self.block2(self.block1(self.pool1(self.conv1(x)))))
-        return self.logits(F.relu(postnorm).mean(dim=(2, 3), keepdim=True)).flatten(1)
+        pooled = F.relu(postnorm, inplace=True).mean(dim=(2, 3), keepdim=True)
+        return self.logits(pooled).flatten(1)
 
 
 def build_model() -> ResnetV2Tiny:

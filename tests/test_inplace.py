@@ -1,0 +1,65 @@
+"""Activations are written in place only where that cannot change a result.
+
+`F.relu(x, inplace=True)` saves an allocation and a pass over memory, but overwrites x:
+the generator uses it only when x is a new tensor (a conv, norm, linear or arithmetic
+result) that nothing else reads. This graph has every case that must stay out of place:
+a value read twice, a view (reshape) of another value, and the model's own input.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from codegen.frontends.tensorflow.compat import import_tf
+from conftest import codegen, load_generated, relative_error
+
+
+def frozen_graph(path) -> None:
+    tf = import_tf()
+    rng = np.random.default_rng(0)
+    graph = tf.Graph()
+    with graph.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, [None, 8, 8, 3], name="input")
+        kernel = tf.constant(rng.standard_normal((3, 3, 3, 4)).astype(np.float32))
+        conv = tf.nn.conv2d(x, kernel, 1, "SAME")
+        only_reader = tf.nn.relu(conv)  # conv is also read below: not in place
+        twice = only_reader + conv * 2.0
+        fresh = tf.nn.relu6(twice)  # `twice` has one reader: in place
+        view = tf.reshape(conv, [-1, 8 * 8 * 4])
+        of_view = tf.nn.relu(view)  # a view of conv, which is read above: not in place
+        of_input = tf.nn.relu(x)  # the caller's tensor: not in place
+        tf.identity(tf.reduce_mean(fresh, [1, 2]), name="a")
+        tf.identity(of_view, name="b")
+        tf.identity(of_input, name="c")
+    path.write_bytes(graph.as_graph_def().SerializeToString())
+
+
+def test_activations_in_place_only_when_safe(tmp_path):
+    frozen_graph(tmp_path / "model.pb")
+    outputs = ("--dst-node", "a", "--dst-node", "b", "--dst-node", "c")
+    assert codegen("to-ir", tmp_path / "model.pb", *outputs, "-o", tmp_path / "ir").returncode == 0
+    assert codegen("build", tmp_path / "ir", "-o", tmp_path / "model").returncode == 0
+    source = (tmp_path / "model" / "model.py").read_text()
+    assert source.count("inplace=True") == 1, source
+    assert "F.relu6(" in source and "F.relu6(" in next(
+        line for line in source.splitlines() if "inplace=True" in line)
+
+    tf = import_tf()
+    images = np.random.default_rng(1).standard_normal((2, 8, 8, 3)).astype(np.float32)
+    graph_def = tf.compat.v1.GraphDef.FromString((tmp_path / "model.pb").read_bytes())
+    with tf.Graph().as_default() as graph:
+        tf.compat.v1.import_graph_def(graph_def, name="")
+        with tf.compat.v1.Session(graph=graph) as session:
+            expected = session.run(["a:0", "b:0", "c:0"], {"input:0": images})
+
+    model = load_generated(tmp_path / "model").load_model()
+    x = torch.from_numpy(images.transpose(0, 3, 1, 2).copy())
+    before = x.clone()
+    with torch.no_grad():
+        a, b, c = model(x)
+    assert torch.equal(x, before)  # the input was not overwritten
+    assert relative_error(a.numpy(), expected[0]) < 1e-5
+    # b and c keep their layouts: compare through the layout the generated model documents
+    assert relative_error(np.sort(b.numpy().ravel()), np.sort(expected[1].ravel())) < 1e-5
+    assert relative_error(c.numpy().transpose(0, 2, 3, 1), expected[2]) < 1e-5
