@@ -363,8 +363,11 @@ def run() -> None:
     """
     gc.set_threshold(50_000, 20, 100)  # TF's and torch's many objects: collect less often
     code = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (`codegen inspect | head`)
+            pass
     os._exit(code)
 
 
