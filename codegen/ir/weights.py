@@ -181,9 +181,10 @@ def copy_weight(ir_dir: Path, entry: WeightEntry, target: Path) -> bool:
     """Write the weight of `entry`, transforms applied, as the .npy file `target`; False
     (and nothing written) when its file does not match its sha256.
 
-    The file is read once into a buffer of this thread, and transposed into a second one:
-    both are reused from tensor to tensor, so a build does not allocate (and page-fault)
-    fresh memory for every tensor, and memory holds two tensors per thread at most.
+    The file is read once into a buffer of this thread and written from it, a transposed
+    tensor through a second buffer of at most COPY_CHUNK bytes: both are reused from
+    tensor to tensor, so a build does not allocate (and page-fault) fresh memory for every
+    tensor, and memory holds one tensor per thread.
     """
     path = Path(ir_dir) / entry.file
     with open(path, "rb") as handle:
@@ -196,14 +197,23 @@ def copy_weight(ir_dir: Path, entry: WeightEntry, target: Path) -> bool:
     array = _checked(path, entry, lambda: _parse_npy(data))
     for kind, argument in entry.transforms:
         array = array.transpose(argument) if kind == "transpose" else array.reshape(argument)
-    if not array.flags.c_contiguous:
-        out = np.frombuffer(_thread_buffer("out", array.nbytes), array.dtype, array.size)
-        out = out.reshape(array.shape)
-        np.copyto(out, array)
-        array = out
+    header = {"descr": np.lib.format.dtype_to_descr(array.dtype), "fortran_order": False,
+              "shape": array.shape}  # what np.save writes for a C-order array
     with open(target, "wb") as handle:
-        np.lib.format.write_array(handle, array, allow_pickle=False)  # what np.save writes
+        np.lib.format.write_array_header_1_0(handle, header)
+        if array.flags.c_contiguous:
+            handle.write(array)
+            return True
+        rows = max(1, COPY_CHUNK // max(1, array[0].nbytes))  # C order, a block of rows at a time
+        for start in range(0, len(array), rows):
+            part = array[start:start + rows]
+            block = np.frombuffer(_thread_buffer("out", part.nbytes), array.dtype, part.size)
+            np.copyto(block.reshape(part.shape), part)
+            handle.write(block)
     return True
+
+
+COPY_CHUNK = 16 << 20
 
 
 _buffers = threading.local()
