@@ -185,6 +185,12 @@ def constant(node: Node, graph: Graph) -> Layer:
 
 
 # -- expressions -------------------------------------------------------------------------
+@renderer("scalar")
+def scalar(node: Node, graph: Graph) -> Expr:
+    return Expr("ops/constant.py.jinja", {"value": float(node.attrs["value"])}, hint="scalar")
+
+
+
 @renderer("relu", "relu6", "sigmoid", "tanh", "elu", "swish", "gelu", "leaky_relu",
           "hard_sigmoid", "hard_swish", "softplus")
 def activation(node: Node, graph: Graph) -> Expr:

@@ -92,6 +92,30 @@ class Context:
         self.converter.refs[tensor.name] = f"{node.name}:0"
         return f"{node.name}:0"
 
+    def input_or_scalar(self, index: int) -> str:
+        """Input `index` of an elementwise op; a one-element floating-point constant that
+        leaves the other operand's shape as it is becomes a `scalar` node, so the code
+        reads `x * 0.5` rather than a buffer."""
+        tensor, other = self.op.inputs[index], self.op.inputs[1 - index]
+        if (tensor.name in self.converter.refs or self.converter.kind(tensor) != "constant"
+                or not tensor.dtype.is_floating or tensor.shape.num_elements() != 1
+                or other.shape.rank is None or self.op.outputs[0].shape.rank != other.shape.rank):
+            return self.input(index)
+        value = self.const(index).reshape(())
+        if not np.isfinite(value):
+            return self.input(index)
+        node = Node(
+            name=f"{self.name}/scalar{index}",
+            op="scalar",
+            inputs=[],
+            outputs=[TensorInfo([], tensor.dtype.base_dtype.name)],
+            attrs={"value": float(str(value[()]))},  # the shortest decimal of its own dtype
+            tf_name=tensor.op.name,
+            scope=self.scope,
+        )
+        self.converter.nodes[node.name] = node
+        return f"{node.name}:0"
+
     def weight(self, index: int, transforms: list[tuple[str, tuple]] | None = None) -> str:
         """Register the variable or constant feeding input `index`; return its IR name.
 

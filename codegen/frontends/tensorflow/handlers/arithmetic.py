@@ -28,7 +28,7 @@ def _binary(ctx) -> None:
                 match_hard_sigmoid)
     if any(match(ctx) for match in patterns):
         return
-    ctx.emit(BINARY[ctx.op.type], [ctx.input(0), ctx.input(1)])
+    ctx.emit(BINARY[ctx.op.type], [ctx.input_or_scalar(0), ctx.input_or_scalar(1)])
 
 
 for _tf_op, _ir_op in BINARY.items():
