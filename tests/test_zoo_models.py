@@ -30,8 +30,9 @@ def test_resnet_v2_converts_exactly(tmp_path, name, bound):
         assert error <= bound
         # ours is as close to the float64 result as TF's own float32 run (30% slack for
         # round-off noise between two equally valid summation orders: load_model()'s
-        # channels-last convolutions measured 1.26x TF's distance on ResNet V2 152, batch 1)
-        assert ours_vs_f64 <= 1.3 * tf_vs_f64
+        # channels-last convolutions measured 1.26x TF's distance on ResNet V2 152, batch 1;
+        # 1e-7 absolute, as in test_zoo.py, since both are ~1e-6 now: 1.21x there)
+        assert ours_vs_f64 <= 1.3 * tf_vs_f64 + 1e-7
     check_golden(name, out / "model" / "model.py")
     source = (out / "model" / "model.py").read_text()
     lines = [line for line in source.splitlines() if line.strip()]
