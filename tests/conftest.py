@@ -77,6 +77,21 @@ def read_json(path: Path) -> dict:
     return json.loads(Path(path).read_text())
 
 
+def check_export_and_compile(model, x) -> None:
+    """The model gives the same output under torch.export.export and under
+    torch.compile(fullgraph=True) (aot_eager backend: Dynamo's full graph capture and
+    AOTAutograd, without Inductor's minutes of C++ compilation)."""
+    import torch
+
+    with torch.no_grad():
+        expected = model(x)
+        exported = torch.export.export(model, (x,))
+        torch.testing.assert_close(exported.module()(x), expected, rtol=1e-4, atol=1e-5)
+        torch._dynamo.reset()
+        compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
+        torch.testing.assert_close(compiled(x), expected, rtol=1e-4, atol=1e-5)
+
+
 def assert_clean_error(result: subprocess.CompletedProcess, code: int, *needles: str) -> None:
     """The CLI failed as a user should see it: the exit code, one error line, no traceback."""
     assert result.returncode == code, result.stdout + result.stderr

@@ -14,24 +14,14 @@ import time
 
 import pytest
 import torch
-from conftest import codegen, load_generated
+from conftest import check_export_and_compile, codegen, load_generated
 
 from codegen.frontends.tensorflow import zoo
 
 
-def _check_export_and_compile(model: torch.nn.Module, x: torch.Tensor) -> None:
-    with torch.no_grad():
-        expected = model(x)
-        exported = torch.export.export(model, (x,))
-        torch.testing.assert_close(exported.module()(x), expected, rtol=1e-4, atol=1e-5)
-        torch._dynamo.reset()
-        compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
-        torch.testing.assert_close(compiled(x), expected, rtol=1e-4, atol=1e-5)
-
-
 def test_tiny_model_exports_and_compiles(tiny_build):
     model = load_generated(tiny_build / "model").load_model()
-    _check_export_and_compile(model, torch.randn(2, 3, 33, 33))
+    check_export_and_compile(model, torch.randn(2, 3, 33, 33))
 
 
 def test_tiny_model_without_channels_last_is_the_same(tiny_build):
@@ -68,7 +58,7 @@ def test_zoo_model_exports_and_compiles(name, tmp_path):
     result = codegen("convert", name, "--random-weights", "-o", tmp_path, "-q")
     assert result.returncode == 0, result.stderr
     model = load_generated(tmp_path / "model").load_model()
-    _check_export_and_compile(model, torch.randn(1, 3, size, size))
+    check_export_and_compile(model, torch.randn(1, 3, size, size))
 
 
 def test_folded_batch_norm_only_in_eval(tiny_build):

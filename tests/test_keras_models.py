@@ -1,6 +1,7 @@
 """The Keras applications matrix (zoo marker): each net with calibrated random weights,
 converted from its SavedModel and from its `.keras` file (and, for three of them, from a
-frozen `.pb`), must match TensorFlow within 1e-4 at batch 1 and batch 4.
+frozen `.pb`), must match TensorFlow within 1e-4 at batch 1 and batch 4, and its generated
+model must work under torch.export.export and torch.compile(fullgraph=True).
 
 Everything runs in this process (TensorFlow is imported once); each model is built once
 and shared by its formats. The measured figures are printed (`-s`) for the README.
@@ -11,6 +12,8 @@ from __future__ import annotations
 import re
 
 import pytest
+import torch
+from conftest import check_export_and_compile
 
 from codegen.backends.pytorch.build import build
 from codegen.frontends.tensorflow import keras_zoo
@@ -76,3 +79,6 @@ def test_keras_application_matches_tensorflow(name, fmt, saved_models, tmp_path)
         assert not re.search(r"class Batchnorm|self\.batchnorm", source)  # no leftovers
     module = import_generated(tmp_path / "model")
     assert sum(p.numel() for p in module.build_model().parameters()) > 1e5
+    if fmt == "savedmodel":  # the same code for every format: export and compile it once
+        size = MODELS[name]
+        check_export_and_compile(module.load_model(), torch.randn(1, 3, size, size))
