@@ -160,16 +160,21 @@ def _checked(path: Path, entry: WeightEntry, parse) -> np.ndarray:
 
 
 _HEADER_MAX = 65536 + 16  # the longest .npy header (format 1.0) and its preamble
+# numpy reads a header with ast.literal_eval, and CPython 3.11 builds ASTs with one shared
+# recursion counter: two threads at once can fail with "SystemError: AST constructor
+# recursion depth mismatch" (python/cpython#106905; seen here in a full zoo run).
+_HEADER_LOCK = threading.Lock()
 
 
 def _parse_npy(data) -> np.ndarray:
     """The array of a .npy file's bytes, without copying them. Object arrays (pickles) are
     refused, like np.load(allow_pickle=False)."""
     stream = io.BytesIO(data[:_HEADER_MAX])
-    version = np.lib.format.read_magic(stream)
-    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                   else np.lib.format.read_array_header_2_0)
-    shape, fortran_order, dtype = read_header(stream)
+    with _HEADER_LOCK:
+        version = np.lib.format.read_magic(stream)
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)
+        shape, fortran_order, dtype = read_header(stream)
     if dtype.hasobject:
         raise ValueError("object arrays are pickles and are not loaded")
     count = math.prod(shape)
