@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from codegen.ir.weights import read_npy_header
+
 ALIGNMENT = 64
 CHUNK = 16 << 20
 STORAGE_TYPES = {
@@ -42,12 +44,10 @@ class NpyTensor:
     @classmethod
     def open(cls, path: Path) -> NpyTensor:
         with open(path, "rb") as handle:
-            version = np.lib.format.read_magic(handle)
-            if version not in ((1, 0), (2, 0)):
-                raise ValueError(f".npy format version {version} is not supported")
-            read_header = getattr(np.lib.format, f"read_array_header_{version[0]}_0")
-            shape, fortran, dtype = read_header(handle)
+            version, shape, fortran, dtype = read_npy_header(handle)
             offset = handle.tell()
+        if version not in ((1, 0), (2, 0)):
+            raise ValueError(f".npy format version {version} is not supported")
         if fortran or dtype.hasobject or dtype.name not in STORAGE_TYPES:
             raise ValueError(f"unsupported array layout or dtype {dtype}")
         return cls(Path(path), offset, dtype.newbyteorder("<"), tuple(shape))

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import jsonschema
 import networkx as nx
-import numpy as np
 
 from codegen.errors import InvalidIRError
 from codegen.ir.graph import Graph, split_ref
+from codegen.ir.weights import read_npy_header
 from codegen.resources import graph_schema, op_catalogue
 
 MAX_REPORTED = 20
@@ -155,13 +155,7 @@ def weight_file_problems(graph: Graph, ir_dir: Path) -> list[str]:
         path = ir_dir / entry.file
         try:
             with open(path, "rb") as handle:
-                version = np.lib.format.read_magic(handle)
-                read_header = (
-                    np.lib.format.read_array_header_1_0
-                    if version == (1, 0)
-                    else np.lib.format.read_array_header_2_0
-                )
-                shape, _, dtype = read_header(handle)
+                _, shape, _, dtype = read_npy_header(handle)
         except FileNotFoundError:
             problems.append(f"weight {name!r}: file {entry.file} is missing")
             continue

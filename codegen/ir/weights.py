@@ -80,13 +80,10 @@ class WeightEntry:
         )
 
 
-def save_array(ir_dir: Path, name: str, array: np.ndarray, *, tf_name: str = "",
-               file_name: str | None = None) -> WeightEntry:
-    """Write one tensor as `ir_dir/weights/<file_name>` (default: the safe form of `name`,
-    numbered if taken) and describe it. Safe to call from several threads when each
-    passes its own `file_name` (see `unique_file_names`)."""
-    if file_name is None:
-        file_name = unique_file_names([name], taken=_existing(Path(ir_dir) / "weights"))[name]
+def save_array(ir_dir: Path, name: str, array: np.ndarray, *, file_name: str,
+               tf_name: str = "") -> WeightEntry:
+    """Write one tensor as `ir_dir/weights/<file_name>` and describe it. Safe to call from
+    several threads, each with its own `file_name` (`unique_file_names` gives them)."""
     relative = f"weights/{file_name}"
     path = Path(ir_dir) / relative
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -109,10 +106,10 @@ def save_array(ir_dir: Path, name: str, array: np.ndarray, *, tf_name: str = "",
     )
 
 
-def unique_file_names(names: list[str], *, taken: set[str] | None = None) -> dict[str, str]:
+def unique_file_names(names: list[str]) -> dict[str, str]:
     """A distinct safe file name for each weight name: two names with one safe form get
     `_2`, `_3`, ... in the order given."""
-    taken = set(taken or ())
+    taken: set[str] = set()
     files = {}
     for name in names:
         file_name = weight_file_name(name)
@@ -125,10 +122,6 @@ def unique_file_names(names: list[str], *, taken: set[str] | None = None) -> dic
     return files
 
 
-def _existing(folder: Path) -> set[str]:
-    return {path.name for path in folder.iterdir()} if folder.is_dir() else set()
-
-
 def load_array(ir_dir: Path, entry: WeightEntry, *, check_hash: bool = False) -> np.ndarray:
     """Read a weight (one read of the file), check it against its entry (with `check_hash`,
     its sha256 too), and apply its transforms."""
@@ -138,10 +131,7 @@ def load_array(ir_dir: Path, entry: WeightEntry, *, check_hash: bool = False) ->
     data = path.read_bytes()
     if check_hash and hashlib.sha256(data).hexdigest() != entry.sha256:
         raise InvalidIRError(f"{path}: sha256 does not match graph.json; re-run 'codegen to-ir'")
-    array = _checked(path, entry, lambda: _parse_npy(data))
-    for kind, argument in entry.transforms:
-        array = array.transpose(argument) if kind == "transpose" else array.reshape(argument)
-    return array
+    return apply_transforms(_checked(path, entry, lambda: _parse_npy(data)), entry.transforms)
 
 
 def _checked(path: Path, entry: WeightEntry, parse) -> np.ndarray:
@@ -166,15 +156,29 @@ _HEADER_MAX = 65536 + 16  # the longest .npy header (format 1.0) and its preambl
 _HEADER_LOCK = threading.Lock()
 
 
-def _parse_npy(data) -> np.ndarray:
-    """The array of a .npy file's bytes, without copying them. Object arrays (pickles) are
-    refused, like np.load(allow_pickle=False)."""
-    stream = io.BytesIO(data[:_HEADER_MAX])
+def read_npy_header(stream) -> tuple[tuple[int, int], tuple[int, ...], bool, np.dtype]:
+    """(version, shape, fortran_order, dtype) of the .npy file at `stream`, which is left at
+    the first byte of the data. The one header reader of the project: safe on threads."""
     with _HEADER_LOCK:
         version = np.lib.format.read_magic(stream)
         read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
                        else np.lib.format.read_array_header_2_0)
         shape, fortran_order, dtype = read_header(stream)
+    return version, shape, fortran_order, dtype
+
+
+def apply_transforms(array: np.ndarray, transforms: list[tuple[str, tuple[int, ...]]]) -> np.ndarray:
+    """`array` with ("transpose", perm) / ("reshape", shape) steps applied, in order (views)."""
+    for kind, argument in transforms:
+        array = array.transpose(argument) if kind == "transpose" else array.reshape(argument)
+    return array
+
+
+def _parse_npy(data) -> np.ndarray:
+    """The array of a .npy file's bytes, without copying them. Object arrays (pickles) are
+    refused, like np.load(allow_pickle=False)."""
+    stream = io.BytesIO(data[:_HEADER_MAX])
+    _, shape, fortran_order, dtype = read_npy_header(stream)
     if dtype.hasobject:
         raise ValueError("object arrays are pickles and are not loaded")
     count = math.prod(shape)
@@ -199,9 +203,7 @@ def copy_weight(ir_dir: Path, entry: WeightEntry, target: Path) -> bool:
             raise InvalidIRError(f"{path}: changed while being read; run the command again")
     if hashlib.sha256(data).hexdigest() != entry.sha256:
         return False
-    array = _checked(path, entry, lambda: _parse_npy(data))
-    for kind, argument in entry.transforms:
-        array = array.transpose(argument) if kind == "transpose" else array.reshape(argument)
+    array = apply_transforms(_checked(path, entry, lambda: _parse_npy(data)), entry.transforms)
     header = {"descr": np.lib.format.dtype_to_descr(array.dtype), "fortran_order": False,
               "shape": array.shape}  # what np.save writes for a C-order array
     with open(target, "wb") as handle:

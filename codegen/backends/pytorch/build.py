@@ -158,7 +158,8 @@ def _write_weights(graph, ir_dir, state, previous, out_dir, temp, quiet):
         written += new
         if state[key] != NUM_BATCHES:
             parameters += int(np.prod(info["shape"]))
-            mismatched |= set() if intact else {state[key]}
+            if not intact:
+                mismatched.add(state[key])
     used = set(state.values())
     mismatched |= {name for name, entry in graph.weights.items()  # weights no key needs
                    if name not in used and sha256_file(Path(ir_dir) / entry.file) != entry.sha256}

@@ -190,7 +190,6 @@ def scalar(node: Node, graph: Graph) -> Expr:
     return Expr("ops/constant.py.jinja", {"value": float(node.attrs["value"])}, hint="scalar")
 
 
-
 @renderer("relu", "relu6", "sigmoid", "tanh", "elu", "swish", "gelu", "leaky_relu",
           "hard_sigmoid", "hard_swish", "softplus")
 def activation(node: Node, graph: Graph) -> Expr:

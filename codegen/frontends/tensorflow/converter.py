@@ -21,6 +21,7 @@ from codegen.frontends.tensorflow.context import Context, WeightSource
 from codegen.frontends.tensorflow.handlers import load_handlers
 from codegen.frontends.tensorflow.loader import TFModel
 from codegen.ir.graph import Graph, GraphInput, GraphOutput, Node
+from codegen.ir.weights import apply_transforms
 
 VARIABLE_OPS = {"VarHandleOp", "VariableV2", "Variable"}
 PASSTHROUGH_OPS = {"Identity", "IdentityN", "StopGradient", "Snapshot", "PreventGradient",
@@ -253,9 +254,7 @@ class Converter:
                 raise _damaged_data(self.model.weights_path, source.key, exc) from None
         else:
             value = np.asarray(source.value)
-        for kind, argument in source.transforms:
-            value = value.reshape(argument) if kind == "reshape" else value.transpose(argument)
-        return value
+        return apply_transforms(value, source.transforms)
 
 
 def _damaged_data(prefix, key: str, exc: Exception) -> InputError:
