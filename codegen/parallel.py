@@ -17,7 +17,7 @@ from typing import TypeVar
 T = TypeVar("T")
 R = TypeVar("R")
 
-WORKERS = int(os.environ.get("CODEGEN_WORKERS", 0)) or max(1, min(4, os.cpu_count() or 1))
+WORKERS = int(os.environ.get("CODEGEN_WORKERS", "0")) or max(1, min(4, os.cpu_count() or 1))
 
 
 def ordered_map(fn: Callable[[T], R], items: Iterable[T], *, workers: int = WORKERS,

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from conftest import codegen, load_generated, relative_error
 
 from codegen.frontends.tensorflow.compat import import_tf
-from conftest import codegen, load_generated, relative_error
 
 
 def frozen_graph(path) -> None:
