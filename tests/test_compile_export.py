@@ -75,3 +75,41 @@ def test_folded_batch_norm_only_in_eval(tiny_build):
     before = unit.batch_norm.running_mean.clone()
     model.train()(torch.randn(2, 3, 33, 33))
     assert not torch.equal(before, unit.batch_norm.running_mean)
+
+
+def test_folded_weights_are_kept_until_a_tensor_changes(tiny_build):
+    """Without autograd the folded weights are computed once and kept; an in-place change
+    (an optimizer step, load_state_dict) or .to() makes conv_bn fold again."""
+    module = load_generated(tiny_build / "model")
+    model = module.load_model()
+    unit = model.block1[0].conv1
+    x = torch.randn(2, 3, 33, 33)
+
+    def unfolded() -> torch.Tensor:  # with autograd on, nothing is kept: folded every call
+        with torch.enable_grad():
+            return model(x).detach()
+
+    with torch.inference_mode():
+        first = model(x)
+    kept = unit.batch_norm._folded[2]
+    with torch.inference_mode():
+        torch.testing.assert_close(model(x), first, rtol=0, atol=0)
+    assert unit.batch_norm._folded[2] is kept  # not folded again
+    torch.testing.assert_close(first, unfolded(), rtol=1e-5, atol=1e-5)
+
+    with torch.no_grad():
+        unit.batch_norm.running_var.mul_(4.0)  # in place, as an optimizer or copy_ would
+        changed = model(x)
+    assert unit.batch_norm._folded[2] is not kept
+    assert (changed - first).abs().max() > 1e-3
+    torch.testing.assert_close(changed, unfolded(), rtol=1e-5, atol=1e-5)
+
+    other = module.load_model()
+    with torch.no_grad():
+        for parameter in other.parameters():
+            parameter.mul_(0.9)
+        model.load_state_dict(other.state_dict())
+        torch.testing.assert_close(model(x), other(x), rtol=1e-5, atol=1e-5)
+        doubled = model.double()(x.double())
+    assert doubled.dtype == torch.float64
+    torch.testing.assert_close(doubled.float(), other(x), rtol=1e-4, atol=1e-5)

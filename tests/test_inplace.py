@@ -64,3 +64,55 @@ def test_activations_in_place_only_when_safe(tmp_path):
     # b and c keep their layouts: compare through the layout the generated model documents
     assert relative_error(np.sort(b.numpy().ravel()), np.sort(expected[1].ravel())) < 1e-5
     assert relative_error(c.numpy().transpose(0, 2, 3, 1), expected[2]) < 1e-5
+
+
+def residual_graph(path) -> None:
+    """Sums: one that may land in a fresh operand, and two that must not."""
+    tf = import_tf()
+    rng = np.random.default_rng(2)
+
+    def conv(x, channels_in, channels_out, size=3):
+        kernel = rng.standard_normal((size, size, channels_in, channels_out)).astype(np.float32)
+        return tf.nn.conv2d(x, tf.constant(kernel * 0.3), 1, "SAME")
+
+    graph = tf.Graph()
+    with graph.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, [None, 8, 8, 3], name="input")
+        stem = tf.nn.relu(conv(x, 3, 4))
+        residual = stem + conv(stem, 4, 4)  # the branch's conv is fresh: `conv += stem`
+        shared = conv(residual, 4, 4)  # read twice: never overwritten
+        twice = shared + residual  # residual is read twice too: a new tensor
+        pooled = tf.reduce_mean(x, [1, 2], keepdims=True)
+        small = conv(pooled, 3, 4, size=1)  # fresh, but [N, 1, 1, 4]: broadcast, not in place
+        tf.identity(twice, name="a")
+        tf.identity(shared + small, name="b")
+    path.write_bytes(graph.as_graph_def().SerializeToString())
+
+
+def test_sums_land_in_a_fresh_operand_only_when_safe(tmp_path):
+    residual_graph(tmp_path / "model.pb")
+    outputs = ("--dst-node", "a", "--dst-node", "b")
+    assert codegen("to-ir", tmp_path / "model.pb", *outputs, "-o", tmp_path / "ir").returncode == 0
+    assert codegen("build", tmp_path / "ir", "-o", tmp_path / "model").returncode == 0
+    source = (tmp_path / "model" / "model.py").read_text()
+    sums = [line.strip() for line in source.splitlines() if " += " in line]
+    assert len(sums) == 1 and sums[0].endswith("+= relu"), source  # the stem's relu
+    assert source.count(" + ") == 2, source  # `shared + residual`, `shared + small`
+
+    tf = import_tf()
+    images = np.random.default_rng(3).standard_normal((2, 8, 8, 3)).astype(np.float32)
+    graph_def = tf.compat.v1.GraphDef.FromString((tmp_path / "model.pb").read_bytes())
+    with tf.Graph().as_default() as graph:
+        tf.compat.v1.import_graph_def(graph_def, name="")
+        with tf.compat.v1.Session(graph=graph) as session:
+            expected = session.run(["a:0", "b:0"], {"input:0": images})
+    model = load_generated(tmp_path / "model").load_model()
+    x = torch.from_numpy(images.transpose(0, 3, 1, 2).copy())
+    with torch.no_grad():
+        a, b = model(x)
+    assert relative_error(a.numpy().transpose(0, 2, 3, 1), expected[0]) < 1e-5
+    assert relative_error(b.numpy().transpose(0, 2, 3, 1), expected[1]) < 1e-5
+    # autograd accepts the in-place sum: an add's backward reads neither operand
+    x.requires_grad_(True)
+    sum(out.square().sum() for out in model.train()(x)).backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()

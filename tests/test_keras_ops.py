@@ -5,7 +5,8 @@ from its SavedModel, its `.keras` file and its `.h5` file and compared with Tens
 Patterns are recognised by structure, never by model or layer name: batch norm and layer
 norm written as arithmetic, swish, GELU, hard-swish, squeeze-excite, depthwise conv with a
 depth multiplier, dilated and grouped convs, cropping, Dense on a 4-D tensor, Dense after
-Flatten (NHWC order), concat, rescaling/normalisation and a softmax on the last axis.
+Flatten (NHWC order), concat, rescaling/normalisation, a softmax on the last axis and a
+SAME max pool whose pad only completes the last window (PyTorch's ceil_mode).
 """
 
 from __future__ import annotations

@@ -169,11 +169,33 @@ def pool2d(node: Node, graph: Graph) -> Layer:
             args["padding"] = _pair([p[0] for p in padding])
             if kind == "Avg":
                 args["count_include_pad"] = False  # TF averages over real pixels only
+    elif kind == "Max" and _ceil_mode_pads(node, graph):
+        cls = "nn.MaxPool2d"  # the pad only completes the last window: PyTorch's ceil_mode
+        args["ceil_mode"] = True
     else:
         cls = f"{kind}Pool2dSame"
         args["pad"] = _torch_pad(padding)
     helpers = (cls,) if not cls.startswith("nn.") else ()
     return Layer("ops/pool2d.py.jinja", cls, args, {}, "pool", helpers)
+
+
+def _ceil_mode_pads(node: Node, graph: Graph) -> bool:
+    """Pads only after the input (TF 'SAME' with an even size) that give exactly the windows
+    of ceil_mode: the same starts, the last window cut at the border. Max pooling ignores
+    the -inf pad, so no padded copy of the input is needed."""
+    if any(before for before, _ in node.attrs["padding"]):
+        return False
+    sizes = graph.tensor(node.inputs[0]).shape[2:]
+    outs = node.outputs[0].shape[2:]
+    for size, out, k, s in zip(sizes, outs, node.attrs["kernel_size"], node.attrs["strides"]):
+        if size is None or out is None or size < k:
+            return False
+        ceil_out = -(-(size - k) // s) + 1
+        if (ceil_out - 1) * s >= size:  # PyTorch drops a last window that starts past the end
+            ceil_out -= 1
+        if ceil_out != out:
+            return False
+    return True
 
 
 @renderer("constant")

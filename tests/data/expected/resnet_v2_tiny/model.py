@@ -28,6 +28,17 @@ def conv_bn(conv: nn.Conv2d, norm: nn.BatchNorm2d, x: torch.Tensor) -> torch.Ten
         or norm._forward_hooks
     ):
         return norm(conv(x))
+    if torch.is_grad_enabled() or torch.compiler.is_compiling():
+        weight, bias = fold_bn(conv, norm)
+    else:
+        weight, bias = folded_bn(conv, norm)
+    return F.conv2d(
+        x, weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups
+    )
+
+
+def fold_bn(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
+    """The weight and bias of one convolution that computes norm(conv(x)) in eval mode."""
     scale = torch.rsqrt(norm.running_var + norm.eps)
     if norm.weight is not None:
         scale = scale * norm.weight
@@ -36,10 +47,22 @@ def conv_bn(conv: nn.Conv2d, norm: nn.BatchNorm2d, x: torch.Tensor) -> torch.Ten
         bias = bias + norm.bias
     if conv.bias is not None:
         bias = bias + conv.bias * scale
-    weight = conv.weight * scale.reshape(-1, 1, 1, 1)
-    return F.conv2d(
-        x, weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups
-    )
+    return conv.weight * scale.reshape(-1, 1, 1, 1), bias
+
+
+def folded_bn(
+    conv: nn.Conv2d, norm: nn.BatchNorm2d
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """fold_bn, computed once and kept on the BatchNorm for inference without autograd.
+    It is computed again when a tensor changed: an optimizer step, load_state_dict or
+    .to() changes its version counter or its memory. (The tensors are kept with it, so
+    their ids cannot be reused.)"""
+    tensors = [*conv.parameters(), *norm.parameters(), *norm.buffers()]
+    key = [norm.eps] + [(id(t), t.data_ptr(), t._version) for t in tensors]
+    cache = vars(norm).get("_folded")
+    if cache is None or cache[0] != key:
+        norm._folded = cache = (key, tensors, *fold_bn(conv, norm))
+    return cache[2], cache[3]
 
 
 class ConvBNRelu(nn.Module):
@@ -74,7 +97,9 @@ class BottleneckV2(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         preact = F.relu(self.preact(x), inplace=True)
-        return self.shortcut(preact) + self.conv3(self.conv2(self.conv1(preact)))
+        shortcut = self.shortcut(preact)
+        shortcut += self.conv3(self.conv2(self.conv1(preact)))
+        return shortcut
 
 
 class BottleneckV2WithoutShortcut(nn.Module):
@@ -89,7 +114,8 @@ class BottleneckV2WithoutShortcut(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         conv3 = self.conv3(self.conv2(self.conv1(F.relu(self.preact(x), inplace=True))))
-        return x + conv3
+        conv3 += x
+        return conv3
 
 
 class BottleneckV2ShortcutMaxPool(nn.Module):
@@ -105,7 +131,8 @@ class BottleneckV2ShortcutMaxPool(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         conv3 = self.conv3(self.conv2(self.conv1(F.relu(self.preact(x), inplace=True))))
-        return self.shortcut(x) + conv3
+        conv3 += self.shortcut(x)
+        return conv3
 
 
 class ResnetV2Tiny(nn.Module):
