@@ -17,7 +17,7 @@ def test_per_layer_table_on_a_healthy_model(tiny_checkpoint, tiny_build, tmp_pat
     report = read_json(table)
     layers = read_json(tiny_build / "model" / ".codegen" / "layers.json")
     rows = report["rows"]
-    assert len(rows) == len(layers) + 1 == 38  # every layer module, then the model output
+    assert len(rows) == len(layers) + 1 == 37  # every layer module, then the model output
     assert report["skipped"] == [] and report["first_jump"] is None
     assert [o["batch"] for o in report["outputs"]] == [4, 1]  # the whole-model lines too
     assert all(o["rel_error"] < 1e-5 for o in report["outputs"])

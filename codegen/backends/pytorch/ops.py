@@ -157,6 +157,8 @@ def layer_norm(node: Node, graph: Graph) -> Layer:
 def pool2d(node: Node, graph: Graph) -> Layer:
     kind = "Max" if node.op == "max_pool2d" else "Avg"
     padding = node.attrs["padding"]
+    if node.attrs["kernel_size"] == [1, 1] and padding in ("SAME", "VALID", [[0, 0], [0, 0]]):
+        return _subsample(node)  # a 1x1 window only picks pixels (ResNet V2's shortcut)
     args: dict[str, Any] = {
         "kernel_size": _pair(node.attrs["kernel_size"]),
         "stride": _pair(node.attrs["strides"]),
@@ -177,6 +179,12 @@ def pool2d(node: Node, graph: Graph) -> Layer:
         args["pad"] = _torch_pad(padding)
     helpers = (cls,) if not cls.startswith("nn.") else ()
     return Layer("ops/pool2d.py.jinja", cls, args, {}, "pool", helpers)
+
+
+def _subsample(node: Node) -> Expr:
+    """x[:, :, ::2, ::2]: every stride-th pixel, a view instead of a pooled copy."""
+    steps = [(None, None, 1)] * 2 + [(None, None, step) for step in node.attrs["strides"]]
+    return Expr("ops/tensor.py.jinja", {"kind": "slice", "index": SliceIndex(steps)}, hint="x")
 
 
 def _ceil_mode_pads(node: Node, graph: Graph) -> bool:

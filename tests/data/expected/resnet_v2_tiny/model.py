@@ -118,20 +118,19 @@ class BottleneckV2WithoutShortcut(nn.Module):
         return conv3
 
 
-class BottleneckV2ShortcutMaxPool(nn.Module):
+class BottleneckV2Shortcut(nn.Module):
     """TF scope resnet_v2_tiny/block1/unit_2."""
 
     def __init__(self) -> None:
         super().__init__()
         self.preact = nn.BatchNorm2d(16, eps=1e-05, momentum=0.003)
-        self.shortcut = nn.MaxPool2d(1, stride=2)
         self.conv1 = ConvBNRelu(16, 4, 1, 1, 0)
         self.conv2 = ConvBNRelu(4, 4, 3, 2, 1)
         self.conv3 = nn.Conv2d(4, 16, kernel_size=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         conv3 = self.conv3(self.conv2(self.conv1(F.relu(self.preact(x), inplace=True))))
-        conv3 += self.shortcut(x)
+        conv3 += x[:, :, ::2, ::2]
         return conv3
 
 
@@ -142,9 +141,7 @@ class ResnetV2Tiny(nn.Module):
         super().__init__()
         self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3)
         self.pool1 = nn.MaxPool2d(3, stride=2, padding=1)
-        self.block1 = nn.Sequential(
-            BottleneckV2(64, 16, 4), BottleneckV2ShortcutMaxPool()
-        )
+        self.block1 = nn.Sequential(BottleneckV2(64, 16, 4), BottleneckV2Shortcut())
         self.block2 = nn.Sequential(
             BottleneckV2(16, 32, 8),
             BottleneckV2WithoutShortcut(),
