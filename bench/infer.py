@@ -1,6 +1,7 @@
 """Time one inference engine on ResNet V2 152: python bench/infer.py ENGINE WORK_DIR RUNS.
 
-ENGINE is ours (the generated model.py via load_model()), tf (a TF session on the
+ENGINE is ours (the generated model.py via load_model()), ours_compiled (the same under
+torch.compile with Inductor's freezing, an opt-in for inference), tf (a TF session on the
 checkpoint), onnx2torch (the model tf2onnx + onnx2torch make) or onnxruntime. Every engine
 gets the same input (batch 8, 224x224, seed 0), 2 threads, 3 warm-up runs, then RUNS timed
 runs. Prints one JSON line: median and all times in seconds, and where the output went.
@@ -24,7 +25,7 @@ def nchw_input() -> np.ndarray:
     return np.random.default_rng(0).standard_normal((BATCH, 3, 224, 224)).astype(np.float32)
 
 
-def engine_ours(work: Path):
+def engine_ours(work: Path, compiled: bool = False):
     import importlib.util
 
     import torch
@@ -34,12 +35,21 @@ def engine_ours(work: Path):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     model = module.load_model()
+    if compiled:  # Inductor with frozen weights: inference only (the first warm-up run compiles)
+        import torch._inductor.config
+
+        torch._inductor.config.freezing = True  # (as a torch.compile option it is not applied)
+        model = torch.compile(model)
     x = torch.from_numpy(nchw_input())
 
     def run():
         with torch.inference_mode():
             return model(x).numpy()
     return run
+
+
+def engine_ours_compiled(work: Path):
+    return engine_ours(work, compiled=True)
 
 
 def engine_tf(work: Path):

@@ -1,6 +1,6 @@
 """codegen vs tf2onnx + onnx2torch on TF-slim ResNet V2 152, in one run.
 
-    python bench/run.py [--runs 10] [--work bench/work]
+    python bench/run.py [--runs 16] [--processes 4] [--work bench/work]
 
 1. makes (or reuses) the checkpoint with `codegen extract resnet_v2_152 --random-weights`;
 2. makes (or reuses) bench/.venv for the peers: tf2onnx, onnx, onnxruntime and onnx2torch
@@ -13,7 +13,9 @@
    --repeat rounds (default 3), the two pipelines taking turns; each step's median wall
    time and largest peak are reported, so a shared machine's moods fall on both alike;
 4. times inference (bench/infer.py): the generated model via load_model(), TF, the
-   onnx2torch model and onnxruntime, batch 8, 2 threads, median of --runs after warm-up;
+   onnx2torch model and onnxruntime, batch 8, 2 threads, median of --runs after warm-up,
+   spread over --processes fresh processes per engine, the engines taking turns (one
+   process of the same model can sit 10% above or below another, so one is not enough);
 5. writes bench/RESULTS.md (the conversion section; bench/memory_slope.py adds its own).
 """
 
@@ -124,34 +126,39 @@ def convert_peers(work: Path, python: Path) -> list[Measurement]:
             run("onnx2torch", to_torch, env=env, log=out / "onnx2torch.log")]
 
 
-ENGINES = ("ours", "tf", "onnx2torch", "onnxruntime")
+ENGINES = ("ours", "tf", "onnx2torch", "onnxruntime", "ours_compiled")
 
 
-def time_inference(work: Path, python: Path, runs: int, rounds: int = 2) -> list[dict]:
+def time_inference(work: Path, python: Path, runs: int, rounds: int) -> list[dict]:
     """Each engine in its own process, the engines taking turns for `rounds` rounds (a shared
-    machine's load then falls on all of them alike); median over all timed runs."""
+    machine's load then falls on all of them alike); median over all timed runs, and the
+    lowest and highest median of one process."""
+    per_process: dict[str, list[float]] = {engine: [] for engine in ENGINES}
+    per_round = -(-runs // rounds)
     times: dict[str, list[float]] = {engine: [] for engine in ENGINES}
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "OMP_NUM_THREADS": "2"}
     for _ in range(rounds):
         for engine in ENGINES:
-            exe = sys.executable if engine in ("ours", "tf") else str(python)
-            done = subprocess.run([exe, str(BENCH / "infer.py"), engine, str(work), str(-(-runs // rounds))],
+            exe = sys.executable if engine in ("ours", "tf", "ours_compiled") else str(python)
+            done = subprocess.run([exe, str(BENCH / "infer.py"), engine, str(work), str(per_round)],
                                   env=env, check=False, capture_output=True, text=True)
             if done.returncode != 0:
                 raise SystemExit(f"inference of {engine} failed:\n{done.stderr[-3000:]}")
             times[engine] += json.loads(done.stdout.strip().splitlines()[-1])["times"]
+            per_process[engine].append(float(np.median(times[engine][-per_round:])))
     tf_out = np.load(work / "output_tf.npy")
     results = []
     for engine in ENGINES:
         output = np.load(work / f"output_{engine}.npy")
         results.append({"engine": engine, "median": float(np.median(times[engine])), "runs": len(times[engine]),
+                        "spread": (min(per_process[engine]), max(per_process[engine])),
                         "rel_error": float(np.abs(output - tf_out).max() / np.abs(tf_out).max())})
         print(f"  {engine}: median {results[-1]['median'] * 1000:.0f} ms", flush=True)
     return results
 
 
 def report(ours: list[Measurement], peers: list[Measurement], inference: list[dict], runs: int,
-           repeat: int) -> str:
+           repeat: int, processes: int) -> str:
     ours_wall, peers_wall = sum(m.wall for m in ours), sum(m.wall for m in peers)
     ours_peak, peers_peak = max(m.peak for m in ours), max(m.peak for m in peers)
     lines = [
@@ -175,21 +182,27 @@ def report(ours: list[Measurement], peers: list[Measurement], inference: list[di
         f"| tf2onnx + onnx2torch | {peers_wall:.2f} s | {peers_peak / 2**20:,.0f} MB |",
         f"| **ratio codegen / peers** | **{ours_wall / peers_wall:.3f}x** | **{ours_peak / peers_peak:.3f}x** |",
         "",
-        f"## Inference: batch 8, 224x224, float32, 2 threads, median of {runs} runs (2 rounds, engines taking turns, each process after 3 warm-up runs)",
+        (f"## Inference: batch 8, 224x224, float32, 2 threads, median of {runs} runs ({processes} "
+         "processes per engine, the engines taking turns, each process after 3 warm-up runs)"),
         "",
-        "| engine | median | vs TF | max abs diff / max abs TF |",
-        "| --- | ---: | ---: | ---: |",
+        "| engine | median | vs TF | one process's median: lowest - highest | max abs diff / max abs TF |",
+        "| --- | ---: | ---: | ---: | ---: |",
     ]
     tf_time = next(r["median"] for r in inference if r["engine"] == "tf")
     names = {"ours": "codegen model.py, load_model()", "tf": "TensorFlow session (checkpoint)",
+             "ours_compiled": "codegen model.py, torch.compile(freezing) (opt-in, inference only)",
              "onnx2torch": "onnx2torch model (eager)", "onnxruntime": "onnxruntime (CPU EP)"}
     for r in inference:
+        low, high = r["spread"]
         lines.append(f"| {names[r['engine']]} | {r['median'] * 1000:.0f} ms | {r['median'] / tf_time:.2f}x "
-                     f"| {r['rel_error']:.1e} |")
-    ours_time = next(r["median"] for r in inference if r["engine"] == "ours")
-    others = {r["engine"]: r["median"] for r in inference}
-    lines += ["", "codegen's model relative to: " + ", ".join(
-        f"{names[e].split(' (')[0]} {ours_time / t:.2f}x" for e, t in others.items() if e != "ours") + "."]
+                     f"| {low * 1000:.0f} - {high * 1000:.0f} ms | {r['rel_error']:.1e} |")
+    medians = {r["engine"]: r["median"] for r in inference}
+    peers = {e: t for e, t in medians.items() if not e.startswith("ours")}
+    for engine, label in (("ours", "codegen's model, load_model()"),
+                          ("ours_compiled", "the same under torch.compile(freezing)")):
+        if engine in medians:
+            lines += ["", f"{label} relative to: " + ", ".join(
+                f"{names[e].split(' (')[0]} {medians[engine] / t:.2f}x" for e, t in peers.items()) + "."]
     return "\n".join(lines) + "\n"
 
 
@@ -197,7 +210,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, default=BENCH / "work", help="checkpoint and outputs")
     parser.add_argument("--venv", type=Path, default=BENCH / ".venv", help="the peers' environment")
-    parser.add_argument("--runs", type=int, default=10, help="timed inference runs per engine")
+    parser.add_argument("--runs", type=int, default=16, help="timed inference runs per engine")
+    parser.add_argument("--processes", type=int, default=4,
+                        help="inference processes per engine (the runs are spread over them)")
     parser.add_argument("--repeat", type=int, default=3, help="conversion rounds (median reported)")
     parser.add_argument("--skip-inference", action="store_true")
     args = parser.parse_args()
@@ -217,8 +232,8 @@ def main() -> None:
     inference = []
     if not args.skip_inference:
         print("timing inference...", flush=True)
-        inference = time_inference(work, python, args.runs)
-    text = (report(ours, peers, inference, args.runs, args.repeat) if inference
+        inference = time_inference(work, python, args.runs, args.processes)
+    text = (report(ours, peers, inference, args.runs, args.repeat, args.processes) if inference
             else report_conversion_only(ours, peers, args.repeat))
     write_section(BENCH / "RESULTS.md", "run.py", text)
     print(text)
