@@ -116,3 +116,26 @@ def test_sums_land_in_a_fresh_operand_only_when_safe(tmp_path):
     x.requires_grad_(True)
     sum(out.square().sum() for out in model.train()(x)).backward()
     assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+def test_a_binary_template_without_the_in_place_form_still_adds(tmp_path):
+    """A user's binary.py.jinja from before `+=` existed: the sums are written `a + b` again."""
+    residual_graph(tmp_path / "model.pb")
+    outputs = ("--dst-node", "a", "--dst-node", "b")
+    assert codegen("to-ir", tmp_path / "model.pb", *outputs, "-o", tmp_path / "ir").returncode == 0
+    (tmp_path / "templates" / "ops").mkdir(parents=True)
+    (tmp_path / "templates" / "ops" / "binary.py.jinja").write_text(
+        '{% macro forward(x, a) -%}\n{{ x[0] }} + {{ x[1] }}\n{%- endmacro %}\n')
+    result = codegen("build", tmp_path / "ir", "-o", tmp_path / "model",
+                     "--templates", tmp_path / "templates")
+    assert result.returncode == 0, result.stderr
+    source = (tmp_path / "model" / "model.py").read_text()
+    assert " += " not in source and source.count(" + ") == 3, source
+    model = load_generated(tmp_path / "model").load_model()
+    images = np.random.default_rng(3).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    with torch.no_grad():
+        a, _ = model(torch.from_numpy(images))
+        stem = torch.relu(model.conv(torch.from_numpy(images)))
+        expected = stem + model.conv_2(stem)
+        expected = model.conv_3(expected) + expected
+    torch.testing.assert_close(a, expected)

@@ -154,7 +154,7 @@ def layer_norm(node: Node, graph: Graph) -> Layer:
 
 
 @renderer("max_pool2d", "avg_pool2d")
-def pool2d(node: Node, graph: Graph) -> Layer:
+def pool2d(node: Node, graph: Graph) -> Layer | Expr:
     kind = "Max" if node.op == "max_pool2d" else "Avg"
     padding = node.attrs["padding"]
     if node.attrs["kernel_size"] == [1, 1] and padding in ("SAME", "VALID", [[0, 0], [0, 0]]):

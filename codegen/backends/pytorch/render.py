@@ -117,15 +117,15 @@ class ClassRenderer:
             owned = {ref for ref in stmt.inputs if ref in fresh and uses[ref] == 1}
             into = _accumulator(stmt, owned, producers)
             if into is not None:  # `total += other`: the sum lands in a fresh operand
-                total = values[into]
-                if not total.isidentifier():
-                    total = names.create(identifier(producers[into].attr))
-                    lines.append(f"{total} = {values[into]}")
+                named = values[into].isidentifier()
+                total = values[into] if named else names.create(identifier(producers[into].attr))
                 other = next(ref for ref in stmt.inputs if ref != into)
-                lines.append(self.call_text(stmt, [total, values[other]], inplace=True))
-                values[stmt.outputs[0]] = total
-                fresh.add(stmt.outputs[0])
-                continue
+                text = self.call_text(stmt, [total, values[other]], inplace=True)
+                if text.startswith(f"{total} += "):  # (a user's binary template may not have it)
+                    lines += ([] if named else [f"{total} = {values[into]}"]) + [text]
+                    values[into] = values[stmt.outputs[0]] = total
+                    fresh.add(stmt.outputs[0])
+                    continue
             inplace = _activation(stmt) in INPLACE_ACTIVATIONS and stmt.inputs[0] in owned
             text = self.call_text(stmt, [values[ref] for ref in stmt.inputs], inplace=inplace)
             if _fresh_output(stmt):
