@@ -35,6 +35,16 @@ def frozen_graph(path) -> None:
     path.write_bytes(graph.as_graph_def().SerializeToString())
 
 
+def run_frozen(path, outputs: list[str], images: np.ndarray) -> list[np.ndarray]:
+    """TF's values of the named nodes of a frozen graph for `input`."""
+    tf = import_tf()
+    graph_def = tf.compat.v1.GraphDef.FromString(path.read_bytes())
+    with tf.Graph().as_default() as graph:
+        tf.compat.v1.import_graph_def(graph_def, name="")
+        with tf.compat.v1.Session(graph=graph) as session:
+            return session.run([f"{name}:0" for name in outputs], {"input:0": images})
+
+
 def test_activations_in_place_only_when_safe(tmp_path):
     frozen_graph(tmp_path / "model.pb")
     outputs = ("--dst-node", "a", "--dst-node", "b", "--dst-node", "c")
@@ -46,13 +56,8 @@ def test_activations_in_place_only_when_safe(tmp_path):
     assert "F.relu6(" in source and "F.relu6(" in next(
         line for line in source.splitlines() if "inplace=True" in line)
 
-    tf = import_tf()
     images = np.random.default_rng(1).standard_normal((2, 8, 8, 3)).astype(np.float32)
-    graph_def = tf.compat.v1.GraphDef.FromString((tmp_path / "model.pb").read_bytes())
-    with tf.Graph().as_default() as graph:
-        tf.compat.v1.import_graph_def(graph_def, name="")
-        with tf.compat.v1.Session(graph=graph) as session:
-            expected = session.run(["a:0", "b:0", "c:0"], {"input:0": images})
+    expected = run_frozen(tmp_path / "model.pb", ["a", "b", "c"], images)
 
     model = load_generated(tmp_path / "model").load_model()
     x = torch.from_numpy(images.transpose(0, 3, 1, 2).copy())
@@ -99,13 +104,8 @@ def test_sums_land_in_a_fresh_operand_only_when_safe(tmp_path):
     assert len(sums) == 1 and sums[0].endswith("+= relu"), source  # the stem's relu
     assert source.count(" + ") == 2, source  # `shared + residual`, `shared + small`
 
-    tf = import_tf()
     images = np.random.default_rng(3).standard_normal((2, 8, 8, 3)).astype(np.float32)
-    graph_def = tf.compat.v1.GraphDef.FromString((tmp_path / "model.pb").read_bytes())
-    with tf.Graph().as_default() as graph:
-        tf.compat.v1.import_graph_def(graph_def, name="")
-        with tf.compat.v1.Session(graph=graph) as session:
-            expected = session.run(["a:0", "b:0"], {"input:0": images})
+    expected = run_frozen(tmp_path / "model.pb", ["a", "b"], images)
     model = load_generated(tmp_path / "model").load_model()
     x = torch.from_numpy(images.transpose(0, 3, 1, 2).copy())
     with torch.no_grad():
