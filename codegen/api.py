@@ -52,7 +52,7 @@ def convert(model: str | Path, output: str | Path, *, weights: str | Path | None
             dst_node: str | list[str] | None = None, signature: str = "serving_default",
             random_weights: bool = False, seed: int = 0, tarball: str | Path | None = None,
             templates: str | Path | None = None, force: bool = False, verify: bool = False,
-            bn_decay: float = 0.997, quiet: bool = True) -> ConvertReport:
+            bn_decay: float | None = None, quiet: bool = True) -> ConvertReport:
     """A TF model (checkpoint `.meta`, frozen `.pb`, SavedModel folder, `.keras`/`.h5`),
     a TF-slim zoo name or a Keras application name -> OUTPUT/{ir,model,model.pth}.
 

@@ -86,7 +86,8 @@ def cmd_to_ir(args) -> int:
 
     start = time.perf_counter()
     graph = to_ir(Path(args.model), args.weights, args.dst_node, Path(args.output),
-                  bn_decay=args.bn_decay, signature=args.signature, quiet=args.quiet)
+                  bn_decay=args.bn_decay, signature=args.signature, inputs=args.input,
+                  quiet=args.quiet)
     _say(args, f"wrote {args.output}/graph.json: {len(graph.nodes)} nodes, "
                f"{len(graph.weights)} weights ({time.perf_counter() - start:.1f} s)")
     return Exit.OK
@@ -225,6 +226,9 @@ def parser() -> argparse.ArgumentParser:
 
     sub = command("to-ir", cmd_to_ir, "convert a TF model to the IR (graph.json + weights/)")
     _model_options(sub)
+    sub.add_argument("--input", action="append", metavar="NAME",
+                     help="input placeholder; repeat to set the order of forward's parameters "
+                          "(default: the source's order (Keras model.inputs), else the graph's)")
     sub.add_argument("-o", "--output", required=True, help="IR folder to write")
 
     sub = command("build", cmd_build, "generate model.py + weights/ from an IR folder")
@@ -248,7 +252,7 @@ def parser() -> argparse.ArgumentParser:
                      help="output node (default: 'output' for .meta/.pb, the signature's outputs "
                           "for SavedModel/Keras)")
     sub.add_argument("--signature", default="serving_default", help="SavedModel signature")
-    sub.add_argument("--bn-decay", type=float, default=0.997, help=argparse.SUPPRESS)
+    sub.add_argument("--bn-decay", type=float, default=None, help=argparse.SUPPRESS)
     sub.add_argument("-o", "--output", required=True, help="output folder")
     sub.add_argument("--verify", action="store_true", help="also run verify")
     _zoo_options(sub)
@@ -279,9 +283,10 @@ def _model_options(sub) -> None:
                           "and Keras default to the signature's outputs)")
     sub.add_argument("--signature", default="serving_default",
                      help="SavedModel signature to convert (default: serving_default)")
-    sub.add_argument("--bn-decay", type=float, default=0.997,
-                     help="BatchNorm moving-average decay (momentum = 1 - decay) when the graph "
-                          "does not record it (default: TF-slim ResNet's 0.997)")
+    sub.add_argument("--bn-decay", type=float, default=None,
+                     help="BatchNorm moving-average decay (momentum = 1 - decay) when the model "
+                          "does not record it (default: a Keras file's own BatchNormalization "
+                          "momentum, else TF-slim ResNet's 0.997)")
 
 
 def _build_options(sub) -> None:

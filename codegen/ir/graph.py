@@ -16,7 +16,7 @@ from typing import Any
 import networkx as nx
 
 from codegen.errors import InvalidIRError
-from codegen.ir.weights import WeightEntry
+from codegen.ir.weights import WeightEntry, transform_name
 
 FORMAT = "codegen-ir"
 VERSION = 1
@@ -145,6 +145,16 @@ class Graph:
             counter += 1
             name = f"{base}_{counter}"
         return name
+
+    def transform_weight(self, node: Node, role: str, *steps: tuple[str, tuple]) -> WeightEntry:
+        """Point `node`'s weight `role` at that weight read through `steps` (transpose /
+        reshape); the entry other readers see is left as it is. Returns the new entry."""
+        name = node.weights[role]
+        entry = self.weights[name].transformed(*steps)
+        new = transform_name(name.partition("@")[0], entry.transforms)
+        self.weights.setdefault(new, entry)
+        node.weights[role] = new
+        return self.weights[new]
 
     def iter_weight_refs(self) -> Iterator[tuple[Node, str, str]]:
         for node in self.nodes.values():

@@ -107,6 +107,9 @@ def semantic_problems(graph: Graph) -> list[str]:
         for role, weight in node.weights.items():
             if weight not in graph.weights:
                 problems.append(f"node {node.name!r}: weight {weight!r} ({role}) is not listed")
+    for name, entry in graph.weights.items():
+        if entry.transform_problem():
+            problems.append(f"weight {name!r}: {entry.transform_problem()}")
     for output in graph.outputs:
         if not _ref_exists(output.source, known):
             problems.append(f"output {output.name!r}: source {output.source!r} does not exist")

@@ -1,8 +1,12 @@
-"""The weight store: one `.npy` file per tensor, never pickled.
+"""The weight store: one `.npy` file per source tensor, never pickled.
 
-A `WeightEntry` describes one file of an IR folder. Passes change a weight's layout
-without touching its file: they append a transform (reshape or transpose) that is applied
-when the backend streams the tensor out, so nothing is read or written twice.
+A `WeightEntry` describes how a node reads one file of an IR folder: the file holds the
+source variable as TF stores it, and the entry's transforms (reshape or transpose, applied
+in order when the backend streams the tensor out) give the layout the node needs. One
+variable read at several places is one file; readers that need the same layout share one
+entry, readers that need another layout get an entry of their own over the same file.
+Entries are values: a pass never changes one in place, it asks for the transformed entry
+(`transformed`), so a weight that two nodes read cannot be transposed twice.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import math
 import os
 import re
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,10 +48,11 @@ class WeightEntry:
     shape: list[int]  # the shape of the array in the file
     dtype: str
     sha256: str
-    tf_name: str = ""
-    # (kind, argument) pairs applied in order when the tensor is read. Never serialised:
-    # passes run again on every build.
-    transforms: list[tuple[str, tuple[int, ...]]] = field(default_factory=list)
+    tf_name: str = ""  # the tensor's name in the TF graph (checkpoint key, Const node)
+    source: str = ""  # the variable's own name where it differs (Keras `variable.path`)
+    # (kind, argument) pairs applied in order when the tensor is read: the frontend's are
+    # written to graph.json, the passes' are added again on every build.
+    transforms: tuple[tuple[str, tuple[int, ...]], ...] = ()
 
     @property
     def out_shape(self) -> list[int]:
@@ -57,16 +62,57 @@ class WeightEntry:
             shape = [shape[axis] for axis in argument] if kind == "transpose" else list(argument)
         return shape
 
-    def transpose(self, perm: tuple[int, ...]) -> None:
-        self.transforms.append(("transpose", tuple(perm)))
+    def transform_problem(self) -> str:
+        """Why the transforms cannot apply to the file's shape ('' when they can)."""
+        shape = list(self.shape)
+        for kind, argument in self.transforms:
+            if kind == "transpose" and sorted(argument) != list(range(len(shape))):
+                return f"transpose {list(argument)} does not fit shape {shape}"
+            if kind == "reshape" and (list(argument).count(-1) > 1 or min(argument, default=0) < -1
+                                      or (-1 not in argument
+                                          and math.prod(argument) != math.prod(shape))):
+                return f"reshape {list(argument)} does not fit shape {shape}"
+            shape = [shape[axis] for axis in argument] if kind == "transpose" else list(argument)
+        return ""
 
-    def reshape(self, shape: tuple[int, ...]) -> None:
-        self.transforms.append(("reshape", tuple(shape)))
+    @property
+    def source_name(self) -> str:
+        """The name a person knows the variable by (Keras path, else the TF name)."""
+        return self.source or self.tf_name
+
+    def transformed(self, *steps: tuple[str, tuple[int, ...]]) -> WeightEntry:
+        """A new entry over the same file with `steps` appended (this one is unchanged),
+        in their shortest form: a transpose of a transpose is one, a reshape to the shape
+        it has is none, so one layout has one spelling (and one IR weight name)."""
+        shape, canonical = list(self.shape), []
+        for kind, argument in self.transforms + tuple(steps):
+            argument = tuple(argument)
+            if kind == "transpose":
+                if canonical and canonical[-1][0] == "transpose":
+                    previous = canonical.pop()[1]
+                    argument = tuple(previous[axis] for axis in argument)
+                    shape = [shape[axis] for axis in _inverse(previous)]
+                shape = [shape[axis] for axis in argument]
+                if argument != tuple(range(len(argument))):
+                    canonical.append((kind, argument))
+            else:
+                if canonical and canonical[-1][0] == "reshape":
+                    canonical.pop()
+                shape = _reshaped(shape, argument)
+                canonical.append((kind, tuple(shape)))
+            if canonical and canonical[-1][0] == "reshape" and list(canonical[-1][1]) == \
+                    _shape_before(self.shape, canonical[:-1]):
+                canonical.pop()
+        return replace(self, transforms=tuple(canonical))
 
     def to_json(self) -> dict[str, Any]:
         data = {"file": self.file, "shape": self.shape, "dtype": self.dtype, "sha256": self.sha256}
         if self.tf_name:
             data["tf_name"] = self.tf_name
+        if self.source:
+            data["source"] = self.source
+        if self.transforms:
+            data["transforms"] = [[kind, list(argument)] for kind, argument in self.transforms]
         return data
 
     @classmethod
@@ -77,11 +123,44 @@ class WeightEntry:
             dtype=data["dtype"],
             sha256=data["sha256"],
             tf_name=data.get("tf_name", ""),
+            source=data.get("source", ""),
+            transforms=tuple((kind, tuple(argument))
+                             for kind, argument in data.get("transforms", [])),
         )
 
 
+def _inverse(perm) -> list[int]:
+    inverse = [0] * len(perm)
+    for position, axis in enumerate(perm):
+        inverse[axis] = position
+    return inverse
+
+
+def _reshaped(shape: list[int], target) -> list[int]:
+    """`target` with its -1 resolved against `shape`."""
+    target = list(target)
+    if -1 in target:
+        known = math.prod(size for size in target if size != -1)
+        target[target.index(-1)] = math.prod(shape) // known if known else 0
+    return target
+
+
+def _shape_before(shape: list[int], steps) -> list[int]:
+    shape = list(shape)
+    for kind, argument in steps:
+        shape = [shape[axis] for axis in argument] if kind == "transpose" else list(argument)
+    return shape
+
+
+def transform_name(name: str, steps) -> str:
+    """The IR name of weight `name` read through `steps`: 'fc/w@transpose(1,0)'.
+    Equal names mean equal tensors, which is how readers of one layout are found."""
+    text = "".join(f"@{kind}({','.join(map(str, argument))})" for kind, argument in steps)
+    return name + text
+
+
 def save_array(ir_dir: Path, name: str, array: np.ndarray, *, file_name: str,
-               tf_name: str = "") -> WeightEntry:
+               tf_name: str = "", source: str = "") -> WeightEntry:
     """Write one tensor as `ir_dir/weights/<file_name>` and describe it. Safe to call from
     several threads, each with its own `file_name` (`unique_file_names` gives them)."""
     relative = f"weights/{file_name}"
@@ -103,6 +182,7 @@ def save_array(ir_dir: Path, name: str, array: np.ndarray, *, file_name: str,
         dtype=str(array.dtype),
         sha256=digest.hexdigest(),
         tf_name=tf_name,
+        source=source if source != tf_name else "",
     )
 
 
@@ -167,7 +247,7 @@ def read_npy_header(stream) -> tuple[tuple[int, int], tuple[int, ...], bool, np.
     return version, shape, fortran_order, dtype
 
 
-def apply_transforms(array: np.ndarray, transforms: list[tuple[str, tuple[int, ...]]]) -> np.ndarray:
+def apply_transforms(array: np.ndarray, transforms) -> np.ndarray:
     """`array` with ("transpose", perm) / ("reshape", shape) steps applied, in order (views)."""
     for kind, argument in transforms:
         array = array.transpose(argument) if kind == "transpose" else array.reshape(argument)

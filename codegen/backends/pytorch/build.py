@@ -111,8 +111,9 @@ def _carry_over(out_dir: Path, temp: Path, weight_keys: set[str], *, backup: boo
 
 def _hash_problems(graph: Graph, ir_dir: Path, mismatched: list[str]) -> InvalidIRError:
     """One error for every weight file whose sha256 differs from graph.json."""
-    problems = [f"weight {name!r}: {graph.weights[name].file} does not match its sha256 in "
-                "graph.json" for name in mismatched]
+    files = {graph.weights[name].file: graph.weights[name].tf_name or name for name in mismatched}
+    problems = [f"weight {name!r}: {file} does not match its sha256 in graph.json"
+                for file, name in files.items()]
     more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
     return InvalidIRError(f"{Path(ir_dir) / 'graph.json'}: {problems[0]}{more}; the file was "
                           "changed after 'codegen to-ir': run it again", details=problems)
@@ -138,8 +139,7 @@ def _write_weights(graph, ir_dir, state, previous, out_dir, temp, quiet):
             info = {"tf_name": "", "shape": [], "fingerprint": "num_batches_tracked=0"}
         else:
             entry = graph.weights[weight]
-            info = {"tf_name": entry.tf_name or weight, "shape": entry.out_shape,
-                    "fingerprint": f"{entry.sha256}:{entry.transforms}"}
+            info = _index_entry(entry, weight)
         old_file = out_dir / "weights" / f"{key}.npy"
         if previous.get(key) == info["fingerprint"] and old_file.is_file():
             keep_file(old_file, temp / "weights" / f"{key}.npy")
@@ -160,12 +160,26 @@ def _write_weights(graph, ir_dir, state, previous, out_dir, temp, quiet):
             parameters += int(np.prod(info["shape"]))
             if not intact:
                 mismatched.add(state[key])
-    used = set(state.values())
-    mismatched |= {name for name, entry in graph.weights.items()  # weights no key needs
-                   if name not in used and sha256_file(Path(ir_dir) / entry.file) != entry.sha256}
+    used = {graph.weights[name].file for name in state.values() if name != NUM_BATCHES}
+    mismatched |= {name for name, entry in graph.weights.items()  # files no key needs
+                   if entry.file not in used and sha256_file(Path(ir_dir) / entry.file) != entry.sha256}
     if mismatched:
         raise _hash_problems(graph, ir_dir, [name for name in graph.weights if name in mismatched])
     return index, written, parameters
+
+
+def _index_entry(entry, weight: str) -> dict:
+    """weights/index.json's entry of one state_dict key: where its values come from.
+
+    `source` is the variable's own name (TF1: the checkpoint key; Keras: `variable.path`),
+    `tensor` the TF tensor holding it in the graph codegen read, and `transforms` the steps
+    (["transpose", perm], ["reshape", shape]) that turn that array into this tensor, so a
+    parameter can be traced back and another checkpoint of the same network loaded."""
+    return {"tf_name": entry.tf_name or weight, "source": entry.source_name or weight,
+            "tensor": f"{entry.tf_name or weight}:0",
+            "transforms": [[kind, list(argument)] for kind, argument in entry.transforms],
+            "shape": entry.out_shape,
+            "fingerprint": f"{entry.sha256}:{list(entry.transforms)}"}
 
 
 def _read_text(path: Path) -> str:

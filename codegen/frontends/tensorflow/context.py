@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from codegen.errors import UnsupportedOpsError
 from codegen.ir.graph import Node, TensorInfo
+from codegen.ir.weights import transform_name
 
 if TYPE_CHECKING:
     from codegen.frontends.tensorflow.converter import Converter
@@ -65,9 +66,7 @@ class Context:
         if self.converter.kind(tensor) != "constant":
             self.fail(f"input {index} must be a constant, it is computed at run time")
         if tensor.op.type == "Const":
-            from tensorflow.python.framework.tensor_util import MakeNdarray as make_ndarray
-
-            return make_ndarray(tensor.op.get_attr("value"))
+            return _const_value(tensor.op)
         return self.converter.fold(tensor)
 
     def input(self, index: int) -> str:
@@ -119,34 +118,62 @@ class Context:
     def weight(self, index: int, transforms: list[tuple[str, tuple]] | None = None) -> str:
         """Register the variable or constant feeding input `index`; return its IR name.
 
-        `transforms` ("reshape", shape) / ("transpose", perm) are applied when it is written.
+        One variable (or one Const, however many Identity ops read it) is one source,
+        written once. `transforms` ("reshape", shape) / ("transpose", perm) give the layout
+        this op reads it in; readers with equal transforms share one IR weight.
         """
         tensor = self.op.inputs[index]
         kind = self.converter.kind(tensor)
-        if kind == "weight":
+        if kind in ("weight", "variable"):  # a read, or the handle itself (ResourceGather)
             variable = _variable_op(tensor)
             key = variable.get_attr("shared_name").decode() if variable.type == "VarHandleOp" else ""
             key = key or variable.name
-            shape = tensor.shape.as_list() if tensor.shape.rank is not None else None
-            source = WeightSource("variable", key, shape, transforms or [])
+            if tensor.op is variable and variable.type == "VarHandleOp":  # the handle itself
+                shape = [dim.size for dim in variable.get_attr("shape").dim]
+            else:
+                shape = tensor.shape.as_list() if tensor.shape.rank is not None else None
+            source = WeightSource("variable", key, shape)
         elif kind == "constant":
-            key = tensor.op.name
-            source = WeightSource("constant", key, None, transforms or [], self.const(index))
+            const, reshaped = _constant_op(tensor)
+            key = const.name
+            value = _const_value(const) if reshaped else self.const(index)
+            source = WeightSource("constant", key, None, value=value)
+            if reshaped:  # read through Reshape/Squeeze: the same values in another shape
+                transforms = [("reshape", tuple(tensor.shape.as_list())), *(transforms or ())]
         else:
             self.fail(f"input {index} must be a weight (variable or constant)")
-        name = key if not transforms else f"{key}/{self.name.rpartition('/')[2]}"
+        steps = tuple((step, tuple(argument)) for step, argument in transforms or ())
+        name = transform_name(key, steps)
+        source.transforms = steps
         self.converter.weight_sources[name] = source
         return name
+
+    def channel_weight(self, tensor, value: np.ndarray, name: str) -> str:
+        """A weight a pattern computed (`value`, e.g. a batch norm's mean read back from
+        its arithmetic): the Const behind `tensor` when it holds exactly these values, so
+        the weight keeps its variable's name and is shared by every reader; else a new
+        weight `name`."""
+        const, _ = _constant_op(tensor) if tensor is not None else (None, False)
+        if const is not None and const.type == "Const":
+            stored = _const_value(const)
+            if stored.dtype == value.dtype and stored.size == value.size and np.array_equal(
+                    stored.reshape(value.shape), value):
+                steps = (("reshape", tuple(value.shape)),) if stored.shape != value.shape else ()
+                weight = transform_name(const.name, steps)
+                self.converter.weight_sources[weight] = WeightSource(
+                    "constant", const.name, None, steps, stored)
+                return weight
+        return self.new_weight(name, value)
 
     def checkpoint_weight(self, key: str) -> str:
         """A checkpoint variable that is not an input of this op (e.g. moving statistics)."""
         shape = self.converter.model.reader.get_variable_to_shape_map()[key]
-        self.converter.weight_sources[key] = WeightSource("variable", key, list(shape), [])
+        self.converter.weight_sources[key] = WeightSource("variable", key, list(shape))
         return key
 
     def new_weight(self, name: str, value: np.ndarray) -> str:
         """A weight the handler makes itself (e.g. a per-channel copy of a scalar)."""
-        self.converter.weight_sources[name] = WeightSource("constant", name, None, [], value)
+        self.converter.weight_sources[name] = WeightSource("constant", name, None, value=value)
         return name
 
     # -- emitting IR -------------------------------------------------------------------------
@@ -187,8 +214,31 @@ class WeightSource:
     kind: str  # "variable" | "constant"
     key: str  # checkpoint key or TF op name
     shape: list[int] | None  # the graph's static shape of a variable
-    transforms: list[tuple[str, tuple]] = field(default_factory=list)
+    transforms: tuple[tuple[str, tuple], ...] = ()  # how the IR weight reads the source
     value: np.ndarray | None = None
+
+
+PASS_VALUES = ("Identity", "Snapshot", "StopGradient")  # the same tensor
+PASS_SHAPES = ("Reshape", "Squeeze", "ExpandDims")  # the same values in another shape
+
+
+def _constant_op(tensor) -> tuple[Any, bool]:
+    """(the op that holds a constant's value, whether it is read in another shape): a
+    Const behind Identity ops (a frozen TF2 function reads one Const through one Identity
+    per use, and Keras reshapes a bias per call), else the tensor's own op."""
+    op, reshaped = tensor.op, False
+    while op.type in PASS_VALUES + PASS_SHAPES and op.inputs:
+        reshaped = reshaped or op.type in PASS_SHAPES
+        op = op.inputs[0].op
+    if op.type != "Const" or (reshaped and not tensor.shape.is_fully_defined()):
+        return tensor.op, False
+    return op, reshaped
+
+
+def _const_value(op) -> np.ndarray:
+    from tensorflow.python.framework.tensor_util import MakeNdarray as make_ndarray
+
+    return make_ndarray(op.get_attr("value"))
 
 
 def _variable_op(tensor):

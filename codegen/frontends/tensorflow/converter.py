@@ -16,12 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from codegen.errors import InputError, UnsupportedOpsError
+from codegen.errors import InputError, UnsupportedOpsError, UsageError
 from codegen.frontends.tensorflow.context import Context, WeightSource
 from codegen.frontends.tensorflow.handlers import load_handlers
 from codegen.frontends.tensorflow.loader import TFModel
 from codegen.ir.graph import Graph, GraphInput, GraphOutput, Node
-from codegen.ir.weights import apply_transforms
 
 VARIABLE_OPS = {"VarHandleOp", "VariableV2", "Variable"}
 PASSTHROUGH_OPS = {"Identity", "IdentityN", "StopGradient", "Snapshot", "PreventGradient",
@@ -57,6 +56,7 @@ class Converter:
         self.nodes: dict[str, Node] = {}
         self.inputs: dict[str, GraphInput] = {}
         self.weight_sources: dict[str, WeightSource] = {}  # IR weight name -> source
+        self.source_names = model.source_names  # Const op -> variable's own name (TF2)
         self._kinds: dict[str, str] = {}
         self._session = None  # for folding constant subgraphs
         self.warnings: list[str] = []
@@ -120,7 +120,7 @@ class Converter:
             self.inputs[op.name] = GraphInput(op.name, shape, tensor.dtype.name, tf_name=op.name)
             self.refs[tensor.name] = f"{op.name}:0"
 
-    def convert(self, output_ops: list[Any]) -> Graph:
+    def convert(self, output_ops: list[Any], input_names: list[str] | None = None) -> Graph:
         unsupported: dict[str, list[str]] = {}
         for op in self.compute_ops(output_ops):
             if op.type in PASSTHROUGH_OPS and op.inputs:
@@ -143,12 +143,31 @@ class Converter:
         self._complete_shapes()
         self._check_weights()
         return Graph(
-            inputs=list(self.inputs.values()),
+            inputs=self._ordered_inputs(input_names),
             outputs=outputs,
             nodes=self.nodes,
             weights={},
             layout="NHWC",
         )
+
+    def _ordered_inputs(self, names: list[str] | None) -> list[GraphInput]:
+        """The inputs in the order `forward` takes them: as named by --input, else in the
+        source's order (a Keras model's `model.inputs`), else in the graph's node order."""
+        if names:
+            names = [name.split(":")[0] for name in names]
+            unknown = [name for name in names if name not in self.inputs]
+            missing = [name for name in self.inputs if name not in names]
+            if unknown or missing or len(set(names)) != len(names):
+                problem = (f"{unknown[0]!r} is not an input the outputs read" if unknown else
+                           f"{missing[0]!r} is missing" if missing else "a name is repeated")
+                raise UsageError(f"--input: {problem}; name each of the inputs "
+                                 f"{', '.join(map(repr, self.inputs))} once, in the order "
+                                 "forward should take them")
+            return [self.inputs[name] for name in names]
+        source = {name: index for index, name in enumerate(self.model.inputs)}
+        graph = {op.name: index for index, op in enumerate(self.model.graph.get_operations())}
+        order = sorted(self.inputs, key=lambda name: (source.get(name, len(source)), graph[name]))
+        return [self.inputs[name] for name in order]
 
     def _complete_shapes(self) -> None:
         """Fill the sizes TF's static shapes leave unknown (after a crop or a run-time
@@ -244,17 +263,15 @@ class Converter:
         one, two = values
         return [-1 if a != b else int(a) for a, b in zip(one, two)]
 
-    def read_weight(self, name: str) -> np.ndarray:
-        """The value of an IR weight, read from the checkpoint tensor by tensor."""
-        source = self.weight_sources[name]
+    def read_source(self, source: WeightSource) -> np.ndarray:
+        """The value of a weight's source as TF stores it, read from the checkpoint tensor
+        by tensor (an IR weight's transforms are applied when the backend writes it)."""
         if source.kind == "variable":
             try:
-                value = self.model.reader.get_tensor(source.key)
+                return self.model.reader.get_tensor(source.key)
             except Exception as exc:  # noqa: BLE001 - TF raises IndexError, OpError, ...
                 raise _damaged_data(self.model.weights_path, source.key, exc) from None
-        else:
-            value = np.asarray(source.value)
-        return apply_transforms(value, source.transforms)
+        return np.asarray(source.value)
 
 
 def _damaged_data(prefix, key: str, exc: Exception) -> InputError:

@@ -24,6 +24,10 @@ class TFModel:
     model_path: Path
     weights_path: Path | None
     outputs: list[str] = field(default_factory=list)  # default output ops (from a signature)
+    inputs: list[str] = field(default_factory=list)  # placeholders in the source's order
+    bn_decay: float | None = None  # a Keras model's BatchNormalization momentum
+    # Const op of a frozen TF2 function -> the variable it holds (Keras `variable.path`)
+    source_names: dict[str, str] = field(default_factory=dict)
 
     def variable_names(self) -> set[str]:
         return set(self.reader.get_variable_to_shape_map()) if self.reader else set()
@@ -57,6 +61,9 @@ def load_model(model: Path, weights: Path | None = None, *,
     initialisers, optimisers and summaries are left out, and loading is faster."""
     model = Path(model)
     outputs: list[str] = []
+    inputs: list[str] = []
+    bn_decay = None
+    source_names: dict[str, str] = {}
     if model.is_dir() and not saved.is_saved_model(model):
         raise InputError(f"{model}: a folder, but not a SavedModel (no saved_model.pb in it)")
     if not model.exists():
@@ -67,6 +74,7 @@ def load_model(model: Path, weights: Path | None = None, *,
     if tf2:
         frozen = saved.load(full, model, signature)
         graph_def, prefix, reader, outputs = frozen.graph_def, None, None, frozen.outputs
+        source_names, inputs, bn_decay = frozen.variables, frozen.inputs, frozen.bn_decay
     elif model.suffix == ".meta":
         graph_def = _read_meta_graph(tf, model)  # a damaged .meta is the first thing to fix
         prefix = checkpoint_prefix(model, weights)
@@ -88,7 +96,8 @@ def load_model(model: Path, weights: Path | None = None, *,
         raise InputError(f"{model}: the graph cannot be loaded ({saved.first_line(exc)}); it may need "
                          "ops of a newer TensorFlow or be damaged: export it again") from None
     return TFModel(graph=graph, reader=reader, model_path=model, weights_path=prefix,
-                   outputs=outputs)
+                   outputs=outputs, inputs=inputs, source_names=source_names,
+                   bn_decay=bn_decay)
 
 
 def _needed(graph_def, outputs: list[str]):

@@ -11,7 +11,8 @@ from the function's signature, so no `--dst-node` is needed.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,8 @@ class FrozenFunction:
     graph_def: Any
     inputs: list[str]  # placeholder op names, in signature order
     outputs: list[str]  # op names of the outputs, in signature order
+    variables: dict[str, str] = field(default_factory=dict)  # Const op -> variable's own name
+    bn_decay: float | None = None  # the Keras BatchNormalization momentum, where known
 
 
 def is_saved_model(path: Path) -> bool:
@@ -51,7 +54,22 @@ def load_saved_model(tf, path: Path, signature: str) -> FrozenFunction:
         known = ", ".join(sorted(signatures)) or "none"
         raise InputError(f"{path}: no signature {signature!r} (signatures: {known}); "
                          "choose one with --signature")
-    return freeze(tf, signatures[signature])
+    frozen = freeze(tf, signatures[signature], getattr(loaded, "variables", ()))
+    order = _positional_names(tf, loaded)  # a signature sorts its inputs by name
+    if sorted(order) == sorted(frozen.inputs):
+        frozen.inputs = order
+    return frozen
+
+
+def _positional_names(tf, loaded) -> list[str]:
+    """The input names in the order the model takes them, where the SavedModel keeps it: a
+    Keras export's `serve` endpoint takes them positionally, as `model.inputs` lists them."""
+    functions = getattr(getattr(loaded, "serve", None), "concrete_functions", None)
+    if not functions:
+        return []
+    args = functions[0].structured_input_signature[0]
+    specs = tf.nest.flatten(args)
+    return [spec.name for spec in specs if isinstance(spec, tf.TensorSpec) and spec.name]
 
 
 def load_keras(tf, path: Path) -> FrozenFunction:
@@ -67,21 +85,45 @@ def load_keras(tf, path: Path) -> FrozenFunction:
     def call(*inputs):
         return model(list(inputs) if len(inputs) > 1 else inputs[0], training=False)
 
-    return freeze(tf, tf.function(call).get_concrete_function(*specs))
+    frozen = freeze(tf, tf.function(call).get_concrete_function(*specs), model.variables)
+    momenta = Counter(float(layer.momentum) for layer in model._flatten_layers()
+                      if isinstance(layer, keras.layers.BatchNormalization))
+    frozen.bn_decay = momenta.most_common(1)[0][0] if momenta else None
+    return frozen
 
 
-def freeze(tf, function) -> FrozenFunction:
+def freeze(tf, function, variables=()) -> FrozenFunction:
     from tensorflow.python.framework.convert_to_constants import (
         convert_variables_to_constants_v2,
     )
 
+    captured = _captured_variables(function, variables)
     frozen = convert_variables_to_constants_v2(function)
     graph_def = _inline_calls(tf, frozen.graph.as_graph_def())
     inputs = [t.op.name for t in frozen.inputs if t.dtype != tf.resource]
     outputs = [t.op.name for t in frozen.outputs]
     renames = _short_names(graph_def, keep=set(inputs) | set(outputs))
     _rename(graph_def, renames)
-    return FrozenFunction(graph_def, inputs, outputs)
+    consts = {node.name for node in graph_def.node if node.op == "Const"}
+    names = {renames.get(op, op): name for op, name in captured.items()}
+    return FrozenFunction(graph_def, inputs, outputs,
+                          {op: name for op, name in names.items() if op in consts})
+
+
+def _captured_variables(function, variables) -> dict[str, str]:
+    """Placeholder op of each captured variable -> the variable's own name (Keras
+    `variable.path`, else its TF name without ':0'). Freezing turns each placeholder into
+    a Const of the same name, so the IR can say which variable a weight came from."""
+    by_handle = {}
+    for variable in variables:
+        handle = getattr(variable, "handle", None)
+        if handle is None:  # a Keras 3 variable wraps a tf.Variable
+            handle = getattr(getattr(variable, "value", None), "handle", None)
+        if handle is not None:
+            name = getattr(variable, "path", None) or variable.name
+            by_handle[id(handle)] = name.removesuffix(":0")
+    return {internal.op.name: by_handle[id(external)]
+            for external, internal in function.graph.captures if id(external) in by_handle}
 
 
 CALL_OPS = ("StatefulPartitionedCall", "PartitionedCall")

@@ -26,8 +26,9 @@ def convert_model(
     weights: Path | None,
     dst_nodes: list[str] | None,
     *,
-    bn_decay: float = DEFAULT_BN_DECAY,
+    bn_decay: float | None = None,
     signature: str = "serving_default",
+    inputs: list[str] | None = None,
 ) -> tuple[Graph, Converter]:
     """Translate the graph (no file written yet); unsupported ops raise first.
 
@@ -36,8 +37,9 @@ def convert_model(
     if not dst_nodes and not model.outputs:
         raise UsageError(f"{model_path}: name the output node(s) with --dst-node "
                          "('codegen inspect' lists candidates)")
+    bn_decay = bn_decay or model.bn_decay or DEFAULT_BN_DECAY  # --bn-decay, the Keras file's
     converter = Converter(model, bn_momentum=round(1.0 - bn_decay, 10))
-    graph = converter.convert(find_ops(model, dst_nodes or model.outputs))
+    graph = converter.convert(find_ops(model, dst_nodes or model.outputs), inputs)
     graph.source = {
         "framework": "tensorflow",
         "model": Path(model_path).name,
@@ -53,31 +55,37 @@ def to_ir(
     dst_nodes: list[str] | None,
     out_dir: Path,
     *,
-    bn_decay: float = DEFAULT_BN_DECAY,
+    bn_decay: float | None = None,
     signature: str = "serving_default",
+    inputs: list[str] | None = None,
     quiet: bool = False,
 ) -> Graph:
     """Write `out_dir/graph.json` and `out_dir/weights/*.npy`, streaming tensor by tensor."""
     graph, converter = convert_model(model_path, weights, dst_nodes, bn_decay=bn_decay,
-                                     signature=signature)
+                                     signature=signature, inputs=inputs)
     for warning in converter.warnings:
         if not quiet:
             print(f"codegen: warning: {warning}", file=sys.stderr)
     with staged_dir(Path(out_dir)) as temp:
-        names = list(converter.weight_sources)
-        files = unique_file_names(names)
+        readers: dict[tuple[str, str], list[str]] = {}  # one source -> its IR weights
+        for name, source in converter.weight_sources.items():
+            readers.setdefault((source.kind, source.key), []).append(name)
+        sources = list(readers)
+        files = unique_file_names([key for _, key in sources])
+        names = converter.source_names
 
-        def write(item: tuple[str, np.ndarray]) -> WeightEntry:
-            name, value = item
-            source = converter.weight_sources[name]
-            tf_name = source.key if source.kind == "variable" else ""
-            return save_array(temp, name, value, tf_name=tf_name, file_name=files[name])
+        def write(item: tuple[tuple[str, str], np.ndarray]) -> WeightEntry:
+            (_, key), value = item
+            return save_array(temp, key, value, tf_name=key, file_name=files[key],
+                              source=names.get(key, ""))
 
         # Tensors are read here, one by one, and written (hashed) on worker threads.
-        read = ((name, converter.read_weight(name)) for name in progress_bar(
-            names, "writing weights", quiet=quiet))
-        for name, entry in zip(names, ordered_map(write, read)):
-            graph.weights[name] = entry
+        read = ((source, converter.read_source(converter.weight_sources[readers[source][0]]))
+                for source in progress_bar(sources, "writing weights", quiet=quiet))
+        for source, entry in zip(sources, ordered_map(write, read)):
+            for name in readers[source]:
+                graph.weights[name] = entry.transformed(
+                    *converter.weight_sources[name].transforms)
         problems = semantic_problems(graph)  # what we write must pass our own checks
         if problems:  # (the JSON Schema check runs in `codegen build` and in the tests)
             raise InvalidIRError(f"internal: the IR fails its checks: {problems[0]}", details=problems)

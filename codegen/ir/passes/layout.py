@@ -98,15 +98,15 @@ class LayoutPass:
     def visit_constant(self, node: Node) -> None:
         # rank-4 constants follow the layout; smaller ones are fixed by their consumer.
         if node.outputs[0].rank == 4:
-            self.graph.weights[node.weights["value"]].transpose(TO_NCHW)
+            self.graph.transform_weight(node, "value", ("transpose", TO_NCHW))
             self.mark_output(node)
 
     def visit_conv2d(self, node: Node) -> None:
-        self.graph.weights[node.weights["kernel"]].transpose((3, 2, 0, 1))  # HWIO -> OIHW
+        self.graph.transform_weight(node, "kernel", ("transpose", (3, 2, 0, 1)))  # HWIO -> OIHW
         self.mark_output(node)
 
     def visit_linear(self, node: Node) -> None:
-        self.graph.weights[node.weights["kernel"]].transpose((1, 0))  # [in, out] -> [out, in]
+        self.graph.transform_weight(node, "kernel", ("transpose", (1, 0)))  # [in, out] -> [out, in]
         if any(self.is_permuted(ref) for ref in node.inputs):
             self.fallback(node)
 
@@ -120,8 +120,8 @@ class LayoutPass:
             # a smaller constant broadcast against NCHW: align it as TF would, then permute
             entry = self.graph.weights[producer.weights["value"]]
             shape = [1] * (4 - len(entry.out_shape)) + entry.out_shape
-            entry.reshape(tuple(shape))
-            entry.transpose(TO_NCHW)
+            self.graph.transform_weight(producer, "value", ("reshape", tuple(shape)),
+                                        ("transpose", TO_NCHW))
             producer.outputs[0].shape = [shape[axis] for axis in TO_NCHW]
             self.permuted.add(ref)
         self.mark_output(node)
@@ -206,9 +206,9 @@ class LayoutPass:
         _, channels, height, width = shape  # already NCHW
         kernel = self.graph.weights[readers[0].weights["kernel"]]  # [H*W*C, out], NHWC rows
         out = kernel.out_shape[1]
-        kernel.reshape((height, width, channels, out))
-        kernel.transpose((2, 0, 1, 3))
-        kernel.reshape((channels * height * width, out))
+        self.graph.transform_weight(readers[0], "kernel", ("reshape", (height, width, channels, out)),
+                                    ("transpose", (2, 0, 1, 3)),
+                                    ("reshape", (channels * height * width, out)))
         return True
 
     def fallback(self, node: Node) -> None:

@@ -39,7 +39,7 @@ def dense_as_conv(graph: Graph) -> Graph:
                 or flatten.attrs["shape"][-1] != source[3] or _single_reader(graph, flatten) is not linear):
             continue
         kernel = graph.weights[linear.weights["kernel"]]
-        kernel.reshape((1, 1, *kernel.out_shape))
+        graph.transform_weight(linear, "kernel", ("reshape", (1, 1, *kernel.out_shape)))
         linear.op = "conv2d"
         linear.attrs = {"strides": [1, 1], "dilations": [1, 1], "padding": "VALID", "groups": 1}
         linear.inputs = [flatten.inputs[0]]

@@ -107,8 +107,9 @@ def match_batch_norm(ctx) -> bool:
     if stats is None:
         return False
     scope = ctx.scope.removesuffix("/batchnorm")
-    weights = {role: ctx.new_weight(f"{scope}/{role}", value) for role, value in stats.items()
-               if role != "epsilon"}
+    tensors = stats.pop("tensors")
+    weights = {role: ctx.channel_weight(tensors.get(role), value, f"{scope}/{role}")
+               for role, value in stats.items() if role != "epsilon"}
     ctx.emit("batch_norm", [ctx.converter.ref_of(x)],
              attrs={"epsilon": float(stats["epsilon"][0]), "momentum": ctx.converter.bn_momentum},
              weights=weights, scope=scope)
@@ -118,11 +119,13 @@ def match_batch_norm(ctx) -> bool:
 def _statistics(ctx, m, shift, channels: int) -> dict | None:
     m_op = _through(m)
     gamma = np.ones(channels, "float32")
+    tensors = {}  # role -> the constant it was read from, where it was read as it is
     if m_op.type == "Mul":
         split = _split(ctx, m_op, "Rsqrt")
         if split is None:
             return None
         rsqrt, gamma = _through(split[0]), _channels(ctx, split[1], channels)
+        tensors["scale"] = split[1]
     elif m_op.type == "Rsqrt":
         rsqrt = m_op
     else:
@@ -133,21 +136,24 @@ def _statistics(ctx, m, shift, channels: int) -> dict | None:
     variance, epsilon = (_channels(ctx, t, channels) for t in add.inputs)
     if variance is None or epsilon is None:
         return None
+    tensors["variance"] = add.inputs[0]
     if np.unique(epsilon).size != 1:  # the scalar is the one broadcast to every channel
         variance, epsilon = epsilon, variance
-    beta, mean = _offset_and_mean(ctx, m, shift, channels)
+        tensors["variance"] = add.inputs[1]
+    beta, mean = _offset_and_mean(ctx, m, shift, channels, tensors)
     if gamma is None or beta is None or mean is None or np.unique(epsilon).size != 1:
         return None
     return {"scale": gamma, "offset": beta, "mean": mean, "variance": variance,
-            "epsilon": epsilon}
+            "epsilon": epsilon, "tensors": tensors}
 
 
-def _offset_and_mean(ctx, m, shift, channels: int):
+def _offset_and_mean(ctx, m, shift, channels: int, tensors: dict):
     """shift = beta - mean * m, or -(mean * m) / (-mean) * m without beta."""
     op = _through(shift)
     beta, sign = np.zeros(channels, "float32"), 1.0
     if op.type == "Sub":
         beta, term = _channels(ctx, op.inputs[0], channels), _through(op.inputs[1])
+        tensors["offset"] = op.inputs[0]
     elif op.type == "Neg":
         term = _through(op.inputs[0])
     elif op.type == "Mul":
@@ -161,6 +167,8 @@ def _offset_and_mean(ctx, m, shift, channels: int):
     if mean_tensor is None:
         return None, None
     mean = _channels(ctx, mean_tensor, channels)
+    if sign == 1.0:
+        tensors["mean"] = mean_tensor
     return beta, None if mean is None else sign * mean
 
 
@@ -188,12 +196,12 @@ def match_layer_norm(ctx) -> bool:
         gamma = _channels(ctx, split[1], channels)
         add = _through(split[0]).inputs[0].op
         moments = _moments(ctx, x, add, channels)
-        beta = _layer_norm_offset(ctx, found[1], m_op, channels)
+        beta, offset = _layer_norm_offset(ctx, found[1], m_op, channels)
         if gamma is None or moments is None or beta is None:
             continue
         scope = ctx.scope
-        weights = {"scale": ctx.new_weight(f"{scope}/gamma", gamma),
-                   "offset": ctx.new_weight(f"{scope}/beta", beta)}
+        weights = {"scale": ctx.channel_weight(split[1], gamma, f"{scope}/gamma"),
+                   "offset": ctx.channel_weight(offset, beta, f"{scope}/beta")}
         ctx.emit("layer_norm", [ctx.converter.ref_of(x)],
                  attrs={"axis": ctx.rank(0) - 1, "epsilon": moments}, weights=weights)
         return True
@@ -227,16 +235,17 @@ def _moments(ctx, x, add, channels: int) -> float | None:
 
 
 def _layer_norm_offset(ctx, shift, m_op, channels: int):
-    """beta if shift = -mean * m + beta (or -mean * m), else None."""
+    """(beta, the constant it is read from) if shift = -mean * m + beta (or -mean * m),
+    else (None, None)."""
     op = _through(shift)
-    beta = np.zeros(channels, "float32")
+    beta, tensor = np.zeros(channels, "float32"), None
     if op.type in ("Add", "AddV2"):
         a, b = op.inputs
         if ctx.converter.kind(a) == "constant":
             a, b = b, a
-        beta, op = _channels(ctx, b, channels), _through(a)
+        beta, op, tensor = _channels(ctx, b, channels), _through(a), b
     if op.type != "Mul" or not any(_through(t) is m_op for t in op.inputs):
-        return None
+        return None, None
     if not any(_through(t).type == "Neg" for t in op.inputs):
-        return None
-    return beta
+        return None, None
+    return beta, tensor
