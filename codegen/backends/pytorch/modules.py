@@ -13,7 +13,7 @@ from typing import Any
 
 from codegen.backends.pytorch.naming import Namespace, class_name, identifier
 from codegen.backends.pytorch.ops import Expr, Layer
-from codegen.backends.pytorch.structure import Scope, Tree
+from codegen.backends.pytorch.structure import Scope, Tree, share_key
 from codegen.ir.graph import Node
 
 # when two varying values always agree, the merged parameter takes the first name here
@@ -32,6 +32,7 @@ class Stmt:
     render: Layer | Expr | None = None
     scope: Scope | None = None  # module
     items: list[Stmt] = field(default_factory=list)  # seq
+    reuse: bool = False  # a later call of a layer an earlier statement defines
 
 
 @dataclass
@@ -68,31 +69,42 @@ class Planner:
     def plan(self, scope: Scope) -> Plan:
         tree = self.tree
         names = Namespace()
+        owners: dict[tuple, str] = {}  # share key -> the attribute holding that layer
         stmts: list[tuple[int, Stmt]] = []
         for node in scope.nodes:
             render = tree.renders[node.name]
             if isinstance(render, Layer):
-                stmt = Stmt("layer", names.create(identifier(render.hint)), node.inputs,
-                            [f"{node.name}:{i}" for i in range(len(node.outputs))], node, render)
+                stmt = self.layer_stmt(node, render.hint, names, owners)
             else:
                 hint = tree.hints.get(node.name, render.hint)
                 stmt = Stmt("expr", identifier(hint), node.inputs,
                             [f"{node.name}:{i}" for i in range(len(node.outputs))], node, render)
             stmts.append((tree.position[node.name], stmt))
         for child in scope.children:
+            for node in child.calls:
+                stmts.append((tree.position[node.name], self.layer_stmt(node, child.name, names, owners)))
+            if child.calls:
+                continue
             attr = names.create(identifier(child.name))
             first = min(tree.position[n.name] for n in child.all_nodes())
-            if child.leaf is not None:
-                node = child.leaf
-                stmt = Stmt("layer", attr, node.inputs, [f"{node.name}:0"], node,
-                            tree.renders[node.name])
-            else:
-                stmt = self.child_stmt(child, attr)
-            stmts.append((first, stmt))
+            stmts.append((first, self.child_stmt(child, attr)))
         ordered = _order([s for _, s in sorted(stmts, key=lambda p: p[0])])
         plan = Plan(scope, ordered)
         self.plans[id(scope)] = plan
         return plan
+
+    def layer_stmt(self, node: Node, hint: str, names: Namespace, owners: dict) -> Stmt:
+        """A layer call; a layer whose weights an earlier statement of this scope already
+        holds is called through that statement's attribute (one module, tied weights)."""
+        render = self.tree.renders[node.name]
+        key = share_key(render)
+        owner = owners.get(key) if key is not None else None
+        attr = owner or names.create(identifier(hint))
+        if key is not None and owner is None:
+            owners[key] = attr
+        return Stmt("layer", attr, node.inputs,
+                    [f"{node.name}:{i}" for i in range(len(node.outputs))], node, render,
+                    reuse=owner is not None)
 
     def child_stmt(self, child: Scope, attr: str) -> Stmt:
         plan = self.plan(child)
@@ -108,7 +120,7 @@ class Planner:
             wiring = tuple(local.get(ref, ref) for ref in stmt.inputs)
             body, child_depth = self.stmt_sig(stmt)
             depth = max(depth, child_depth)
-            parts.append((stmt.kind, stmt.attr, wiring, body))
+            parts.append((stmt.kind, stmt.attr, wiring, body, stmt.reuse))
             for position, ref in enumerate(stmt.outputs):
                 local[ref] = ("stmt", index, position)
         outs = tuple(local[ref] for ref in plan.scope.outputs)
@@ -148,6 +160,22 @@ class Planner:
             _assign_params(cls, cls.instances[0] is root_plan)
         _name_classes(classes, root_plan)
         return classes
+
+    def layer_path(self, plan: Plan, node_name: str) -> str:
+        """The attribute path from `plan`'s module to the layer computing `node_name`
+        ('embeddings.word_embeddings', 'blocks[0].fc'): identifiers and indices only."""
+        for stmt in plan.stmts:
+            for prefix, item in _items(stmt):
+                path = "".join(f"[{part}]" if part.isdigit() else f".{part}" for part in prefix)
+                if item.kind == "layer" and item.node.name == node_name:
+                    return path[1:]
+                if item.kind == "module":
+                    try:
+                        inner = self.layer_path(self.plans[id(item.scope)], node_name)
+                    except KeyError:
+                        continue
+                    return f"{path[1:]}.{inner}"
+        raise KeyError(node_name)
 
     def walk(self, plan: Plan):
         for stmt in plan.stmts:
@@ -199,7 +227,7 @@ def _order(stmts: list[Stmt]) -> list[Stmt]:
 def _is_chain(plan: Plan) -> bool:
     """Only child modules/layers, each feeding the next: an nn.Sequential."""
     stmts = plan.stmts
-    if len(stmts) < 2 or any(s.kind not in ("module", "layer") for s in stmts):
+    if len(stmts) < 2 or any(s.kind not in ("module", "layer") or s.reuse for s in stmts):
         return False
     if len(plan.scope.inputs) != 1 or len(plan.scope.outputs) != 1:
         return False

@@ -121,6 +121,14 @@ def linear(node: Node, graph: Graph) -> Layer:
     return Layer("ops/linear.py.jinja", "nn.Linear", args, state, "fc")
 
 
+@renderer("embedding")
+def embedding(node: Node, graph: Graph) -> Layer:
+    num_embeddings, embedding_dim = graph.weights[node.weights["table"]].out_shape
+    args = {"num_embeddings": num_embeddings, "embedding_dim": embedding_dim}
+    return Layer("ops/embedding.py.jinja", "nn.Embedding", args, {"weight": node.weights["table"]},
+                 "embedding")
+
+
 @renderer("batch_norm")
 def batch_norm(node: Node, graph: Graph) -> Layer:
     rank = graph.tensor(node.inputs[0]).rank

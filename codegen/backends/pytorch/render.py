@@ -124,7 +124,8 @@ class ClassRenderer:
                     fresh.add(stmt.outputs[0])
                     continue
             inplace = _activation(stmt) in INPLACE_ACTIVATIONS and stmt.inputs[0] in owned
-            text = self.call_text(stmt, [values[ref] for ref in stmt.inputs], inplace=inplace)
+            text = self.call_text(stmt, [values[ref] for ref in stmt.inputs], inplace=inplace,
+                                  plan=plan)
             if _fresh_output(stmt):
                 fresh.update(stmt.outputs)
             if _layer_cls(stmt) == "nn.BatchNorm2d" and stmt.inputs[0] in convs:
@@ -148,13 +149,16 @@ class ClassRenderer:
         binary = stmt.kind == "expr" and stmt.render.template.endswith("binary.py.jinja")
         return not binary and len(text) <= INLINE_LIMIT
 
-    def call_text(self, stmt: Stmt, inputs: list[str], *, inplace: bool = False) -> str:
+    def call_text(self, stmt: Stmt, inputs: list[str], *, inplace: bool = False,
+                  plan: Plan | None = None) -> str:
         if stmt.kind == "expr":
             render = stmt.render
             self.helpers.update(render.helpers)
             # `kind` picks the form in the template; every other value is data -> repr
             attrs = {key: value if key == "kind" else literal(value)
                      for key, value in render.attrs.items()}
+            if render.attrs.get("kind") == "tied":  # the parameter of a layer of this module
+                attrs["weight"] = f"self.{self.planner.layer_path(plan, render.attrs['owner'])}.weight"
             if inplace:
                 attrs["inplace"] = True
             return str(self.macro(render.template, "forward")(inputs, attrs))
@@ -164,7 +168,7 @@ class ClassRenderer:
     def class_text(self, cls: ModuleClass, *, doc: str, arg_names: list[str] | None = None) -> str:
         plan = cls.instances[0]
         inits = [(stmt.attr, self.init_text(cls, plan, stmt)) for stmt in plan.stmts
-                 if stmt.kind != "expr"]
+                 if stmt.kind != "expr" and not stmt.reuse]
         args, lines, result = self.forward(plan, arg_names)
         outputs = len(plan.scope.outputs)
         returns = "torch.Tensor" if outputs == 1 else f"tuple[{', '.join(['torch.Tensor'] * outputs)}]"

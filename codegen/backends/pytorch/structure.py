@@ -8,6 +8,10 @@ Every IR node sits in the scope of its TF name. A scope becomes:
 - merged into its parent: scopes with expressions only, and scopes that would not form a
   function (their nodes and a sibling's depend on each other both ways). Those are
   reported, so `codegen build` can say which scopes it could not factor and why.
+
+A layer that reads the same weights at several places (TF1 `reuse=True`, a Keras layer
+called twice) is one module called several times: its calls are gathered in one leaf, in
+the innermost scope that holds them all, so fine-tuning keeps the weights tied.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
-from codegen.backends.pytorch.ops import Layer, render_op
+from codegen.backends.pytorch.ops import Expr, Layer, render_op
 from codegen.ir.graph import Graph, Node, split_ref
 
 
@@ -27,13 +31,14 @@ class Scope:
     nodes: list[Node] = field(default_factory=list)  # own nodes, topological order
     children: list[Scope] = field(default_factory=list)
     leaf: Node | None = None  # set when the scope is one layer
+    calls: list[Node] = field(default_factory=list)  # the leaf's calls (several if shared)
     class_hint: str = ""  # the inner scope name when two scopes were merged
     # filled by `interfaces`:
     inputs: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
 
     def all_nodes(self) -> list[Node]:
-        found = list(self.nodes) + ([self.leaf] if self.leaf else [])
+        found = list(self.nodes) + list(self.calls)
         for child in self.children:
             found += child.all_nodes()
         return found
@@ -53,11 +58,13 @@ def build_tree(graph: Graph) -> Tree:
     order = graph.topological_order()
     position = {node.name: index for index, node in enumerate(order)}
     renders = {node.name: render_op(node, graph) for node in order}
+    scopes = _shared_scopes(order, renders, graph)
+    scopes.update(_borrowed_weights(order, renders, scopes))
     root = Scope("", "")
     for node in order:
         scope = root
         path = []
-        for part in [p for p in node.scope.split("/") if p]:
+        for part in [p for p in scopes.get(node.name, node.scope).split("/") if p]:
             path.append(part)
             found = next((c for c in scope.children if c.name == part), None)
             if found is None:
@@ -68,7 +75,7 @@ def build_tree(graph: Graph) -> Tree:
     while not root.nodes and len(root.children) == 1:  # the model's own top scope
         only = root.children[0]
         root = Scope(only.name, only.path, only.nodes, only.children)
-    if len(root.children) == 1 and not root.children[0].leaf:
+    if len(root.children) == 1 and not root.children[0].calls:
         only = root.children[0]  # e.g. 'resnet_v2_152' beside the final 'output' squeeze
         root = Scope(only.name, only.path, only.nodes + root.nodes, only.children)
     tree = Tree(root, renders, position, [], graph.nodes)
@@ -77,8 +84,79 @@ def build_tree(graph: Graph) -> Tree:
     return tree
 
 
+def share_key(render) -> tuple | None:
+    """Layers with equal keys compute the same function with the same weights: one module.
+    None for layers without weights (a pool), which have nothing to keep tied."""
+    if not isinstance(render, Layer) or not render.state:
+        return None
+    return (render.template, render.cls, tuple(render.args.items()),
+            tuple(render.state.items()))
+
+
+def _shared_scopes(order: list[Node], renders: dict, graph: Graph) -> dict[str, str]:
+    """node name -> the scope to put it in, for the calls of a shared layer: one leaf,
+    named after the variables' own scope ('shared_conv' for 'shared_conv/kernel'), in the
+    innermost scope that holds every call."""
+    groups: dict[tuple, list[Node]] = {}
+    for node in order:
+        key = share_key(renders[node.name])
+        if key is not None:
+            groups.setdefault(key, []).append(node)
+    scopes = {}
+    for nodes in groups.values():
+        if len(nodes) < 2:
+            continue
+        parents = [node.scope.rpartition("/")[0].split("/") for node in nodes]
+        weight = graph.weights[next(iter(renders[nodes[0].name].state.values()))]
+        variable_scope = weight.source_name.rpartition("/")[0].rpartition("/")[2]
+        leaf = variable_scope or nodes[0].scope.rpartition("/")[2] or "shared"
+        for node in nodes:
+            scopes[node.name] = "/".join([*_common_prefix(parents), leaf])
+    return scopes
+
+
+def _borrowed_weights(order: list[Node], renders: dict, scopes: dict) -> dict[str, str]:
+    """A layer whose only weight another kind of layer already holds (an output projection
+    tied to the embedding table, `logits = h @ table.T`) is written as an expression over
+    that layer's parameter, `F.linear(h, self.embedding.weight)`, in the innermost scope
+    that holds both: one parameter, two readers. Returns node name -> that scope."""
+    holders: dict[str, Node] = {}  # IR weight -> the first layer holding it
+    moved = {}
+    for node in order:
+        render = renders[node.name]
+        if share_key(render) is None:
+            continue
+        owner = holders.get(render.state.get("weight", ""))
+        if (owner is not None and render.template == "ops/linear.py.jinja"
+                and set(render.state) == {"weight"}
+                and share_key(renders[owner.name]) != share_key(render)):
+            renders[node.name] = Expr("ops/linear.py.jinja", {"kind": "tied", "owner": owner.name},
+                                      hint=render.hint)
+            paths = [scopes.get(n.name, n.scope).split("/") for n in (node, owner)]
+            moved[node.name] = "/".join(_common_prefix([paths[0][:-1], paths[1]]))
+            continue
+        for weight in render.state.values():
+            holders.setdefault(weight, node)
+    return moved
+
+
+def _common_prefix(paths: list[list[str]]) -> list[str]:
+    common = []
+    for parts in zip(*paths):
+        if len(set(parts)) != 1:
+            break
+        common.append(parts[0])
+    return [part for part in common if part]
+
+
 def _is_layer(tree: Tree, node: Node) -> bool:
     return isinstance(tree.renders[node.name], Layer)
+
+
+def _one_module(tree: Tree, layers: list[Node]) -> bool:
+    """No layer, one layer, or several calls of one shared layer."""
+    keys = {share_key(tree.renders[node.name]) for node in layers}
+    return len(layers) <= 1 or (len(keys) == 1 and None not in keys)
 
 
 def _normalise(tree: Tree, scope: Scope, is_root: bool = False) -> None:
@@ -87,14 +165,14 @@ def _normalise(tree: Tree, scope: Scope, is_root: bool = False) -> None:
     kept = []
     for child in scope.children:
         layers = [n for n in child.nodes if _is_layer(tree, n)]
-        if not child.children and len(layers) <= 1 and not child.leaf:
+        if not child.children and _one_module(tree, layers) and not child.calls:
             # one layer (or none): the layer is a leaf attribute, expressions move up
             scope.nodes += [n for n in child.nodes if n not in layers]
             for node in child.nodes:
                 if node not in layers:
                     tree.hints.setdefault(node.name, child.name)
             if layers:
-                child.leaf, child.nodes = layers[0], []
+                child.leaf, child.calls, child.nodes = layers[0], layers, []
                 kept.append(child)
         else:
             kept.append(child)
@@ -102,7 +180,8 @@ def _normalise(tree: Tree, scope: Scope, is_root: bool = False) -> None:
     scope.nodes.sort(key=lambda n: tree.position[n.name])
     if not is_root and not scope.nodes and len(scope.children) == 1 and not scope.leaf:
         only = scope.children[0]  # 'unit_1' holding only 'bottleneck_v2'
-        scope.nodes, scope.children, scope.leaf = only.nodes, only.children, only.leaf
+        scope.nodes, scope.children = only.nodes, only.children
+        scope.leaf, scope.calls = only.leaf, only.calls
         scope.class_hint = only.class_hint or only.name
     _flatten_cycles(tree, scope)
 
@@ -111,8 +190,8 @@ def _contracted(tree: Tree, scope: Scope) -> nx.DiGraph:
     """Own nodes and children as vertices, data dependencies as edges."""
     owner: dict[str, str] = {node.name: node.name for node in scope.nodes}
     for index, child in enumerate(scope.children):
-        for node in child.all_nodes():
-            owner[node.name] = f"child:{index}"
+        for node in child.all_nodes():  # a leaf's calls are statements of their own
+            owner[node.name] = node.name if child.calls else f"child:{index}"
     graph = nx.DiGraph()
     graph.add_nodes_from(set(owner.values()))
     for node_name, vertex in owner.items():
@@ -135,10 +214,8 @@ def _flatten_cycles(tree: Tree, scope: Scope) -> None:
             f"scope {child.path!r} was not factored into a module: its nodes and "
             f"those around it depend on each other both ways"
         )
-        scope.nodes = sorted(
-            scope.nodes + child.nodes + ([child.leaf] if child.leaf else []),
-            key=lambda n: tree.position[n.name],
-        )
+        scope.nodes = sorted(scope.nodes + child.nodes + child.calls,
+                             key=lambda n: tree.position[n.name])
         scope.children += child.children
 
 
@@ -169,5 +246,7 @@ def interfaces(tree: Tree, graph: Graph) -> None:
             visit(child)
 
     visit(tree.root)
-    # The model returns its outputs in the order the user named them (--dst-node, signature)
+    # The model takes its inputs in the source's order and returns its outputs in the order
+    # the user named them (--dst-node, signature), not in the order the graph first uses them
+    tree.root.inputs = [f"{graph_input.name}:0" for graph_input in graph.inputs]
     tree.root.outputs = [output.source for output in graph.outputs]

@@ -12,7 +12,7 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-FAMILIES = ("activation", "arithmetic", "conv", "math", "norm", "pool", "shape")
+FAMILIES = ("activation", "arithmetic", "conv", "embedding", "math", "norm", "pool", "shape")
 
 
 @dataclass(frozen=True)
