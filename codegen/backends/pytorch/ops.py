@@ -16,8 +16,10 @@ from typing import Any
 import numpy as np
 
 from codegen.ir.graph import Graph, Node
+from codegen.resources import op_catalogue
 
 NUM_BATCHES = "num_batches_tracked"  # state entry filled with int64 0
+FORM_KEYS = ("form", "operator")  # catalogue text a template writes as it is (never model data)
 
 
 @dataclass
@@ -228,23 +230,24 @@ def scalar(node: Node, graph: Graph) -> Expr:
     return Expr("ops/constant.py.jinja", {"value": float(node.attrs["value"])}, hint="scalar")
 
 
-@renderer("relu", "relu6", "sigmoid", "tanh", "elu", "swish", "gelu", "leaky_relu",
-          "hard_sigmoid", "hard_swish", "softplus")
-def activation(node: Node, graph: Graph) -> Expr:
-    attrs = {"kind": node.op, **{k: v for k, v in node.attrs.items() if k in ("approximate",)}}
+def _with_forms() -> list[str]:
+    """The ops one family template writes from the catalogue's form/operator alone."""
+    return [op for op, spec in op_catalogue().items()
+            if not op.startswith("$") and ("form" in spec or "operator" in spec)]
+
+
+@renderer(*_with_forms())
+def elementwise(node: Node, graph: Graph) -> Expr:
+    """An activation, unary math function or binary operator: its catalogue entry says
+    which template and which PyTorch function or operator; attributes go along as data."""
+    spec = op_catalogue()[node.op]
+    attrs = {"kind": node.op, **{key: spec[key] for key in FORM_KEYS if key in spec}}
+    if "approximate" in node.attrs:
+        attrs["approximate"] = node.attrs["approximate"]
     if node.op == "leaky_relu":
         attrs["alpha"] = _float(node.attrs["alpha"])
-    return Expr("ops/activation.py.jinja", attrs, hint=node.op)
-
-
-@renderer("rsqrt", "sqrt", "neg", "exp", "log", "erf", "erfc", "square", "abs")
-def math(node: Node, graph: Graph) -> Expr:
-    return Expr("ops/math.py.jinja", {"kind": node.op}, hint="x")
-
-
-@renderer("add", "sub", "mul", "div", "maximum", "minimum", "squared_difference", "pow")
-def binary(node: Node, graph: Graph) -> Expr:
-    return Expr("ops/binary.py.jinja", {"kind": node.op}, hint=node.op)
+    hint = node.op if spec["template"] != "ops/math.py.jinja" else "x"
+    return Expr(spec["template"], attrs, hint=hint)
 
 
 REDUCTIONS = {"mean": "mean", "reduce_max": "amax", "reduce_sum": "sum"}

@@ -12,16 +12,16 @@ import jinja2
 
 from codegen.backends.pytorch.modules import ModuleClass, Plan, Stmt
 from codegen.backends.pytorch.naming import Namespace, identifier
+from codegen.backends.pytorch.ops import FORM_KEYS
 from codegen.errors import CodegenError
 from codegen.ir.graph import split_ref
-from codegen.resources import templates_dir
+from codegen.resources import op_catalogue, templates_dir
 
 INLINE_LIMIT = 60  # a single-use value is written inside its reader when this short
-# Activations written in place (`F.relu(x, inplace=True)`, as torchvision's ResNets do) when
-# their input is a fresh tensor nothing else reads: no allocation, one pass less over memory
-# (~4% of ResNet V2 152's CPU time). Their backward needs only their result, so training
-# works the same.
-INPLACE_ACTIVATIONS = {"relu", "relu6", "leaky_relu", "elu"}
+# Activations whose catalogue entry says "inplace" are written in place (`F.relu(x,
+# inplace=True)`, as torchvision's ResNets do) when their input is a fresh tensor nothing else
+# reads: no allocation, one pass less over memory (~4% of ResNet V2 152's CPU time). Their
+# backward needs only their result, so training works the same.
 # Templates whose output is always a new tensor (never a view of an input or a parameter)
 # that their backward does not read, so it may be overwritten.
 FRESH_OUTPUT_TEMPLATES = {"ops/conv2d.py.jinja", "ops/linear.py.jinja", "ops/batch_norm.py.jinja",
@@ -123,7 +123,7 @@ class ClassRenderer:
                     values[into] = values[stmt.outputs[0]] = total
                     fresh.add(stmt.outputs[0])
                     continue
-            inplace = _activation(stmt) in INPLACE_ACTIVATIONS and stmt.inputs[0] in owned
+            inplace = _in_place(stmt) and stmt.inputs[0] in owned
             text = self.call_text(stmt, [values[ref] for ref in stmt.inputs], inplace=inplace,
                                   plan=plan)
             if _fresh_output(stmt):
@@ -154,8 +154,8 @@ class ClassRenderer:
         if stmt.kind == "expr":
             render = stmt.render
             self.helpers.update(render.helpers)
-            # `kind` picks the form in the template; every other value is data -> repr
-            attrs = {key: value if key == "kind" else literal(value)
+            # `kind` and the catalogue's forms pick the text; every other value is data -> repr
+            attrs = {key: value if key in ("kind", *FORM_KEYS) else literal(value)
                      for key, value in render.attrs.items()}
             if render.attrs.get("kind") == "tied":  # the parameter of a layer of this module
                 attrs["weight"] = f"self.{self.planner.layer_path(plan, render.attrs['owner'])}.weight"
@@ -217,11 +217,10 @@ def _accumulator(stmt: Stmt, owned: set[str], producers: dict[str, Stmt]) -> str
     return None
 
 
-def _activation(stmt: Stmt) -> str:
-    """The kind of an activation expression ("relu", ...), else ""."""
-    if stmt.kind == "expr" and stmt.render.template == "ops/activation.py.jinja":
-        return stmt.render.attrs.get("kind", "")
-    return ""
+def _in_place(stmt: Stmt) -> bool:
+    """An activation its catalogue entry allows to overwrite its input."""
+    return (stmt.kind == "expr" and stmt.render.template == "ops/activation.py.jinja"
+            and op_catalogue()[stmt.node.op].get("inplace", False))
 
 
 def _runs(texts: list[str]) -> list[tuple[str, int]]:

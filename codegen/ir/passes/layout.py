@@ -10,16 +10,19 @@ so the result is always equivalent, never approximate.
 from __future__ import annotations
 
 from codegen.ir.graph import Graph, Node, TensorInfo
+from codegen.resources import op_catalogue
 
 TO_NCHW = (0, 3, 1, 2)  # nchw = nhwc.transpose(TO_NCHW)
 TO_NHWC = (0, 2, 3, 1)
 AXIS_TO_NCHW = {0: 0, 1: 2, 2: 3, 3: 1}  # an NHWC axis -> its NCHW position
 
-ELEMENTWISE = {"relu", "relu6", "sigmoid", "tanh", "elu", "swish", "identity", "gelu",
-               "leaky_relu", "hard_sigmoid", "hard_swish", "rsqrt", "sqrt", "neg", "exp", "log",
-               "erf", "erfc", "square", "abs", "softplus", "batch_norm", "bias_add"}
-BINARY = {"add", "sub", "mul", "div", "maximum", "minimum", "squared_difference", "pow"}
-POOLING = {"max_pool2d", "avg_pool2d"}
+# How each IR op follows the layout is its catalogue entry's "layout" (ir_schema/ops.json):
+FOLLOWS = {"elementwise", "per_channel", "pooling"}  # NCHW in, NCHW out, nothing to change
+RULES = {"axes", "weights"}  # a visit_<op> rule below; "weights" runs even on NHWC inputs
+
+
+def layout_class(op: str) -> str:
+    return op_catalogue()[op]["layout"]
 
 
 def _nchw(shape: list) -> list:
@@ -69,19 +72,19 @@ class LayoutPass:
     # -- rules --------------------------------------------------------------------------
     def visit(self, node: Node) -> None:
         permuted_inputs = [self.is_permuted(ref) for ref in node.inputs]
-        rule = getattr(self, f"visit_{node.op}", None)
+        kind = layout_class(node.op)
         if node.op == "constant":
             self.visit_constant(node)
         elif not any(permuted_inputs) and node.outputs[0].rank == 4:
             self.visit_new_rank4(node)
-        elif not any(permuted_inputs) and node.op not in ("linear",):
+        elif not any(permuted_inputs) and kind != "weights":
             return  # no rank-4 NCHW input: nothing changes
-        elif node.op in ELEMENTWISE or node.op in POOLING:
+        elif kind in FOLLOWS:
             self.mark_output(node)
-        elif node.op in BINARY:
+        elif kind == "broadcast":
             self.visit_binary(node)
-        elif rule is not None:
-            rule(node)
+        elif kind in RULES:
+            getattr(self, f"visit_{node.op}")(node)
         else:
             self.fallback(node)
 

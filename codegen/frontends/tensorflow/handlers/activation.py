@@ -1,10 +1,11 @@
-"""Activations: Relu, Relu6, Sigmoid, Tanh, Elu, Softmax."""
+"""Activations: Relu, Relu6, Sigmoid, Tanh, Elu, Selu, Softmax."""
 
 from __future__ import annotations
 
 from codegen.frontends.tensorflow.handlers import handler
 
-UNARY = {"Relu": "relu", "Relu6": "relu6", "Sigmoid": "sigmoid", "Tanh": "tanh", "Elu": "elu"}
+UNARY = {"Relu": "relu", "Relu6": "relu6", "Sigmoid": "sigmoid", "Tanh": "tanh", "Elu": "elu",
+         "Selu": "selu"}
 
 
 def _unary(ctx) -> None:
