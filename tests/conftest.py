@@ -12,6 +12,34 @@ import pytest
 
 TINY_CLASSES = 5
 
+# Test modules that run without TensorFlow (`pip install -e '.[test]'`, then
+# `python -m pytest -m 'not tf'`): the passes, naming, templates and CLI on IR the tests write
+# themselves. Every other module is marked `tf`.
+TF_FREE = {"test_catalog.py", "test_ir_ops.py", "test_support.py", "test_no_pickle.py",
+           "test_pth.py"}
+
+
+def _has_tensorflow() -> bool:
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def pytest_ignore_collect(collection_path, config) -> bool | None:
+    """Without TensorFlow, modules that import it are not collected (their tests are `tf`)."""
+    name = collection_path.name
+    if name.startswith("test_") and name not in TF_FREE and not _has_tensorflow():
+        return True
+    return None
+
+
+def pytest_collection_modifyitems(items) -> None:
+    for item in items:
+        if item.path.name not in TF_FREE:
+            item.add_marker(pytest.mark.tf)
+
 
 def tiny_resnet_v2(x, is_training):
     """A 2-block ResNet V2 with every feature of the big one: projection, identity and
