@@ -10,7 +10,8 @@ from pathlib import Path
 
 BEGIN, END = "<!-- op-table:begin -->", "<!-- op-table:end -->"
 
-# Patterns recognised on top of the one-op handlers (documented, tested in test_keras_models).
+# Patterns recognised on top of the one-op handlers: codegen/frontends/tensorflow/rewrites/
+# (one module each, tested in tests/test_rewrites.py), plus the dense-per-pixel IR pass.
 PATTERNS = [
     ("`x * m + (beta - mean * m)`, `m = rsqrt(var + eps) * gamma` (Keras 3 BatchNormalization)",
      "batch_norm"),

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from codegen.errors import UnsupportedOpsError
 from codegen.ir.graph import Node, TensorInfo
 from codegen.ir.weights import transform_name
-
-if TYPE_CHECKING:
-    from codegen.frontends.tensorflow.converter import Converter
 
 
 def tensor_info(tensor) -> TensorInfo:
@@ -21,7 +18,10 @@ def tensor_info(tensor) -> TensorInfo:
 
 
 class Context:
-    def __init__(self, converter: Converter, op) -> None:
+    """The one interface handlers and rewrites see: this op, the graph around it (read
+    only), and `emit`. The converter behind it (converter.py) is not theirs to touch."""
+
+    def __init__(self, converter: Any, op) -> None:
         self.converter = converter
         self.op = op
 
@@ -52,6 +52,37 @@ class Context:
 
     def fail(self, reason: str) -> None:
         raise UnsupportedOpsError(f"node {self.name!r} ({self.op.type}): {reason}")
+
+    # -- the rest of the graph (what patterns look at) --------------------------------------
+    def kind_of(self, tensor) -> str:
+        """'input', 'weight', 'variable', 'constant' or 'compute' for any TF tensor."""
+        return self.converter.kind(tensor)
+
+    def value_of(self, tensor) -> np.ndarray:
+        """The value of a tensor computed from constants only."""
+        return self.converter.fold(tensor)
+
+    def ref_of(self, tensor) -> str:
+        """The IR ref of a TF tensor converted before this op."""
+        return self.converter.ref_of(tensor)
+
+    def alias(self, tensor, ref: str) -> None:
+        """Let `tensor` (an output of this op) stand for the IR value `ref`."""
+        self.converter.refs[tensor.name] = ref
+
+    def runtime_shape(self, tensor) -> list[int]:
+        return self.converter.runtime_shape(tensor)
+
+    def variable_names(self) -> set[str]:
+        return self.converter.model.variable_names()
+
+    def warn(self, message: str) -> None:
+        self.converter.warn(message)
+
+    @property
+    def bn_momentum(self) -> float:
+        """PyTorch's BatchNorm momentum for this model (1 - TF decay)."""
+        return self.converter.bn_momentum
 
     # -- inputs ---------------------------------------------------------------------------
     def kind(self, index: int) -> str:

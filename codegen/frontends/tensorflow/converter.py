@@ -20,6 +20,7 @@ from codegen.errors import InputError, UnsupportedOpsError, UsageError
 from codegen.frontends.tensorflow.context import Context, WeightSource
 from codegen.frontends.tensorflow.handlers import load_handlers
 from codegen.frontends.tensorflow.loader import TFModel
+from codegen.frontends.tensorflow.rewrites import load_rewrites
 from codegen.ir.graph import Graph, GraphInput, GraphOutput, Node
 
 VARIABLE_OPS = {"VarHandleOp", "VariableV2", "Variable"}
@@ -52,6 +53,7 @@ class Converter:
         self.model = model
         self.bn_momentum = bn_momentum
         self.handlers = load_handlers()
+        self.rewrites = load_rewrites()
         self.refs: dict[str, str] = {}  # TF tensor name -> IR tensor ref
         self.nodes: dict[str, Node] = {}
         self.inputs: dict[str, GraphInput] = {}
@@ -127,7 +129,9 @@ class Converter:
                 for index, tensor in enumerate(op.outputs):  # IdentityN has several
                     self.refs[tensor.name] = Context(self, op).input(index)
             elif op.type in self.handlers:
-                self.handlers[op.type].convert(Context(self, op))
+                ctx = Context(self, op)  # a multi-node pattern ending here, else the op alone
+                if not any(match(ctx) for match in self.rewrites.get(op.type, ())):
+                    self.handlers[op.type].convert(ctx)
             else:
                 unsupported.setdefault(op.type, []).append(op.name)
                 for tensor in op.outputs:  # keep going to find every unsupported op

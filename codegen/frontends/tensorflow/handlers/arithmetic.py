@@ -3,13 +3,6 @@
 from __future__ import annotations
 
 from codegen.frontends.tensorflow.handlers import handler
-from codegen.frontends.tensorflow.handlers.activation import (
-    match_gelu,
-    match_hard_sigmoid,
-    match_hard_swish,
-    match_swish,
-)
-from codegen.frontends.tensorflow.handlers.norm import match_batch_norm, match_layer_norm
 
 BINARY = {
     "Add": "add",
@@ -23,11 +16,6 @@ BINARY = {
 
 
 def _binary(ctx) -> None:
-    # layers that TF writes out as arithmetic
-    patterns = (match_batch_norm, match_layer_norm, match_swish, match_gelu, match_hard_swish,
-                match_hard_sigmoid)
-    if any(match(ctx) for match in patterns):
-        return
     ctx.emit(BINARY[ctx.op.type], [ctx.input_or_scalar(0), ctx.input_or_scalar(1)])
 
 

@@ -57,7 +57,7 @@ def _space_to_batch(ctx):
     after = _single_consumer(ctx.op.outputs[0])
     if after is None or after.type != "BatchToSpaceND" or ctx.attr("padding") != "VALID":
         ctx.fail("SpaceToBatchND -> conv -> BatchToSpaceND is the only supported use")
-    fold = ctx.converter.fold
+    fold = ctx.value_of
     block = fold(before.inputs[1]).reshape(-1).tolist()
     paddings, crops = fold(before.inputs[2]).tolist(), fold(after.inputs[2]).tolist()
     if block != fold(after.inputs[1]).reshape(-1).tolist() or len(block) != 2:
@@ -65,7 +65,7 @@ def _space_to_batch(ctx):
     padding = [[int(p[0] - c[0]), int(p[1] - c[1])] for p, c in zip(paddings, crops)]
     if any(value < 0 for pair in padding for value in pair):
         ctx.fail("BatchToSpaceND crops more than SpaceToBatchND padded")
-    return ctx.converter.ref_of(before.inputs[0]), [int(b) for b in block], padding, after.outputs[0]
+    return ctx.ref_of(before.inputs[0]), [int(b) for b in block], padding, after.outputs[0]
 
 
 def _single_consumer(tensor):
@@ -79,7 +79,7 @@ def space_to_batch(ctx) -> None:
     conv = _single_consumer(ctx.op.outputs[0])
     if conv is None or conv.type not in ("Conv2D", "DepthwiseConv2dNative"):
         ctx.fail("SpaceToBatchND is supported only in front of a dilated convolution")
-    ctx.converter.refs[ctx.op.outputs[0].name] = ctx.input(0)  # never read: see _space_to_batch
+    ctx.alias(ctx.op.outputs[0], ctx.input(0))  # never read: see _space_to_batch
 
 
 @handler("BatchToSpaceND", ir="conv2d")
@@ -88,7 +88,7 @@ def batch_to_space(ctx) -> None:
     conv = ctx.op.inputs[0].op
     if conv.type not in ("Conv2D", "DepthwiseConv2dNative") or conv.inputs[0].op.type != "SpaceToBatchND":
         ctx.fail("BatchToSpaceND is supported only after a dilated convolution")
-    ctx.converter.refs[ctx.op.outputs[0].name] = ctx.input(0)
+    ctx.alias(ctx.op.outputs[0], ctx.input(0))
 
 
 @handler("DepthwiseConv2dNative", ir="conv2d")

@@ -51,7 +51,7 @@ def reshape(ctx) -> None:
     else:  # a shape computed at run time: the static shape, batch as -1
         shape = ctx.output_info(0).shape
         if shape.count(None) > 1:  # e.g. Tensordot's [N * H * W, C]
-            shape = ctx.converter.runtime_shape(ctx.op.inputs[1])
+            shape = ctx.runtime_shape(ctx.op.inputs[1])
         shape = [-1 if size is None else size for size in shape]
     ctx.emit("reshape", [ctx.input(0)], attrs={"shape": shape})
 

@@ -1,0 +1,34 @@
+"""Multi-node patterns: layers that TF writes out as several ops, recognised by their
+structure (never by name) and emitted as one IR op, before the one-op handlers run.
+
+Each module holds one pattern and registers its matcher with `@rewrite(*anchor TF ops)`:
+`match(ctx) -> bool` looks at the op that ends the pattern (`ctx`, the same `Context` the
+handlers get) and, on a match, emits the IR op and returns True; otherwise the op's handler
+converts it as usual. Matchers are tried in the order of MODULES.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+
+MODULES = ("batch_norm", "layer_norm", "swish", "gelu", "hard_swish")
+
+REWRITES: dict[str, list[Callable]] = {}  # anchor TF op -> matchers, in MODULES order
+
+
+def rewrite(*tf_ops: str) -> Callable[[Callable], Callable]:
+    """Register `match(ctx) -> bool` for patterns that end in one of `tf_ops`."""
+
+    def register(match: Callable) -> Callable:
+        for tf_op in tf_ops:
+            REWRITES.setdefault(tf_op, []).append(match)
+        return match
+
+    return register
+
+
+def load_rewrites() -> dict[str, list[Callable]]:
+    for module in MODULES:
+        importlib.import_module(f"{__name__}.{module}")
+    return REWRITES

@@ -1,0 +1,59 @@
+"""What the pattern matchers share: looking through no-op ops and reading constants."""
+
+from __future__ import annotations
+
+import numpy as np
+
+SKIP = ("Identity", "StopGradient", "Reshape", "Squeeze", "ExpandDims", "Cast")
+
+
+def through(tensor):
+    """The op behind `tensor`, looking through identities and reshapes of constants."""
+    op = tensor.op
+    while op.type in SKIP and op.inputs:
+        op = op.inputs[0].op
+    return op
+
+
+def split_binary(ctx, op, want: str):
+    """(the input whose op is `want`, the other input) of a binary op, or None."""
+    a, b = op.inputs[0], op.inputs[1]
+    if through(a).type == want:
+        return a, b
+    if through(b).type == want:
+        return b, a
+    return None
+
+
+def channels_of(ctx, tensor, channels: int) -> np.ndarray | None:
+    """A constant's value as [channels] float32, if it is per-channel on the last axis."""
+    if ctx.kind_of(tensor) != "constant":
+        return None
+    value = np.asarray(ctx.value_of(tensor), dtype="float32")
+    if value.size == 1:
+        return np.full(channels, value.item(), "float32")
+    if value.shape[-1:] != (channels,) or value.size != channels:
+        return None
+    return value.reshape(channels)
+
+
+def times_constant(ctx, op, expected: float):
+    """The tensor t if op is t * c (either order) with c == expected (float32), else None."""
+    for index in (0, 1):
+        constant, other = op.inputs[index], op.inputs[1 - index]
+        if ctx.kind_of(constant) == "constant" and ctx.kind_of(other) != "constant":
+            value = ctx.value_of(constant)
+            if value.size == 1 and abs(float(value.reshape(-1)[0]) - expected) < 1e-6:
+                return other
+    return None
+
+
+def plus_constant(ctx, op, expected: float):
+    """t if op is t + c (either order) with c == expected, else None."""
+    for index in (0, 1):
+        constant, other = op.inputs[index], op.inputs[1 - index]
+        if ctx.kind_of(constant) == "constant" and ctx.kind_of(other) != "constant":
+            value = ctx.value_of(constant)
+            if value.size == 1 and float(value.reshape(-1)[0]) == expected:
+                return other
+    return None

@@ -1,0 +1,85 @@
+"""Layer norm written as arithmetic (Keras 3 LayerNormalization over the last axis):
+    mean = mean(x, -1); var = mean((x - mean) ** 2, -1); m = rsqrt(var + eps) * gamma
+    y = x * m + (-mean * m + beta)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from codegen.frontends.tensorflow.rewrites import rewrite
+from codegen.frontends.tensorflow.rewrites.common import channels_of, split_binary, through
+
+
+@rewrite("Add", "AddV2")
+def match_layer_norm(ctx) -> bool:
+    """Emit layer_norm for that pattern over the last axis (this op is the final add)."""
+    if ctx.op.type not in ("Add", "AddV2") or not ctx.rank(0):
+        return False
+    channels = ctx.output_info(0).shape[-1]
+    found = split_binary(ctx, ctx.op, "Mul")
+    if not channels or found is None:
+        return False
+    for x, m in (found[0].op.inputs, reversed(found[0].op.inputs)):
+        m_op = through(m)
+        if m_op.type != "Mul" or ctx.kind_of(x) == "constant":
+            continue
+        split = split_binary(ctx, m_op, "Rsqrt")
+        if split is None:
+            continue
+        gamma = channels_of(ctx, split[1], channels)
+        add = through(split[0]).inputs[0].op
+        moments = _moments(ctx, x, add, channels)
+        beta, offset = _layer_norm_offset(ctx, found[1], m_op, channels)
+        if gamma is None or moments is None or beta is None:
+            continue
+        scope = ctx.scope
+        weights = {"scale": ctx.channel_weight(split[1], gamma, f"{scope}/gamma"),
+                   "offset": ctx.channel_weight(offset, beta, f"{scope}/beta")}
+        ctx.emit("layer_norm", [ctx.ref_of(x)],
+                 attrs={"axis": ctx.rank(0) - 1, "epsilon": moments}, weights=weights)
+        return True
+    return False
+
+
+def _moments(ctx, x, add, channels: int) -> float | None:
+    """epsilon if `add` is mean((x - mean(x, -1)) ** 2, -1) + epsilon, else None."""
+    if add.type not in ("Add", "AddV2"):
+        return None
+    variance, epsilon = add.inputs
+    if ctx.kind_of(variance) == "constant":
+        variance, epsilon = epsilon, variance
+    if variance.op.type != "Mean" or ctx.kind_of(epsilon) != "constant":
+        return None
+    difference = variance.op.inputs[0].op
+    if difference.type != "SquaredDifference" or difference.inputs[0] is not x:
+        return None
+    mean = through(difference.inputs[1])
+    last = [ctx.rank(0) - 1, -1]
+    for reduce in (variance.op, mean):
+        if reduce.type != "Mean":
+            return None
+        axes = ctx.value_of(reduce.inputs[1]).reshape(-1).tolist()
+        if len(axes) != 1 or axes[0] not in last:
+            return None
+    if mean.inputs[0] is not x:
+        return None
+    value = ctx.value_of(epsilon)
+    return float(value.reshape(-1)[0]) if value.size == 1 else None
+
+
+def _layer_norm_offset(ctx, shift, m_op, channels: int):
+    """(beta, the constant it is read from) if shift = -mean * m + beta (or -mean * m),
+    else (None, None)."""
+    op = through(shift)
+    beta, tensor = np.zeros(channels, "float32"), None
+    if op.type in ("Add", "AddV2"):
+        a, b = op.inputs
+        if ctx.kind_of(a) == "constant":
+            a, b = b, a
+        beta, op, tensor = channels_of(ctx, b, channels), through(a), b
+    if op.type != "Mul" or not any(through(t) is m_op for t in op.inputs):
+        return None, None
+    if not any(through(t).type == "Neg" for t in op.inputs):
+        return None, None
+    return beta, tensor

@@ -1,0 +1,71 @@
+"""Each multi-node pattern (codegen/frontends/tensorflow/rewrites/) on its own: the TF ops
+that write it out become one IR op, and the generated model computes what TF computes.
+Every rewrite module has a case here (checked by the last test)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import codegen, load_generated, relative_error
+
+from codegen.frontends.tensorflow.compat import import_tf
+from codegen.frontends.tensorflow.rewrites import MODULES
+
+
+def batch_norm(tf, x, rng):
+    c = x.shape[-1]
+    mean, variance = rng.normal(0, 0.3, c), rng.uniform(0.5, 2, c)
+    gamma, beta = rng.uniform(0.5, 1.5, c), rng.normal(0, 0.3, c)
+    return tf.nn.batch_normalization(x, *(tf.constant(v, tf.float32) for v in
+                                          (mean, variance, beta, gamma)), 1e-3)
+
+
+def layer_norm(tf, x, rng):
+    """As Keras 3 LayerNormalization writes it: tf.nn.moments, then batch-norm arithmetic."""
+    c = x.shape[-1]
+    gamma, beta = (tf.constant(v, tf.float32) for v in (rng.uniform(0.5, 1.5, c), rng.normal(0, 0.3, c)))
+    mean, variance = tf.nn.moments(x, axes=[-1], keepdims=True)
+    m = tf.math.rsqrt(variance + 1e-5) * gamma
+    return x * m + (-mean * m + beta)
+
+
+CASES = {  # rewrite module -> (TF ops, the IR op it must become)
+    "batch_norm": (batch_norm, "batch_norm"),
+    "layer_norm": (layer_norm, "layer_norm"),
+    "swish": (lambda tf, x, rng: x * tf.sigmoid(x), "swish"),
+    "gelu": (lambda tf, x, rng: tf.nn.gelu(x, approximate=False), "gelu"),
+    "hard_swish": (lambda tf, x, rng: x * (tf.nn.relu6(x + 3.0) / 6.0), "hard_swish"),
+}
+
+
+@pytest.mark.parametrize("module", sorted(CASES))
+def test_rewrite_becomes_one_ir_op(module, tmp_path):
+    tf = import_tf()
+    pattern, ir_op = CASES[module]
+    rng = np.random.default_rng(3)
+    graph = tf.Graph()
+    with graph.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, [None, 6], name="input")
+        h = tf.matmul(x, tf.constant(rng.normal(0, 1, (6, 6)), tf.float32))  # a computed input
+        tf.identity(pattern(tf, h, rng), name="output")
+    (tmp_path / "p.pb").write_bytes(graph.as_graph_def().SerializeToString())
+    result = codegen("to-ir", tmp_path / "p.pb", "--dst-node", "output", "-o", tmp_path / "ir")
+    assert result.returncode == 0, result.stderr
+    ops = [node["op"] for node in json.loads((tmp_path / "ir" / "graph.json").read_text())["nodes"]]
+    assert ops.count(ir_op) == 1 and ops.count("linear") == 1, ops
+    assert len(ops) <= 3, ops  # linear, the pattern, and at most its constant
+    assert codegen("build", tmp_path / "ir", "-o", tmp_path / "model").returncode == 0
+
+    images = rng.uniform(-3, 3, (4, 6)).astype(np.float32)
+    with tf.compat.v1.Session(graph=graph) as session:
+        expected = session.run("output:0", {"input:0": images})
+    with torch.no_grad():
+        ours = load_generated(tmp_path / "model").load_model()(torch.from_numpy(images)).numpy()
+    assert relative_error(ours, expected) < 1e-5
+
+
+def test_every_rewrite_module_has_a_case():
+    assert sorted(CASES) == sorted(MODULES)
