@@ -1,0 +1,297 @@
+"""`codegen verify --grad`: the gradients fine-tuning starts from, PyTorch against TensorFlow.
+
+For the scalar loss sum over outputs of sum(output * R), R a fixed seeded random array per
+output (the same on both sides), we compare d loss / d input for every float input and
+d loss / d parameter for every parameter of the generated model. TensorFlow's side is
+`tf.gradients` on the graph `verify` runs (checkpoint variables, or the Const nodes of a
+frozen graph); PyTorch's is autograd on `load_model()` in eval mode. A TF variable read at
+several places gets the sum of its gradients, as it must; the PyTorch side must then hold
+it as ONE parameter, else we report it as untied.
+
+Each parameter's value is compared too (PyTorch against the TF value re-laid): a wrong
+weight changes every gradient upstream of it, so the value column is what names it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from codegen.param_map import ParamSource, array_sha256, layout, read_index, untied
+from codegen.verify import (
+    TFRunner,
+    _as_list,
+    _relative,
+    _to_nchw,
+    import_generated,
+    random_inputs,
+    read_io,
+)
+
+SHOWN = 12  # rows of the table: the worst tensors
+NO_SOURCE = ("no TF tensor: its tf_name is not in the graph and no Const in its scope has "
+             "its value (a weight codegen made up?)")
+
+
+@dataclass
+class GradRow:
+    name: str  # state_dict key, or "input <name>"
+    tf_tensor: str
+    shape: list[int]
+    grad_rel: float  # max |ours - TF| / max |TF| of the gradient
+    value_rel: float | None = None  # the same for the parameter's value (None: an input)
+    tf_grad_max: float = 0.0
+
+
+@dataclass
+class GradReport:
+    rows: list[GradRow]  # inputs first, then parameters in index.json order
+    outputs: list[tuple[str, float]]  # (TF output, forward relative error)
+    not_compared: list[tuple[str, str]]  # (key, why)
+    untied: dict[str, list[str]]  # TF tensor -> PyTorch keys
+    notes: list[str] = field(default_factory=list)
+    # kept for a following optimizer step (not printed): model, TF values and gradients
+    model: object = None
+    tf_values: dict = field(default_factory=dict, repr=False)
+    tf_grads: dict = field(default_factory=dict, repr=False)
+
+    def failures(self, tolerance: float) -> list[GradRow]:
+        return [row for row in self.rows
+                if row.grad_rel > tolerance or (row.value_rel or 0.0) > tolerance]
+
+    def problems(self, tolerance: float) -> list[str]:
+        """One line per reason to fail: untied parameters, the forward, the first parameter."""
+        found = [f"untied: one TF variable is {len(keys)} PyTorch parameters ({tensor} -> "
+                 f"{', '.join(keys)})" for tensor, keys in self.untied.items()]
+        found += [f"forward {name}: {rel:.3g}" for name, rel in self.outputs if rel > tolerance]
+        first = self.first_failure(tolerance)
+        if first is not None:
+            found.append(f"first over the tolerance in graph order: {describe(first)}")
+        return found
+
+    def first_failure(self, tolerance: float) -> GradRow | None:
+        """The first parameter (graph order) over the tolerance, by value, else by gradient."""
+        params = [row for row in self.rows if row.value_rel is not None]
+        for attribute in ("value_rel", "grad_rel"):
+            for row in params:
+                if getattr(row, attribute) > tolerance:
+                    return row
+        return next(iter(self.failures(tolerance)), None)
+
+
+def verify_grad(model_path: Path, weights: Path | None, out_dir: Path, *, batch: int = 2,
+                seed: int = 0, runner: TFRunner | None = None) -> GradReport:
+    import torch
+
+    out_dir = Path(out_dir)
+    io = read_io(out_dir)
+    entries = read_index(out_dir)
+    model = import_generated(out_dir).load_model(out_dir / "weights").eval()
+    parameters = dict(model.named_parameters())
+    runner = runner or TFRunner(Path(model_path), weights)
+    feeds = random_inputs(io, batch, seed)
+    float_inputs = [s for s in io["inputs"] if np.issubdtype(np.dtype(s["dtype"]), np.floating)]
+    compared, not_compared, notes = _select(entries, parameters, runner, notes=[])
+
+    # TensorFlow: outputs, then the gradients of sum(output * R)
+    tf_outputs = runner.run([o["tf_name"] for o in io["outputs"]], feeds)
+    rng = np.random.default_rng(seed + 1)
+    weights_r = [rng.standard_normal(out.shape).astype(np.float32) for out in tf_outputs]
+    inputs_tf = [f"{s['tf_name']}:0" for s in float_inputs]
+    grads, values = _tf_gradients(runner, io, feeds, weights_r, inputs_tf,
+                                  [entry.tensor for entry in compared])
+
+    # PyTorch: the same loss through autograd
+    inputs = [torch.from_numpy(_to_nchw(feeds[s["tf_name"]], s["nchw"])) for s in io["inputs"]]
+    for spec, tensor in zip(io["inputs"], inputs):
+        tensor.requires_grad_(spec in float_inputs)
+    ours = _as_list(model(*inputs))
+    loss = sum((out * torch.from_numpy(r)).sum() for out, r in zip(ours, weights_r))
+    loss.backward()
+
+    report = GradReport([], [], not_compared, untied(entries, set(parameters)), notes,
+                        model=model)
+    for spec, tf_out, out in zip(io["outputs"], tf_outputs, ours):
+        report.outputs.append((spec["tf_name"], _relative(out.detach().numpy(), tf_out, tf_out)))
+    for spec, tensor_name, grad in zip(float_inputs, inputs_tf, grads):
+        tf_grad = _to_nchw(grad, spec["nchw"])
+        tensor = inputs[io["inputs"].index(spec)]
+        report.rows.append(_row(f"input {spec['name']}", tensor_name, tensor.grad, tf_grad))
+    for entry, grad, value in zip(compared, grads[len(inputs_tf):], values):
+        param = parameters[entry.key]
+        tf_grad, tf_value = layout(grad, entry.transforms), layout(value, entry.transforms)
+        row = _row(entry.key, entry.tensor, param.grad, tf_grad)
+        row.value_rel = _relative(param.detach().numpy(), tf_value, tf_value)
+        report.rows.append(row)
+        report.tf_values[entry.key], report.tf_grads[entry.key] = tf_value, tf_grad
+    return report
+
+
+def _row(name: str, tf_tensor: str, grad, tf_grad: np.ndarray) -> GradRow:
+    ours = np.zeros(tf_grad.shape, np.float32) if grad is None else grad.detach().numpy()
+    return GradRow(name, tf_tensor, list(ours.shape), _relative(ours, tf_grad, tf_grad),
+                   tf_grad_max=float(np.abs(tf_grad).max(initial=0.0)))
+
+
+def _select(entries: list[ParamSource], parameters: dict, runner: TFRunner, notes: list):
+    """The parameters we can compare, and (key, why) for every other state_dict entry."""
+    graph = runner.graph
+    compared, skipped, by_value = [], [], 0
+    consts = None
+    for entry in entries:
+        if entry.key not in parameters:
+            skipped.append((entry.key, "buffer (not trained by gradients)"))
+            continue
+        if entry.transforms is None:
+            skipped.append((entry.key, "computed from its source, not a re-layout"))
+            continue
+        if not _has_tensor(graph, entry.tensor) and entry.legacy and entry.sha256:
+            consts = consts if consts is not None else _const_shas(runner)
+            found = _by_value(entry, consts)
+            if not found:
+                skipped.append((entry.key, NO_SOURCE))
+                continue
+            entry.tensor, by_value = found, by_value + 1
+        if not _has_tensor(graph, entry.tensor):
+            skipped.append((entry.key, "its TF tensor is not in the graph"))
+            continue
+        compared.append(entry)
+    if any(entry.legacy for entry in entries):
+        notes.append("index.json of an older codegen: TF tensors from 'tf_name', layouts from "
+                     "'fingerprint'" + (f"; {by_value} found as the Const with the same "
+                                        "value in the same scope" if by_value else ""))
+    return compared, skipped, notes
+
+
+def _has_tensor(graph, name: str) -> bool:
+    if not name:
+        return False
+    try:
+        graph.get_tensor_by_name(name)
+    except (KeyError, ValueError):
+        return False
+    return True
+
+
+def _const_shas(runner: TFRunner) -> dict[str, list[str]]:
+    """{sha256 of the value: [Const tensor names]} of the float Consts of the graph."""
+    from tensorflow.python.framework import tensor_util
+
+    found: dict[str, list[str]] = {}
+    for op in runner.graph.get_operations():
+        if op.type == "Const" and op.outputs[0].dtype.is_floating:
+            value = tensor_util.MakeNdarray(op.get_attr("value"))
+            found.setdefault(array_sha256(value), []).append(op.outputs[0].name)
+    return found
+
+
+def _by_value(entry: ParamSource, consts: dict[str, list[str]]) -> str:
+    """The one Const in the scope of `entry.tensor` whose value codegen saved, or ""."""
+    scope = entry.tensor.rpartition("/")[0] + "/"
+    matches = [name for name in consts.get(entry.sha256, []) if name.startswith(scope)]
+    return matches[0] if len(matches) == 1 else ""
+
+
+def _tf_gradients(runner: TFRunner, io: dict, feeds: dict, weights_r: list, inputs: list[str],
+                  tensors: list[str]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """TF's d loss / d x for the input tensors then the parameter tensors, and the values of
+    the parameter tensors. A resource variable is differentiated at its reads."""
+    import tensorflow as tf
+
+    graph = runner.graph
+    with graph.as_default():
+        outputs = [graph.get_tensor_by_name(f"{o['tf_name']}:0") for o in io["outputs"]]
+        holders = [tf.compat.v1.placeholder(out.dtype) for out in outputs]
+        loss = tf.add_n([tf.reduce_sum(out * r) for out, r in zip(outputs, holders)])
+        points = [[graph.get_tensor_by_name(name)] for name in inputs]
+        points += [_read_points(graph.get_tensor_by_name(name)) for name in tensors]
+        flat = [t for group in points for t in group]
+        grads = tf.gradients(loss, flat)
+        fetch = [g if g is not None else tf.zeros_like(t) for g, t in zip(grads, flat)]
+    values = [group[0] for group in points[len(inputs):]]
+    feed = {f"{k}:0": v for k, v in feeds.items()} | dict(zip(holders, weights_r))
+    fetched, value_arrays = runner.session.run([fetch, values], feed)
+    summed, start = [], 0
+    for group in points:  # a variable read at several places: the sum of its gradients
+        summed.append(np.sum(fetched[start:start + len(group)], axis=0))
+        start += len(group)
+    return summed, value_arrays
+
+
+def _read_points(tensor) -> list:
+    if tensor.dtype.name != "resource":
+        return [tensor]
+    reads = [op.outputs[0] for op in tensor.consumers() if op.type == "ReadVariableOp"]
+    return reads or [tensor]
+
+
+def print_grad_report(report: GradReport, tolerance: float) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=None if Console().is_terminal else 200)
+    worst = sorted(report.rows, key=lambda r: max(r.grad_rel, r.value_rel or 0), reverse=True)
+    table = Table(title=f"gradients of sum(output * R): the {min(SHOWN, len(worst))} worst of "
+                        f"{len(report.rows)} (relative = max|ours - TF| / max|TF|)")
+    for column in ("PyTorch", "TF tensor", "shape", "max|TF grad|", "grad rel", "value rel"):
+        table.add_column(column, overflow="fold",
+                         justify="left" if column in ("PyTorch", "TF tensor") else "right")
+    for row in worst[:SHOWN]:
+        bad = row.grad_rel > tolerance or (row.value_rel or 0.0) > tolerance
+        value = "-" if row.value_rel is None else f"{row.value_rel:.3g}"
+        table.add_row(row.name, row.tf_tensor, "×".join(map(str, row.shape)),
+                      f"{row.tf_grad_max:.3g}", f"{row.grad_rel:.3g}", value,
+                      style="bold red" if bad else None)
+    console.print(table)
+    for line in summary_lines(report, tolerance):
+        console.print(line, highlight=False, soft_wrap=True)
+
+
+def summary_lines(report: GradReport, tolerance: float) -> list[str]:
+    params = [row for row in report.rows if row.value_rel is not None]
+    lines = [f"forward: {name} {rel:.3g}" for name, rel in report.outputs]
+    lines.append(f"grad: {len(report.rows) - len(params)} inputs and {len(params)} parameters "
+                 f"compared; worst gradient {max((r.grad_rel for r in report.rows), default=0):.3g}"
+                 f", worst value {max((r.value_rel for r in params), default=0):.3g}")
+    reasons: dict[str, list[str]] = {}
+    for key, why in report.not_compared:
+        reasons.setdefault(why, []).append(key)
+    for why, keys in reasons.items():
+        lines.append(f"not compared ({why}): {len(keys)}: {_listing(keys)}")
+    for tensor, keys in report.untied.items():
+        lines.append(f"untied: one TF variable is {len(keys)} PyTorch parameters: {tensor} -> "
+                     f"{', '.join(keys)} (training would update the copies apart)")
+    lines += [f"note: {note}" for note in report.notes]
+    first = report.first_failure(tolerance)
+    if first is not None:
+        lines.append(f"first over {tolerance:g} in graph order: {describe(first)}")
+    return lines
+
+
+def describe(row: GradRow) -> str:
+    value = "" if row.value_rel is None else f", value {row.value_rel:.3g}"
+    return f"{row.name} (TF {row.tf_tensor}): gradient {row.grad_rel:.3g}{value}"
+
+
+def _listing(keys: list[str], most: int = 4) -> str:
+    return ", ".join(keys[:most]) + (f", ... ({len(keys) - most} more)" if len(keys) > most else "")
+
+
+def sgd_step(report: GradReport, lr: float) -> dict[str, float]:
+    """One `torch.optim.SGD` step with the gradients `verify_grad` left on the model, against
+    TF's value - lr * TF's gradient: {key: max|ours - TF| / max|TF|} after it. A parameter
+    that was not compared is inf: PyTorch trains it and we cannot say it starts like TF."""
+    import torch
+
+    parameters = dict(report.model.named_parameters())
+    torch.optim.SGD(parameters.values(), lr=lr).step()
+    errors = {}
+    for key, param in parameters.items():
+        if key not in report.tf_values:
+            errors[key] = float("inf")
+            continue
+        expected = report.tf_values[key] - lr * report.tf_grads[key]
+        errors[key] = _relative(param.detach().numpy(), expected, expected)
+    return errors

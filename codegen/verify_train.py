@@ -1,0 +1,270 @@
+"""`codegen verify --train`: one training-mode batch, Keras against the generated model.
+
+Fine-tuning runs the model in training mode: BatchNorm normalises with the batch's own
+statistics and moves its running statistics towards them. We run the Keras model with
+`training=True` and the generated model after `.train()` on the same batch, compare the
+outputs, then each BatchNorm's moving statistics after that step with PyTorch's
+`running_mean` / `running_var`. Dropout is random on both sides: it is switched off
+(Keras rate 0, PyTorch p 0) and the output says so.
+
+Two conventions differ and are accounted for, not hidden: Keras momentum m is PyTorch
+momentum 1 - m, and PyTorch moves `running_var` towards the UNBIASED batch variance
+(times n / (n - 1), n = values per channel) where Keras uses the biased one. The variance
+is compared with the Keras value corrected by that factor; the uncorrected figure is
+reported beside it. Besides the statistic itself (`state rel`, max |ours - Keras| /
+max |Keras|), we compare the step it took relative to the batch statistic it moved towards
+(`step rel`, max |ours - Keras| / max |Keras new - m * old|): with a momentum of 0.01 a
+missed or mis-weighted step is a hundredth of the statistic, but all of the batch part.
+
+Only a Keras file has a training mode: a SavedModel or a TF1 graph holds the inference
+function alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from codegen.errors import InputError
+from codegen.param_map import ParamSource, keras_variable_keys, layout, read_index
+from codegen.verify import _as_list, _relative, _to_nchw, import_generated, random_inputs, read_io
+
+DROPOUT_ATTRIBUTES = {"Dropout": "rate", "SpatialDropout1D": "rate", "SpatialDropout2D": "rate",
+                      "SpatialDropout3D": "rate", "GaussianDropout": "rate",
+                      "AlphaDropout": "rate", "GaussianNoise": "stddev"}
+
+
+@dataclass
+class StatRow:
+    layer: str  # Keras layer name
+    key: str  # PyTorch buffer
+    values_per_channel: int  # n
+    state_rel: float  # max |ours - Keras| / max |Keras| after the step
+    step_rel: float  # max |ours - Keras| / max |Keras new - m * old| (the batch part)
+    uncorrected_step_rel: float | None = None  # variance: against Keras' biased value
+    momentum: tuple[float, float] = (0.0, 0.0)  # (expected 1 - Keras momentum, PyTorch's)
+
+
+@dataclass
+class TrainReport:
+    outputs: list[tuple[str, float]]
+    stats: list[StatRow]
+    notes: list[str] = field(default_factory=list)
+
+    def failures(self, tolerance: float) -> list[str]:
+        bad = [f"output {name}: {rel:.3g}" for name, rel in self.outputs if rel > tolerance]
+        bad += [f"{row.key}: step {row.step_rel:.3g}, state {row.state_rel:.3g}"
+                + _momentum_text(row) for row in self.stats
+                if max(row.step_rel, row.state_rel) > tolerance]
+        return bad
+
+
+def require_keras_file(model_path: Path) -> None:
+    from codegen.frontends.tensorflow.saved import is_keras_file
+
+    if not is_keras_file(Path(model_path)):
+        raise InputError(f"{model_path}: --train needs the Keras file (.keras or .h5): a "
+                         "SavedModel, frozen graph or checkpoint holds only the inference "
+                         "function, not the layers' training mode")
+
+
+def load_keras(model_path: Path):
+    """The Keras model of a .keras/.h5 file; a clear error for every other source."""
+    from codegen.frontends.tensorflow.compat import import_tf
+    from codegen.frontends.tensorflow.saved import first_line
+
+    require_keras_file(model_path)
+    import_tf()
+    import keras
+
+    try:
+        return keras.saving.load_model(str(model_path), compile=False)
+    except Exception as exc:  # noqa: BLE001 - corrupt zip/HDF5, unknown layers, ...
+        raise InputError(f"{model_path}: not a loadable Keras model ({first_line(exc)})") from None
+
+
+def switch_off_dropout(keras_model, torch_model) -> list[str]:
+    """Dropout rate 0 on both sides (it is random); what was switched off, for the output."""
+    from torch import nn
+
+    found = []
+    for layer in keras_model._flatten_layers():
+        attribute = DROPOUT_ATTRIBUTES.get(type(layer).__name__)
+        if attribute and getattr(layer, attribute, 0):
+            found.append(f"Keras {layer.name} ({attribute} {getattr(layer, attribute):g})")
+            setattr(layer, attribute, 0.0)
+    for name, module in torch_model.named_modules():
+        if isinstance(module, nn.modules.dropout._DropoutNd) and module.p:
+            found.append(f"PyTorch {name} (p {module.p:g})")
+            module.p = 0.0
+    if not found:
+        return ["dropout: none in either model"]
+    return [f"dropout switched off for the comparison: {', '.join(found)}"]
+
+
+def batch_norm_keys(keras_model, entries: list[ParamSource]) -> tuple[list, str]:
+    """[(Keras BatchNormalization layer, PyTorch mean key, variance key)], and how the
+    variables were matched; InputError when a statistic has no key."""
+    import keras
+
+    norms = [layer for layer in keras_model._flatten_layers()
+             if isinstance(layer, keras.layers.BatchNormalization)]
+    mapping, how = keras_variable_keys(entries, keras_model.variables)
+    pairs, missing = [], []
+    for layer in norms:
+        keys = [mapping.get(v.path) for v in (layer.moving_mean, layer.moving_variance)]
+        missing += [v.path for v, k in zip((layer.moving_mean, layer.moving_variance), keys)
+                    if k is None]
+        pairs.append((layer, *keys))
+    if missing:
+        raise InputError(f"no PyTorch buffer found for the Keras variables {', '.join(missing)} "
+                         f"(matched by {how}); rebuild with a codegen that writes 'source' into "
+                         "weights/index.json")
+    return pairs, how
+
+
+def verify_train(model_path: Path, out_dir: Path, *, batch: int = 4, seed: int = 0) -> TrainReport:
+    import torch
+
+    out_dir = Path(out_dir)
+    io, entries = read_io(out_dir), read_index(out_dir)
+    keras_model = load_keras(model_path)
+    model = import_generated(out_dir).load_model(out_dir / "weights")
+    notes = switch_off_dropout(keras_model, model)
+    pairs, how = batch_norm_keys(keras_model, entries)
+    notes.append(f"BatchNorm statistics matched to Keras variables by {how}")
+    feeds = random_inputs(io, batch, seed)
+    old = {layer.name: (np.array(layer.moving_mean), np.array(layer.moving_variance))
+           for layer, _, _ in pairs}
+    expected = _as_list(keras_model(_keras_inputs(io, feeds), training=True))
+
+    counts, hooks = {}, []  # values per channel: numel of one sample times the batch / C
+
+    def count(name):
+        def hook(_module, args) -> None:
+            counts.setdefault(name, args[0].numel())
+        return hook
+
+    for layer, mean_key, _ in pairs:
+        module = model.get_submodule(mean_key.rpartition(".")[0])
+        hooks.append(module.register_forward_pre_hook(count(layer.name)))
+    inputs = [torch.from_numpy(_to_nchw(feeds[s["tf_name"]], s["nchw"])) for s in io["inputs"]]
+    model.train()
+    with torch.no_grad():
+        ours = _as_list(model(*inputs))
+    for hook in hooks:
+        hook.remove()
+    buffers = dict(model.named_buffers())
+    report = TrainReport([], [], notes)
+    for spec, keras_out, out in zip(io["outputs"], expected, ours):
+        keras_out = np.asarray(keras_out)
+        report.outputs.append((spec["tf_name"], _relative(out.numpy(), keras_out, keras_out)))
+    for layer, mean_key, var_key in pairs:
+        n = counts.get(layer.name, 0) // max(1, layer.moving_mean.shape[0])
+        momentum = (round(1.0 - float(layer.momentum), 10),
+                    float(model.get_submodule(mean_key.rpartition(".")[0]).momentum or 0.0))
+        old_mean, old_var = old[layer.name]
+        m = float(layer.momentum)
+        new_mean, new_var = np.array(layer.moving_mean), np.array(layer.moving_variance)
+        corrected = new_var + (new_var.astype(np.float64) - m * old_var) / max(n - 1, 1)
+        for key, before, keras_new in ((mean_key, old_mean, new_mean),
+                                       (var_key, old_var, corrected)):
+            row = _stat_row(layer.name, key, n, buffers[key].numpy(), m * before, keras_new)
+            row.momentum = momentum
+            if key == var_key:
+                row.uncorrected_step_rel = _stat_row(layer.name, key, n, buffers[key].numpy(),
+                                                     m * before, new_var).step_rel
+            report.stats.append(row)
+    return report
+
+
+def _keras_inputs(io: dict, feeds: dict):
+    arrays = [feeds[spec["tf_name"]] for spec in io["inputs"]]
+    return arrays if len(arrays) > 1 else arrays[0]
+
+
+def _stat_row(layer: str, key: str, n: int, ours: np.ndarray, kept: np.ndarray,
+              after: np.ndarray) -> StatRow:
+    """`kept`: m * the statistic before the step; `after` - `kept` is the batch part."""
+    update = np.asarray(after, np.float64) - kept
+    diff = np.abs(ours.astype(np.float64) - after).max(initial=0.0)
+    return StatRow(layer, key, n, _relative(ours, after, after),
+                   float(diff / max(np.abs(update).max(initial=0.0), 1e-30)))
+
+
+def _momentum_text(row: StatRow) -> str:
+    expected, ours = row.momentum
+    if abs(expected - ours) <= 1e-9:
+        return ""
+    return (f" (PyTorch momentum {ours:g}, Keras momentum {1 - expected:g} means {expected:g}; "
+            "convert with --bn-decay or set it in model.py)")
+
+
+def print_train_report(report: TrainReport, tolerance: float) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=None if Console().is_terminal else 200)
+    for note in report.notes:
+        console.print(f"note: {note}", highlight=False, soft_wrap=True)
+    for name, rel in report.outputs:
+        console.print(f"training-mode output {name}: max|PyTorch - Keras| / max|Keras| = "
+                      f"{rel:.3g}", highlight=False)
+    table = Table(title="BatchNorm statistics after one training step (step rel = "
+                        "max|ours - Keras| / max|Keras new - momentum * old|)")
+    for column in ("Keras layer", "PyTorch buffer", "n", "momentum", "state rel", "step rel",
+                   "biased-var step rel"):
+        table.add_column(column, justify="left" if column[0].isupper() else "right")
+    for row in report.stats:
+        bad = max(row.step_rel, row.state_rel) > tolerance
+        expected, ours = row.momentum
+        raw = "" if row.uncorrected_step_rel is None else f"{row.uncorrected_step_rel:.3g}"
+        table.add_row(row.layer, row.key, str(row.values_per_channel),
+                      f"{ours:g}" + ("" if abs(expected - ours) <= 1e-9 else f" (Keras {expected:g})"),
+                      f"{row.state_rel:.3g}", f"{row.step_rel:.3g}", raw,
+                      style="bold red" if bad else None)
+    console.print(table)
+    console.print("running_var: PyTorch moves it towards the unbiased batch variance (x n/(n-1)), "
+                  "Keras towards the biased one; 'step rel' compares with the Keras value "
+                  "corrected by that factor, 'biased-var step rel' with Keras' own value.",
+                  highlight=False, soft_wrap=True)
+
+
+def keras_sgd_step(keras_model, torch_model, entries: list[ParamSource], io: dict, feeds: dict,
+                   weights_r: list[np.ndarray], *, lr: float, training: bool) -> dict[str, float]:
+    """One SGD step of sum(output * R) on both sides (Keras `SGD`, `torch.optim.SGD`);
+    {key: max|ours - Keras| / max|Keras|} of every parameter after it. A PyTorch parameter
+    with no Keras variable is reported as inf: PyTorch would train what Keras does not have."""
+    import keras
+    import tensorflow as tf
+    import torch
+
+    mapping, _ = keras_variable_keys(entries, keras_model.variables)  # before values change
+    trainable = keras_model.trainable_variables
+    with tf.GradientTape() as tape:
+        outputs = _as_list(keras_model(_keras_inputs(io, feeds), training=training))
+        loss = tf.add_n([tf.reduce_sum(out * r) for out, r in zip(outputs, weights_r)])
+    keras.optimizers.SGD(learning_rate=lr).apply(tape.gradient(loss, trainable), trainable)
+
+    inputs = [torch.from_numpy(_to_nchw(feeds[s["tf_name"]], s["nchw"])) for s in io["inputs"]]
+    torch_model.train(training)
+    optimizer = torch.optim.SGD(torch_model.parameters(), lr=lr)
+    optimizer.zero_grad()
+    ours = _as_list(torch_model(*inputs))
+    sum((out * torch.from_numpy(r)).sum() for out, r in zip(ours, weights_r)).backward()
+    optimizer.step()
+
+    by_key = {key: path for path, key in mapping.items()}
+    variables = {v.path: v for v in keras_model.variables}
+    transforms = {entry.key: entry.transforms for entry in entries}
+    errors = {}
+    for key, param in torch_model.named_parameters():
+        path = by_key.get(key)
+        if path is None or transforms.get(key) is None:
+            errors[key] = float("inf")
+            continue
+        theirs = layout(np.asarray(variables[path].numpy()), transforms[key])
+        errors[key] = _relative(param.detach().numpy(), theirs, theirs)
+    return errors
