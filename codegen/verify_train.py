@@ -30,6 +30,7 @@ import numpy as np
 from codegen.errors import InputError
 from codegen.param_map import ParamSource, keras_variable_keys, layout, read_index
 from codegen.verify import _as_list, _relative, _to_nchw, import_generated, random_inputs, read_io
+from codegen.verify_grad import step_errors
 
 DROPOUT_ATTRIBUTES = {"Dropout": "rate", "SpatialDropout1D": "rate", "SpatialDropout2D": "rate",
                       "SpatialDropout3D": "rate", "GaussianDropout": "rate",
@@ -234,9 +235,8 @@ def print_train_report(report: TrainReport, tolerance: float) -> None:
 
 def keras_sgd_step(keras_model, torch_model, entries: list[ParamSource], io: dict, feeds: dict,
                    weights_r: list[np.ndarray], *, lr: float, training: bool) -> dict[str, float]:
-    """One SGD step of sum(output * R) on both sides (Keras `SGD`, `torch.optim.SGD`);
-    {key: max|ours - Keras| / max|Keras|} of every parameter after it. A PyTorch parameter
-    with no Keras variable is reported as inf: PyTorch would train what Keras does not have."""
+    """One SGD step of sum(output * R) on both sides (Keras `SGD`, `torch.optim.SGD`), then
+    `step_errors` of every PyTorch parameter against its Keras variable."""
     import keras
     import tensorflow as tf
     import torch
@@ -259,12 +259,8 @@ def keras_sgd_step(keras_model, torch_model, entries: list[ParamSource], io: dic
     by_key = {key: path for path, key in mapping.items()}
     variables = {v.path: v for v in keras_model.variables}
     transforms = {entry.key: entry.transforms for entry in entries}
-    errors = {}
-    for key, param in torch_model.named_parameters():
-        path = by_key.get(key)
-        if path is None or transforms.get(key) is None:
-            errors[key] = float("inf")
-            continue
-        theirs = layout(np.asarray(variables[path].numpy()), transforms[key])
-        errors[key] = _relative(param.detach().numpy(), theirs, theirs)
-    return errors
+    expected = {key: layout(np.asarray(variables[by_key[key]].numpy()), transforms[key])
+                for key, _ in torch_model.named_parameters()
+                if key in by_key and transforms.get(key) is not None}
+    return step_errors({key: p.detach().numpy() for key, p in torch_model.named_parameters()},
+                       expected)
