@@ -71,6 +71,11 @@ class GradReport:
             found.append(f"first over the tolerance in graph order: {describe(first)}")
         return found
 
+    def uncompared_parameters(self) -> list[str]:
+        """Trained parameters without a comparison (neither buffers nor tied aliases)."""
+        return [key for key, why in self.not_compared
+                if not why.startswith(("buffer", "the same parameter"))]
+
     def first_failure(self, tolerance: float) -> GradRow | None:
         """The first parameter (graph order) over the tolerance, by value, else by gradient."""
         params = [row for row in self.rows if row.value_rel is not None]
@@ -98,9 +103,10 @@ def verify_grad(model_path: Path, weights: Path | None, out_dir: Path, *, batch:
     # TensorFlow: outputs, then the gradients of sum(output * R)
     tf_outputs = runner.run([o["tf_name"] for o in io["outputs"]], feeds)
     rng = np.random.default_rng(seed + 1)
-    weights_r = [rng.standard_normal(out.shape).astype(np.float32) for out in tf_outputs]
+    multipliers = [rng.standard_normal(out.shape).astype(out.dtype)  # R; None: integer output
+                   if np.issubdtype(out.dtype, np.floating) else None for out in tf_outputs]
     inputs_tf = [f"{s['tf_name']}:0" for s in float_inputs]
-    grads, values = _tf_gradients(runner, io, feeds, weights_r, inputs_tf,
+    grads, values = _tf_gradients(runner, io, feeds, multipliers, inputs_tf,
                                   [entry.tensor for entry in compared])
 
     # PyTorch: the same loss through autograd
@@ -108,7 +114,8 @@ def verify_grad(model_path: Path, weights: Path | None, out_dir: Path, *, batch:
     for spec, tensor in zip(io["inputs"], inputs):
         tensor.requires_grad_(spec in float_inputs)
     ours = _as_list(model(*inputs))
-    loss = sum((out * torch.from_numpy(r)).sum() for out, r in zip(ours, weights_r))
+    loss = sum((out * torch.from_numpy(r)).sum() for out, r in zip(ours, multipliers)
+               if r is not None)
     loss.backward()
 
     report = GradReport([], [], not_compared, untied(entries, set(parameters)), notes,
@@ -165,7 +172,7 @@ def _select(entries: list[ParamSource], parameters: dict, aliases: dict, runner:
     if any(entry.legacy for entry in entries):
         notes.append("index.json of an older codegen: TF tensors from 'tf_name', layouts from "
                      "'fingerprint'" + (f"; {by_value} found as the Const with the same "
-                                        "value in the same scope" if by_value else ""))
+                                        "value read in the same scope" if by_value else ""))
     return compared, skipped, notes
 
 
@@ -186,26 +193,36 @@ def _has_tensor(graph, name: str) -> bool:
     return True
 
 
-def _const_shas(runner: TFRunner) -> dict[str, list[str]]:
-    """{sha256 of the value: [Const tensor names]} of the float Consts of the graph."""
+def _const_shas(runner: TFRunner) -> dict[str, list[tuple[str, str]]]:
+    """{sha256 of a float Const's value: [(name of an op reading it, the Const's tensor)]},
+    the readers being the Const itself and the Identity chains on it (a frozen Keras
+    graph reads `unknown_3` through `.../bn1/Cast_2/ReadVariableOp`)."""
     from tensorflow.python.framework import tensor_util
 
-    found: dict[str, list[str]] = {}
+    shas: dict[str, str] = {}  # Const tensor -> sha256
+    found: dict[str, list[tuple[str, str]]] = {}
     for op in runner.graph.get_operations():
-        if op.type == "Const" and op.outputs[0].dtype.is_floating:
-            value = tensor_util.MakeNdarray(op.get_attr("value"))
-            found.setdefault(array_sha256(value), []).append(op.outputs[0].name)
+        root = op
+        while root.type == "Identity" and root.inputs:
+            root = root.inputs[0].op
+        if root.type != "Const" or not root.outputs[0].dtype.is_floating:
+            continue
+        tensor = root.outputs[0].name
+        if tensor not in shas:
+            shas[tensor] = array_sha256(tensor_util.MakeNdarray(root.get_attr("value")))
+        found.setdefault(shas[tensor], []).append((op.name, tensor))
     return found
 
 
-def _by_value(entry: ParamSource, consts: dict[str, list[str]]) -> str:
-    """The one Const in the scope of `entry.tensor` whose value codegen saved, or ""."""
+def _by_value(entry: ParamSource, consts: dict) -> str:
+    """The one Const read in the scope of `entry.tensor` whose value codegen saved, or ""."""
     scope = entry.tensor.rpartition("/")[0] + "/"
-    matches = [name for name in consts.get(entry.sha256, []) if name.startswith(scope)]
-    return matches[0] if len(matches) == 1 else ""
+    matches = {tensor for reader, tensor in consts.get(entry.sha256, [])
+               if reader.startswith(scope)}
+    return matches.pop() if len(matches) == 1 else ""
 
 
-def _tf_gradients(runner: TFRunner, io: dict, feeds: dict, weights_r: list, inputs: list[str],
+def _tf_gradients(runner: TFRunner, io: dict, feeds: dict, multipliers: list, inputs: list[str],
                   tensors: list[str]) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """TF's d loss / d x for the input tensors then the parameter tensors, and the values of
     the parameter tensors. A resource variable is differentiated at its reads."""
@@ -213,7 +230,8 @@ def _tf_gradients(runner: TFRunner, io: dict, feeds: dict, weights_r: list, inpu
 
     graph = runner.graph
     with graph.as_default():
-        outputs = [graph.get_tensor_by_name(f"{o['tf_name']}:0") for o in io["outputs"]]
+        outputs = [graph.get_tensor_by_name(f"{o['tf_name']}:0") for o, r
+                   in zip(io["outputs"], multipliers) if r is not None]
         holders = [tf.compat.v1.placeholder(out.dtype) for out in outputs]
         loss = tf.add_n([tf.reduce_sum(out * r) for out, r in zip(outputs, holders)])
         points = [[graph.get_tensor_by_name(name)] for name in inputs]
@@ -222,7 +240,8 @@ def _tf_gradients(runner: TFRunner, io: dict, feeds: dict, weights_r: list, inpu
         grads = tf.gradients(loss, flat)
         fetch = [g if g is not None else tf.zeros_like(t) for g, t in zip(grads, flat)]
     values = [group[0] for group in points[len(inputs):]]
-    feed = {f"{k}:0": v for k, v in feeds.items()} | dict(zip(holders, weights_r))
+    feed = {f"{k}:0": v for k, v in feeds.items()}
+    feed |= dict(zip(holders, [r for r in multipliers if r is not None]))
     fetched, value_arrays = runner.session.run([fetch, values], feed)
     summed, start = [], 0
     for group in points:  # a variable read at several places: the sum of its gradients

@@ -234,7 +234,7 @@ def print_train_report(report: TrainReport, tolerance: float) -> None:
 
 
 def keras_sgd_step(keras_model, torch_model, entries: list[ParamSource], io: dict, feeds: dict,
-                   weights_r: list[np.ndarray], *, lr: float, training: bool) -> dict[str, float]:
+                   multipliers: list[np.ndarray], *, lr: float, training: bool) -> dict[str, float]:
     """One SGD step of sum(output * R) on both sides (Keras `SGD`, `torch.optim.SGD`), then
     `step_errors` of every PyTorch parameter against its Keras variable."""
     import keras
@@ -245,7 +245,7 @@ def keras_sgd_step(keras_model, torch_model, entries: list[ParamSource], io: dic
     trainable = keras_model.trainable_variables
     with tf.GradientTape() as tape:
         outputs = _as_list(keras_model(_keras_inputs(io, feeds), training=training))
-        loss = tf.add_n([tf.reduce_sum(out * r) for out, r in zip(outputs, weights_r)])
+        loss = tf.add_n([tf.reduce_sum(out * r) for out, r in zip(outputs, multipliers)])
     keras.optimizers.SGD(learning_rate=lr).apply(tape.gradient(loss, trainable), trainable)
 
     inputs = [torch.from_numpy(_to_nchw(feeds[s["tf_name"]], s["nchw"])) for s in io["inputs"]]
@@ -253,7 +253,7 @@ def keras_sgd_step(keras_model, torch_model, entries: list[ParamSource], io: dic
     optimizer = torch.optim.SGD(torch_model.parameters(), lr=lr)
     optimizer.zero_grad()
     ours = _as_list(torch_model(*inputs))
-    sum((out * torch.from_numpy(r)).sum() for out, r in zip(ours, weights_r)).backward()
+    sum((out * torch.from_numpy(r)).sum() for out, r in zip(ours, multipliers)).backward()
     optimizer.step()
 
     by_key = {key: path for path, key in mapping.items()}

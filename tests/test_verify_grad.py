@@ -124,6 +124,22 @@ def test_grad_on_a_keras_cnn_passes(keras_cnn, capsys):
     assert "not compared (buffer (not trained by gradients)): 6" in out
 
 
+def test_grad_on_the_keras_savedmodel_passes(keras_cnn, tmp_path):
+    """The same CNN exported as a SavedModel: its weights are Consts named `unknown_N`."""
+    from codegen.backends.pytorch.build import build
+    from codegen.frontends.tensorflow.to_ir import to_ir
+    from codegen.verify_grad import verify_grad
+    from codegen.verify_train import load_keras
+
+    path, _ = keras_cnn
+    load_keras(path).export(str(tmp_path / "saved"), verbose=False)
+    to_ir(tmp_path / "saved", None, None, tmp_path / "ir", bn_decay=0.99, quiet=True)
+    build(tmp_path / "ir", tmp_path / "model", quiet=True)
+    report = verify_grad(tmp_path / "saved", None, tmp_path / "model")
+    assert len([row for row in report.rows if row.value_rel is not None]) == 9
+    assert not report.uncompared_parameters() and not report.problems(TOLERANCE)
+
+
 def test_untied_parameters_are_reported():
     from codegen.param_map import ParamSource, untied
 
@@ -241,8 +257,8 @@ def test_one_sgd_step_on_a_keras_cnn(keras_cnn, training):
     switch_off_dropout(keras_model, model)
     io = read_io(out_dir)
     feeds = random_inputs(io, 4, seed=2)
-    weights_r = [np.random.default_rng(3).standard_normal((4, 4)).astype(np.float32)]
-    errors = keras_sgd_step(keras_model, model, read_index(out_dir), io, feeds, weights_r,
+    multipliers = [np.random.default_rng(3).standard_normal((4, 4)).astype(np.float32)]
+    errors = keras_sgd_step(keras_model, model, read_index(out_dir), io, feeds, multipliers,
                             lr=0.1, training=training)
     assert len(errors) == 9
     assert max(errors.values()) < TOLERANCE, errors
