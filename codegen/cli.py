@@ -178,14 +178,16 @@ def _verify_fine_tuning(args) -> int:
     if args.grad:
         from codegen.verify_grad import print_grad_report, verify_grad
 
-        report = verify_grad(Path(args.model), args.weights, Path(args.out_dir), seed=args.seed)
+        report = verify_grad(Path(args.model), args.weights, Path(args.out_dir), seed=args.seed,
+                             float64=not args.no_float64)
         print_grad_report(report, args.tolerance)
         problems += [f"grad: {text}" for text in report.problems(args.tolerance)]
         if report.uncompared_parameters():
             caveat = (f"; {len(report.uncompared_parameters())} parameters not compared "
                       "(listed above)")
     if args.train:
-        report = verify_train(Path(args.model), Path(args.out_dir), seed=args.seed)
+        report = verify_train(Path(args.model), Path(args.out_dir), seed=args.seed,
+                              float64=not args.no_float64)
         print_train_report(report, args.tolerance)
         problems += [f"train: {text}" for text in report.failures(args.tolerance)]
     if problems:

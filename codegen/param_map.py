@@ -129,3 +129,69 @@ def keras_variable_keys(entries: list[ParamSource], variables: list) -> tuple[di
     mapping = {paths[0]: keys[sha][0] for sha, paths in found.items()
                if len(paths) == 1 and len(keys.get(sha, [])) == 1}
     return mapping, "content (sha256 of each value; index.json has no 'source' field)"
+
+
+class ConstIndex:
+    """The float Consts of a frozen graph by the sha256 of their value, for an index.json
+    of an older codegen whose `tf_name` is not a node (a frozen Keras BatchNorm's `scale`).
+    A Const is found under the names of the ops reading it (itself and the Identity chains
+    on it: a SavedModel reads `unknown_3` through `.../bn1/Cast_2/ReadVariableOp`)."""
+
+    def __init__(self, graph) -> None:
+        self.readers: dict[str, list[str]] = defaultdict(list)  # Const op name -> readers
+        self.consts: dict[str, object] = {}
+        for op in graph.get_operations():
+            root = op
+            while root.type == "Identity" and root.inputs:
+                root = root.inputs[0].op
+            if root.type == "Const" and root.outputs[0].dtype.is_floating:
+                self.consts[root.name] = root
+                self.readers[root.name].append(op.name)
+        self._shas: dict[tuple, str] = {}
+
+    def resolve(self, entry: ParamSource, shape: tuple[int, ...]) -> bool:
+        """Point `entry` at the one Const read in the scope of its tf_name whose value codegen
+        saved; a value saved reshaped (a depthwise kernel) gets that reshape as a first
+        transform. False when there is none, or more than one."""
+        scope = entry.tensor.rpartition("/")[0] + "/"
+        saved = _saved_shape(shape, entry.transforms)
+        found = set()
+        for name, readers in self.readers.items():
+            if not any(reader.startswith(scope) for reader in readers):
+                continue
+            if self._sha(name, None) == entry.sha256:
+                found.add((name, None))
+            elif saved is not None and self._sha(name, saved) == entry.sha256:
+                found.add((name, saved))
+        if len(found) != 1:
+            return False
+        name, reshape = found.pop()
+        entry.tensor = f"{name}:0"
+        if reshape is not None:
+            entry.transforms = [("reshape", reshape), *entry.transforms]
+        return True
+
+    def _sha(self, name: str, shape: tuple | None) -> str:
+        if (name, shape) not in self._shas:
+            from tensorflow.python.framework import tensor_util
+
+            value = tensor_util.MakeNdarray(self.consts[name].get_attr("value"))
+            if shape is not None and value.size != int(np.prod(shape)):
+                self._shas[name, shape] = ""
+            else:
+                self._shas[name, shape] = array_sha256(value if shape is None
+                                                       else value.reshape(shape))
+        return self._shas[name, shape]
+
+
+def _saved_shape(shape: tuple[int, ...], transforms: list) -> tuple[int, ...] | None:
+    """The shape codegen saved a weight in, undoing the transposes that gave `shape`
+    (None when a reshape is among them: its input shape is not recorded)."""
+    for kind, argument in reversed(transforms):
+        if kind != "transpose":
+            return None
+        before = [0] * len(shape)
+        for position, axis in enumerate(argument):
+            before[axis] = shape[position]
+        shape = tuple(before)
+    return tuple(shape)

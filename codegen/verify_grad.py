@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from codegen.param_map import ParamSource, array_sha256, layout, read_index, untied
+from codegen.param_map import ConstIndex, ParamSource, layout, read_index, untied
 from codegen.verify import (
     TFRunner,
     _as_list,
@@ -43,6 +43,8 @@ class GradRow:
     grad_rel: float  # max |ours - TF| / max |TF| of the gradient
     value_rel: float | None = None  # the same for the parameter's value (None: an input)
     tf_grad_max: float = 0.0
+    tf_vs_f64: float | None = None  # TF's float32 gradient against our float64 one
+    ours_vs_f64: float | None = None
 
 
 @dataclass
@@ -87,13 +89,15 @@ class GradReport:
 
 
 def verify_grad(model_path: Path, weights: Path | None, out_dir: Path, *, batch: int = 2,
-                seed: int = 0, runner: TFRunner | None = None) -> GradReport:
-    import torch
-
+                seed: int = 0, float64: bool = True,
+                runner: TFRunner | None = None) -> GradReport:
+    """With `float64`, the generated model also runs in double precision, and each gradient
+    row says how far TF's float32 gradient and ours are from it (round-off or not)."""
     out_dir = Path(out_dir)
     io = read_io(out_dir)
     entries = read_index(out_dir)
-    model = import_generated(out_dir).load_model(out_dir / "weights").eval()
+    module = import_generated(out_dir)
+    model = module.load_model(out_dir / "weights").eval()
     parameters = dict(model.named_parameters())
     runner = runner or TFRunner(Path(model_path), weights)
     feeds = random_inputs(io, batch, seed)
@@ -108,36 +112,62 @@ def verify_grad(model_path: Path, weights: Path | None, out_dir: Path, *, batch:
     inputs_tf = [f"{s['tf_name']}:0" for s in float_inputs]
     grads, values = _tf_gradients(runner, io, feeds, multipliers, inputs_tf,
                                   [entry.tensor for entry in compared])
+    tf_grads = dict(zip([f"input {s['name']}" for s in float_inputs],
+                        [_to_nchw(g, s["nchw"]) for g, s in zip(grads, float_inputs)]))
+    tf_grads |= {e.key: layout(g, e.transforms) for e, g in zip(compared, grads[len(inputs_tf):])}
 
-    # PyTorch: the same loss through autograd
-    inputs = [torch.from_numpy(_to_nchw(feeds[s["tf_name"]], s["nchw"])) for s in io["inputs"]]
-    for spec, tensor in zip(io["inputs"], inputs):
-        tensor.requires_grad_(spec in float_inputs)
-    ours = _as_list(model(*inputs))
-    loss = sum((out * torch.from_numpy(r)).sum() for out, r in zip(ours, multipliers)
-               if r is not None)
-    loss.backward()
+    # PyTorch: the same loss through autograd (float32 keeps its .grad for an optimizer step)
+    ours, our_grads = _torch_gradients(model, io, feeds, multipliers)
+    exact = None
+    if float64:
+        exact = _torch_gradients(module.load_model(out_dir / "weights").double().eval(), io,
+                                 feeds, multipliers)[1]
 
     report = GradReport([], [], not_compared, untied(entries, set(parameters)), notes,
                         model=model)
     for spec, tf_out, out in zip(io["outputs"], tf_outputs, ours):
-        report.outputs.append((spec["tf_name"], _relative(out.detach().numpy(), tf_out, tf_out)))
-    for spec, tensor_name, grad in zip(float_inputs, inputs_tf, grads):
-        tf_grad = _to_nchw(grad, spec["nchw"])
-        tensor = inputs[io["inputs"].index(spec)]
-        report.rows.append(_row(f"input {spec['name']}", tensor_name, tensor.grad, tf_grad))
-    for entry, grad, value in zip(compared, grads[len(inputs_tf):], values):
-        param = parameters[entry.key]
-        tf_grad, tf_value = layout(grad, entry.transforms), layout(value, entry.transforms)
-        row = _row(entry.key, entry.tensor, param.grad, tf_grad)
-        row.value_rel = _relative(param.detach().numpy(), tf_value, tf_value)
+        report.outputs.append((spec["tf_name"], _relative(out, tf_out, tf_out)))
+    tensors = inputs_tf + [entry.tensor for entry in compared]
+    for name, tensor in zip(tf_grads, tensors):
+        row = _row(name, tensor, our_grads.get(name), tf_grads[name])
+        if exact is not None and name in exact:
+            row.tf_vs_f64 = _relative(tf_grads[name], exact[name], exact[name])
+            row.ours_vs_f64 = _relative(our_grads[name], exact[name], exact[name])
         report.rows.append(row)
-        report.tf_values[entry.key], report.tf_grads[entry.key] = tf_value, tf_grad
+    rows = {row.name: row for row in report.rows}
+    for entry, value in zip(compared, values):
+        tf_value = layout(value, entry.transforms)
+        row = rows[entry.key]
+        row.value_rel = _relative(parameters[entry.key].detach().numpy(), tf_value, tf_value)
+        report.tf_values[entry.key], report.tf_grads[entry.key] = tf_value, tf_grads[entry.key]
     return report
 
 
+def _torch_gradients(model, io: dict, feeds: dict, multipliers: list):
+    """(outputs, {"input <name>" or key: gradient}) of sum(output * R) by autograd, in the
+    model's dtype; parameters nothing reaches get no entry."""
+    import torch
+
+    dtype = next(model.parameters()).dtype
+    inputs = [torch.from_numpy(_to_nchw(feeds[s["tf_name"]], s["nchw"])) for s in io["inputs"]]
+    named = {}
+    for spec, tensor in zip(io["inputs"], inputs):
+        if np.issubdtype(np.dtype(spec["dtype"]), np.floating):
+            named[f"input {spec['name']}"] = tensor.to(dtype).requires_grad_(True)
+    inputs = [named.get(f"input {spec['name']}", tensor)
+              for spec, tensor in zip(io["inputs"], inputs)]
+    outputs = _as_list(model(*inputs))
+    loss = sum((out * torch.from_numpy(r).to(dtype)).sum()
+               for out, r in zip(outputs, multipliers) if r is not None)
+    loss.backward()
+    named |= dict(model.named_parameters())
+    grads = {name: tensor.grad.detach().numpy() for name, tensor in named.items()
+             if tensor.grad is not None}
+    return [out.detach().numpy() for out in outputs], grads
+
+
 def _row(name: str, tf_tensor: str, grad, tf_grad: np.ndarray) -> GradRow:
-    ours = np.zeros(tf_grad.shape, np.float32) if grad is None else grad.detach().numpy()
+    ours = np.zeros(tf_grad.shape, np.float32) if grad is None else grad
     return GradRow(name, tf_tensor, list(ours.shape), _relative(ours, tf_grad, tf_grad),
                    tf_grad_max=float(np.abs(tf_grad).max(initial=0.0)))
 
@@ -159,12 +189,11 @@ def _select(entries: list[ParamSource], parameters: dict, aliases: dict, runner:
             skipped.append((entry.key, "computed from its source, not a re-layout"))
             continue
         if not _has_tensor(graph, entry.tensor) and entry.legacy and entry.sha256:
-            consts = consts if consts is not None else _const_shas(runner)
-            found = _by_value(entry, consts)
-            if not found:
+            consts = consts or ConstIndex(graph)
+            if not consts.resolve(entry, tuple(parameters[entry.key].shape)):
                 skipped.append((entry.key, NO_SOURCE))
                 continue
-            entry.tensor, by_value = found, by_value + 1
+            by_value += 1
         if not _has_tensor(graph, entry.tensor):
             skipped.append((entry.key, "its TF tensor is not in the graph"))
             continue
@@ -191,35 +220,6 @@ def _has_tensor(graph, name: str) -> bool:
     except (KeyError, ValueError):
         return False
     return True
-
-
-def _const_shas(runner: TFRunner) -> dict[str, list[tuple[str, str]]]:
-    """{sha256 of a float Const's value: [(name of an op reading it, the Const's tensor)]},
-    the readers being the Const itself and the Identity chains on it (a frozen Keras
-    graph reads `unknown_3` through `.../bn1/Cast_2/ReadVariableOp`)."""
-    from tensorflow.python.framework import tensor_util
-
-    shas: dict[str, str] = {}  # Const tensor -> sha256
-    found: dict[str, list[tuple[str, str]]] = {}
-    for op in runner.graph.get_operations():
-        root = op
-        while root.type == "Identity" and root.inputs:
-            root = root.inputs[0].op
-        if root.type != "Const" or not root.outputs[0].dtype.is_floating:
-            continue
-        tensor = root.outputs[0].name
-        if tensor not in shas:
-            shas[tensor] = array_sha256(tensor_util.MakeNdarray(root.get_attr("value")))
-        found.setdefault(shas[tensor], []).append((op.name, tensor))
-    return found
-
-
-def _by_value(entry: ParamSource, consts: dict) -> str:
-    """The one Const read in the scope of `entry.tensor` whose value codegen saved, or ""."""
-    scope = entry.tensor.rpartition("/")[0] + "/"
-    matches = {tensor for reader, tensor in consts.get(entry.sha256, [])
-               if reader.startswith(scope)}
-    return matches.pop() if len(matches) == 1 else ""
 
 
 def _tf_gradients(runner: TFRunner, io: dict, feeds: dict, multipliers: list, inputs: list[str],
@@ -265,18 +265,26 @@ def print_grad_report(report: GradReport, tolerance: float) -> None:
     worst = sorted(report.rows, key=lambda r: max(r.grad_rel, r.value_rel or 0), reverse=True)
     table = Table(title=f"gradients of sum(output * R): the {min(SHOWN, len(worst))} worst of "
                         f"{len(report.rows)} (relative = max|ours - TF| / max|TF|)")
-    for column in ("PyTorch", "TF tensor", "shape", "max|TF grad|", "grad rel", "value rel"):
+    float64 = any(row.tf_vs_f64 is not None for row in report.rows)
+    columns = ["PyTorch", "TF tensor", "shape", "max|TF grad|", "grad rel", "value rel"]
+    for column in columns + (["grad: TF vs f64", "ours vs f64"] if float64 else []):
         table.add_column(column, overflow="fold",
                          justify="left" if column in ("PyTorch", "TF tensor") else "right")
     for row in worst[:SHOWN]:
         bad = row.grad_rel > tolerance or (row.value_rel or 0.0) > tolerance
         value = "-" if row.value_rel is None else f"{row.value_rel:.3g}"
-        table.add_row(row.name, row.tf_tensor, "×".join(map(str, row.shape)),
-                      f"{row.tf_grad_max:.3g}", f"{row.grad_rel:.3g}", value,
-                      style="bold red" if bad else None)
+        cells = [row.name, row.tf_tensor, "×".join(map(str, row.shape)), f"{row.tf_grad_max:.3g}",
+                 f"{row.grad_rel:.3g}", value]
+        if float64:
+            cells += [_maybe(row.tf_vs_f64), _maybe(row.ours_vs_f64)]
+        table.add_row(*cells, style="bold red" if bad else None)
     console.print(table)
     for line in summary_lines(report, tolerance):
         console.print(line, highlight=False, soft_wrap=True)
+
+
+def _maybe(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g}"
 
 
 def summary_lines(report: GradReport, tolerance: float) -> list[str]:
@@ -301,8 +309,10 @@ def summary_lines(report: GradReport, tolerance: float) -> list[str]:
 
 
 def describe(row: GradRow) -> str:
-    value = "" if row.value_rel is None else f", value {row.value_rel:.3g}"
-    return f"{row.name} (TF {row.tf_tensor}): gradient {row.grad_rel:.3g}{value}"
+    text = f"{row.name} (TF {row.tf_tensor}): gradient {row.grad_rel:.3g}"
+    if row.tf_vs_f64 is not None:
+        text += f" (from float64: TF {row.tf_vs_f64:.3g}, ours {row.ours_vs_f64:.3g})"
+    return text + ("" if row.value_rel is None else f", value {row.value_rel:.3g}")
 
 
 def _listing(keys: list[str], most: int = 4) -> str:

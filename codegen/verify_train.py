@@ -45,20 +45,30 @@ class StatRow:
     state_rel: float  # max |ours - Keras| / max |Keras| after the step
     step_rel: float  # max |ours - Keras| / max |Keras new - m * old| (the batch part)
     uncorrected_step_rel: float | None = None  # variance: against Keras' biased value
+    step_f64: tuple[float, float] | None = None  # step rel of (Keras, ours) against float64
     momentum: tuple[float, float] = (0.0, 0.0)  # (expected 1 - Keras momentum, PyTorch's)
 
 
 @dataclass
+class OutputRow:
+    output: str
+    rel: float  # max |ours - Keras| / max |Keras|, both in training mode
+    tf_vs_f64: float | None = None  # Keras against our float64 run
+    ours_vs_f64: float | None = None
+
+
+@dataclass
 class TrainReport:
-    outputs: list[tuple[str, float]]
+    outputs: list[OutputRow]
     stats: list[StatRow]
     notes: list[str] = field(default_factory=list)
 
     def failures(self, tolerance: float) -> list[str]:
-        bad = [f"output {name}: {rel:.3g}" for name, rel in self.outputs if rel > tolerance]
+        bad = [f"output {row.output}: {row.rel:.3g}" + _f64_text(row.tf_vs_f64, row.ours_vs_f64)
+               for row in self.outputs if row.rel > tolerance]
         bad += [f"{row.key}: step {row.step_rel:.3g}, state {row.state_rel:.3g}"
-                + _momentum_text(row) for row in self.stats
-                if max(row.step_rel, row.state_rel) > tolerance]
+                + (_momentum_text(row) or _f64_text(*(row.step_f64 or (None, None))))
+                for row in self.stats if max(row.step_rel, row.state_rel) > tolerance]
         return bad
 
 
@@ -126,44 +136,43 @@ def batch_norm_keys(keras_model, entries: list[ParamSource]) -> tuple[list, str]
     return pairs, how
 
 
-def verify_train(model_path: Path, out_dir: Path, *, batch: int = 4, seed: int = 0) -> TrainReport:
+def verify_train(model_path: Path, out_dir: Path, *, batch: int = 4, seed: int = 0,
+                 float64: bool = True) -> TrainReport:
+    """One training-mode batch on both sides; with `float64`, the generated model also runs
+    in double precision: batch statistics over few values (n = 4 at the end of a small
+    MobileNetV2) leave both float32 runs ~1e-4 from it, which is round-off, not a bug."""
     import torch
 
     out_dir = Path(out_dir)
     io, entries = read_io(out_dir), read_index(out_dir)
     keras_model = load_keras(model_path)
-    model = import_generated(out_dir).load_model(out_dir / "weights")
+    module = import_generated(out_dir)
+    model = module.load_model(out_dir / "weights")
     notes = switch_off_dropout(keras_model, model)
     pairs, how = batch_norm_keys(keras_model, entries)
     notes.append(f"BatchNorm statistics matched to Keras variables by {how}")
     feeds = random_inputs(io, batch, seed)
     old = {layer.name: (np.array(layer.moving_mean), np.array(layer.moving_variance))
            for layer, _, _ in pairs}
-    expected = _as_list(keras_model(_keras_inputs(io, feeds), training=True))
-
-    counts, hooks = {}, []  # values per channel: numel of one sample times the batch / C
-
-    def count(name):
-        def hook(_module, args) -> None:
-            counts.setdefault(name, args[0].numel())
-        return hook
-
-    for layer, mean_key, _ in pairs:
-        module = model.get_submodule(mean_key.rpartition(".")[0])
-        hooks.append(module.register_forward_pre_hook(count(layer.name)))
+    expected = [np.asarray(out) for out in
+                _as_list(keras_model(_keras_inputs(io, feeds), training=True))]
     inputs = [torch.from_numpy(_to_nchw(feeds[s["tf_name"]], s["nchw"])) for s in io["inputs"]]
-    model.train()
-    with torch.no_grad():
-        ours = _as_list(model(*inputs))
-    for hook in hooks:
-        hook.remove()
-    buffers = dict(model.named_buffers())
+    ours, buffers, counts = _train_step(model, pairs, inputs)
+    exact = None
+    if float64:
+        model64 = module.load_model(out_dir / "weights").double()
+        switch_off_dropout(keras_model, model64)
+        exact = _train_step(model64, pairs, [t.double() for t in inputs])
     report = TrainReport([], [], notes)
-    for spec, keras_out, out in zip(io["outputs"], expected, ours):
-        keras_out = np.asarray(keras_out)
-        report.outputs.append((spec["tf_name"], _relative(out.numpy(), keras_out, keras_out)))
+    for index, (spec, keras_out) in enumerate(zip(io["outputs"], expected)):
+        row = OutputRow(spec["tf_name"], _relative(ours[index], keras_out, keras_out))
+        if exact is not None:
+            reference = exact[0][index]
+            row.tf_vs_f64 = _relative(keras_out, reference, reference)
+            row.ours_vs_f64 = _relative(ours[index], reference, reference)
+        report.outputs.append(row)
     for layer, mean_key, var_key in pairs:
-        n = counts.get(layer.name, 0) // max(1, layer.moving_mean.shape[0])
+        n = counts.get(layer.name, 0)
         momentum = (round(1.0 - float(layer.momentum), 10),
                     float(model.get_submodule(mean_key.rpartition(".")[0]).momentum or 0.0))
         old_mean, old_var = old[layer.name]
@@ -172,13 +181,42 @@ def verify_train(model_path: Path, out_dir: Path, *, batch: int = 4, seed: int =
         corrected = new_var + (new_var.astype(np.float64) - m * old_var) / max(n - 1, 1)
         for key, before, keras_new in ((mean_key, old_mean, new_mean),
                                        (var_key, old_var, corrected)):
-            row = _stat_row(layer.name, key, n, buffers[key].numpy(), m * before, keras_new)
+            row = _stat_row(layer.name, key, n, buffers[key], m * before, keras_new)
             row.momentum = momentum
             if key == var_key:
-                row.uncorrected_step_rel = _stat_row(layer.name, key, n, buffers[key].numpy(),
+                row.uncorrected_step_rel = _stat_row(layer.name, key, n, buffers[key],
                                                      m * before, new_var).step_rel
+            if exact is not None:
+                reference = exact[1][key]
+                row.step_f64 = (_step_rel(keras_new, reference, m * before),
+                                _step_rel(buffers[key], reference, m * before))
             report.stats.append(row)
     return report
+
+
+def _train_step(model, pairs: list, inputs: list) -> tuple[list, dict, dict]:
+    """The outputs of one training-mode batch, the buffers after it, and the number of
+    values per channel each BatchNorm saw (batch x spatial size)."""
+    import torch
+
+    counts, hooks = {}, []
+
+    def count(name):
+        def hook(module, args) -> None:
+            counts.setdefault(name, args[0].numel() // max(1, module.num_features))
+        return hook
+
+    for layer, mean_key, _ in pairs:
+        module = model.get_submodule(mean_key.rpartition(".")[0])
+        hooks.append(module.register_forward_pre_hook(count(layer.name)))
+    model.train()
+    try:
+        with torch.no_grad():
+            outputs = [out.numpy() for out in _as_list(model(*inputs))]
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return outputs, {k: v.numpy() for k, v in model.named_buffers()}, counts
 
 
 def _keras_inputs(io: dict, feeds: dict):
@@ -189,10 +227,20 @@ def _keras_inputs(io: dict, feeds: dict):
 def _stat_row(layer: str, key: str, n: int, ours: np.ndarray, kept: np.ndarray,
               after: np.ndarray) -> StatRow:
     """`kept`: m * the statistic before the step; `after` - `kept` is the batch part."""
-    update = np.asarray(after, np.float64) - kept
-    diff = np.abs(ours.astype(np.float64) - after).max(initial=0.0)
-    return StatRow(layer, key, n, _relative(ours, after, after),
-                   float(diff / max(np.abs(update).max(initial=0.0), 1e-30)))
+    return StatRow(layer, key, n, _relative(ours, after, after), _step_rel(ours, after, kept))
+
+
+def _step_rel(ours: np.ndarray, reference: np.ndarray, kept: np.ndarray) -> float:
+    """max |ours - reference| / max |reference - kept|: relative to the batch part."""
+    diff = np.abs(ours.astype(np.float64) - reference).max(initial=0.0)
+    part = np.abs(np.asarray(reference, np.float64) - kept).max(initial=0.0)
+    return float(diff / max(part, 1e-30))
+
+
+def _f64_text(tf_vs_f64: float | None, ours_vs_f64: float | None) -> str:
+    if tf_vs_f64 is None:
+        return ""
+    return f" (from float64: Keras {tf_vs_f64:.3g}, ours {ours_vs_f64:.3g})"
 
 
 def _momentum_text(row: StatRow) -> str:
@@ -210,22 +258,27 @@ def print_train_report(report: TrainReport, tolerance: float) -> None:
     console = Console(width=None if Console().is_terminal else 200)
     for note in report.notes:
         console.print(f"note: {note}", highlight=False, soft_wrap=True)
-    for name, rel in report.outputs:
-        console.print(f"training-mode output {name}: max|PyTorch - Keras| / max|Keras| = "
-                      f"{rel:.3g}", highlight=False)
+    for row in report.outputs:
+        console.print(f"training-mode output {row.output}: max|PyTorch - Keras| / max|Keras| = "
+                      f"{row.rel:.3g}" + _f64_text(row.tf_vs_f64, row.ours_vs_f64),
+                      highlight=False)
     table = Table(title="BatchNorm statistics after one training step (step rel = "
                         "max|ours - Keras| / max|Keras new - momentum * old|)")
-    for column in ("Keras layer", "PyTorch buffer", "n", "momentum", "state rel", "step rel",
-                   "biased-var step rel"):
+    float64 = any(row.step_f64 for row in report.stats)
+    columns = ["Keras layer", "PyTorch buffer", "n", "momentum", "state rel", "step rel",
+               "biased-var step rel"] + (["step: Keras vs f64", "ours vs f64"] if float64 else [])
+    for column in columns:
         table.add_column(column, justify="left" if column[0].isupper() else "right")
     for row in report.stats:
         bad = max(row.step_rel, row.state_rel) > tolerance
         expected, ours = row.momentum
         raw = "" if row.uncorrected_step_rel is None else f"{row.uncorrected_step_rel:.3g}"
-        table.add_row(row.layer, row.key, str(row.values_per_channel),
-                      f"{ours:g}" + ("" if abs(expected - ours) <= 1e-9 else f" (Keras {expected:g})"),
-                      f"{row.state_rel:.3g}", f"{row.step_rel:.3g}", raw,
-                      style="bold red" if bad else None)
+        momentum = f"{ours:g}" + ("" if abs(expected - ours) <= 1e-9 else f" (expected {expected:g})")
+        cells = [row.layer, row.key, str(row.values_per_channel), momentum,
+                 f"{row.state_rel:.3g}", f"{row.step_rel:.3g}", raw]
+        if float64:
+            cells += [f"{value:.3g}" for value in row.step_f64 or ()]
+        table.add_row(*cells, style="bold red" if bad else None)
     console.print(table)
     console.print("running_var: PyTorch moves it towards the unbiased batch variance (x n/(n-1)), "
                   "Keras towards the biased one; 'step rel' compares with the Keras value "

@@ -194,7 +194,8 @@ def test_train_figures(keras_cnn):
 
     path, out_dir = keras_cnn
     report = verify_train(path, out_dir)
-    assert all(rel < 1e-5 for _, rel in report.outputs), report.outputs
+    assert all(row.rel < 1e-5 for row in report.outputs), report.outputs
+    assert all(row.tf_vs_f64 < 1e-5 and row.ours_vs_f64 < 1e-5 for row in report.outputs)
     by_key = {row.key: row for row in report.stats}
     assert by_key["bn1.running_var"].values_per_channel == 4 * SIZE * SIZE
     assert by_key["bn2.running_var"].values_per_channel == 4 * 5 * 5
