@@ -64,14 +64,14 @@ class GradReport:
                 if row.grad_rel > tolerance or (row.value_rel or 0.0) > tolerance]
 
     def problems(self, tolerance: float) -> list[str]:
-        """One line per reason to fail: untied parameters, the forward, the first parameter."""
+        """One line per reason to fail: untied parameters, the first parameter, the forward."""
         found = [f"untied: one TF variable is {len(keys)} PyTorch parameters ({tensor} -> "
                  f"{', '.join(keys)})" for tensor, keys in self.untied.items()]
-        found += [f"forward {name}: {rel:.3g}" for name, rel in self.outputs if rel > tolerance]
         first = self.first_failure(tolerance)
         if first is not None:
             found.append(f"first over the tolerance in graph order: {describe(first)}")
-        return found
+        return found + [f"forward {name}: {rel:.3g}" for name, rel in self.outputs
+                        if rel > tolerance]
 
     def uncompared_parameters(self) -> list[str]:
         """Trained parameters without a comparison (neither buffers nor tied aliases)."""

@@ -94,8 +94,10 @@ def test_grad_names_a_corrupted_weight(tiny_checkpoint, tiny_build, tmp_path, ca
     code, out, err = run_cli(capsys, "verify", f"{tiny_checkpoint}.meta", broken, "--grad")
     assert code == 8, out + err
     assert f"first over 0.0001 in graph order: {key} (TF " in out
-    assert err.startswith("codegen: error: fine-tuning would not start where TensorFlow does")
-    assert f"first over the tolerance in graph order: {key}" in err
+    first = err.splitlines()[0]
+    assert first.startswith("codegen: error: fine-tuning would not start where TensorFlow does")
+    assert f"grad: first over the tolerance in graph order: {key} (TF resnet_v2_tiny/" in first
+    assert "forward output:" in err  # the other reasons follow, indented
     assert "Traceback" not in err
 
 
@@ -238,6 +240,7 @@ def test_one_sgd_step_on_the_tiny_resnet(tiny_checkpoint, tiny_build):
     report = verify_grad(Path(f"{tiny_checkpoint}.meta"), None, tiny_build / "model")
     moved = {key: np.abs(0.1 * grad).max() / np.abs(report.tf_values[key]).max()
              for key, grad in report.tf_grads.items()}
+    assert all(row.tf_vs_f64 < 1e-5 and row.ours_vs_f64 < 1e-5 for row in report.rows)
     errors = sgd_step(report, lr=0.1)
     assert len(errors) == 60 and set(errors) == set(moved)
     assert max(errors.values()) < TOLERANCE, max(errors.items(), key=lambda item: item[1])
