@@ -182,9 +182,12 @@ def _verify_fine_tuning(args) -> int:
                              float64=not args.no_float64)
         print_grad_report(report, args.tolerance)
         problems += [f"grad: {text}" for text in report.problems(args.tolerance)]
+        if report.noise_floor > args.tolerance:
+            caveat += (f"; gradients only within the noise floor {report.noise_floor:.3g} "
+                       "(see above)")
         if report.uncompared_parameters():
-            caveat = (f"; {len(report.uncompared_parameters())} parameters not compared "
-                      "(listed above)")
+            caveat += (f"; {len(report.uncompared_parameters())} parameters not compared "
+                       "(listed above)")
     if args.train:
         report = verify_train(Path(args.model), Path(args.out_dir), seed=args.seed,
                               float64=not args.no_float64)

@@ -81,6 +81,7 @@ def test_grad_on_the_tiny_resnet_passes(tiny_checkpoint, tiny_build):
     assert "grad: 1 inputs and 60 parameters compared" in out
     assert "not compared (buffer (not trained by gradients)): 48" in out
     assert "block2.2.conv2.conv.weight" in out or "block1.0.conv2.conv.weight" in out
+    assert "Gradients are judged against 0.0001 = max(tolerance, floor)" in out
     assert "ok: gradients within 0.0001" in out
 
 
@@ -93,10 +94,10 @@ def test_grad_names_a_corrupted_weight(tiny_checkpoint, tiny_build, tmp_path, ca
     np.save(broken / "weights" / f"{key}.npy", kernel)
     code, out, err = run_cli(capsys, "verify", f"{tiny_checkpoint}.meta", broken, "--grad")
     assert code == 8, out + err
-    assert f"first over 0.0001 in graph order: {key} (TF " in out
+    assert f"first over the limit in graph order: {key} (TF " in out
     first = err.splitlines()[0]
     assert first.startswith("codegen: error: fine-tuning would not start where TensorFlow does")
-    assert f"grad: first over the tolerance in graph order: {key} (TF resnet_v2_tiny/" in first
+    assert f"grad: first over the limit in graph order: {key} (TF resnet_v2_tiny/" in first
     assert "forward output:" in err  # the other reasons follow, indented
     assert "Traceback" not in err
 
@@ -241,6 +242,7 @@ def test_one_sgd_step_on_the_tiny_resnet(tiny_checkpoint, tiny_build):
     moved = {key: np.abs(0.1 * grad).max() / np.abs(report.tf_values[key]).max()
              for key, grad in report.tf_grads.items()}
     assert all(row.tf_vs_f64 < 1e-5 and row.ours_vs_f64 < 1e-5 for row in report.rows)
+    assert 0 < report.noise_floor < 1e-5  # a smooth point: the check stays at the tolerance
     errors = sgd_step(report, lr=0.1)
     assert len(errors) == 60 and set(errors) == set(moved)
     assert max(errors.values()) < TOLERANCE, max(errors.items(), key=lambda item: item[1])
