@@ -102,6 +102,28 @@ def test_grad_names_a_corrupted_weight(tiny_checkpoint, tiny_build, tmp_path, ca
     assert "Traceback" not in err
 
 
+def test_grad_catches_what_only_the_backward_gets_wrong(tiny_checkpoint, tiny_build,
+                                                        tmp_path, capsys):
+    """A `.detach()` after the stem: the forward is exact, so plain verify passes; the stem
+    gets no gradient, which --grad names."""
+    from codegen.verify import verify
+
+    edited = tmp_path / "model"
+    shutil.copytree(tiny_build / "model", edited)
+    source = (edited / "model.py").read_text()
+    stem = "self.pool1(self.conv1(x))"
+    assert source.count(stem) == 1
+    (edited / "model.py").write_text(source.replace(stem, f"{stem}.detach()"))
+    meta = Path(f"{tiny_checkpoint}.meta")
+    assert all(r.rel_error < 1e-5 for r in verify(meta, None, edited, batches=(2,),
+                                                   float64=False))
+    code, out, err = run_cli(capsys, "verify", meta, edited, "--grad")
+    assert code == 8, out + err
+    assert ("first over the limit in graph order: conv1.weight (TF resnet_v2_tiny/conv1/"
+            "weights:0): gradient 1, value 0") in out
+    assert "forward output" not in err  # the forward is right; the gradients are not
+
+
 def test_grad_figures_see_the_corruption(tiny_checkpoint, tiny_build, tmp_path):
     """Not only the value column: the gradients upstream of the broken conv differ too."""
     from codegen.verify_grad import verify_grad
