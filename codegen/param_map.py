@@ -26,6 +26,8 @@ import numpy as np
 from codegen.errors import InputError
 
 LAYOUT_KINDS = ("transpose", "reshape")
+NO_SOURCE = ("no TF tensor: its tf_name is not in the graph and no Const in its scope has "
+             "its value (a weight codegen made up?)")
 
 
 @dataclass
@@ -129,6 +131,56 @@ def keras_variable_keys(entries: list[ParamSource], variables: list) -> tuple[di
     mapping = {paths[0]: keys[sha][0] for sha, paths in found.items()
                if len(paths) == 1 and len(keys.get(sha, [])) == 1}
     return mapping, "content (sha256 of each value; index.json has no 'source' field)"
+
+
+def select_parameters(entries: list[ParamSource], model, graph) -> tuple[list, list, list]:
+    """The entries of `model`'s parameters that have a TF tensor in `graph`, (key, why) for
+    every other state_dict entry, and notes on how the tensors were found."""
+    parameters, aliases = dict(model.named_parameters()), _aliases(model)
+    compared, skipped, notes, by_value = [], [], [], 0
+    consts = None
+    for entry in entries:
+        if entry.key in aliases:
+            skipped.append((entry.key, f"the same parameter as {aliases[entry.key]} (tied)"))
+            continue
+        if entry.key not in parameters:
+            skipped.append((entry.key, "buffer (not trained by gradients)"))
+            continue
+        if entry.transforms is None:
+            skipped.append((entry.key, "computed from its source, not a re-layout"))
+            continue
+        if not _has_tensor(graph, entry.tensor) and entry.legacy and entry.sha256:
+            consts = consts or ConstIndex(graph)
+            if not consts.resolve(entry, tuple(parameters[entry.key].shape)):
+                skipped.append((entry.key, NO_SOURCE))
+                continue
+            by_value += 1
+        if not _has_tensor(graph, entry.tensor):
+            skipped.append((entry.key, "its TF tensor is not in the graph"))
+            continue
+        compared.append(entry)
+    if any(entry.legacy for entry in entries):
+        notes.append("index.json of an older codegen: TF tensors from 'tf_name', layouts from "
+                     "'fingerprint'" + (f"; {by_value} found as the Const with the same "
+                                        "value read in the same scope" if by_value else ""))
+    return compared, skipped, notes
+
+
+def _aliases(model) -> dict[str, str]:
+    """state_dict keys that are another key's parameter (tied in PyTorch): {alias: key}."""
+    first = {id(param): name for name, param in model.named_parameters()}
+    return {key: first[id(value)] for key, value in model.state_dict(keep_vars=True).items()
+            if id(value) in first and first[id(value)] != key}
+
+
+def _has_tensor(graph, name: str) -> bool:
+    if not name:
+        return False
+    try:
+        graph.get_tensor_by_name(name)
+    except (KeyError, ValueError):
+        return False
+    return True
 
 
 class ConstIndex:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from codegen.param_map import ConstIndex, ParamSource, layout, read_index, untied
+from codegen.param_map import layout, read_index, select_parameters, untied
 from codegen.verify import (
     TFRunner,
     _as_list,
@@ -42,8 +42,6 @@ SHOWN = 12  # rows of the table: the worst tensors
 # jumps, and a float32 run of TF or of ours may sit on either side: differences of that size
 # are round-off, whatever the tolerance.
 KINK_NOISE = 1e-6
-NO_SOURCE = ("no TF tensor: its tf_name is not in the graph and no Const in its scope has "
-             "its value (a weight codegen made up?)")
 
 
 @dataclass
@@ -116,7 +114,7 @@ def verify_grad(model_path: Path, weights: Path | None, out_dir: Path, *, batch:
     runner = runner or TFRunner(Path(model_path), weights)
     feeds = random_inputs(io, batch, seed)
     float_inputs = [s for s in io["inputs"] if np.issubdtype(np.dtype(s["dtype"]), np.floating)]
-    compared, not_compared, notes = _select(entries, parameters, _aliases(model), runner, [])
+    compared, not_compared, notes = select_parameters(entries, model, runner.graph)
 
     # TensorFlow: outputs, then the gradients of sum(output * R)
     tf_outputs = runner.run([o["tf_name"] for o in io["outputs"]], feeds)
@@ -167,7 +165,7 @@ def _torch_gradients(model, io: dict, feeds: dict, multipliers: list, noise: flo
     get no entry."""
     import torch
 
-    dtype = next(model.parameters()).dtype
+    dtype = next(model.parameters(), torch.empty(0)).dtype
     rng = np.random.default_rng(12345)
     inputs = [torch.from_numpy(_to_nchw(feeds[s["tf_name"]], s["nchw"])) for s in io["inputs"]]
     named = {}
@@ -194,56 +192,6 @@ def _row(name: str, tf_tensor: str, grad, tf_grad: np.ndarray) -> GradRow:
     ours = np.zeros(tf_grad.shape, np.float32) if grad is None else grad
     return GradRow(name, tf_tensor, list(ours.shape), _relative(ours, tf_grad, tf_grad),
                    tf_grad_max=float(np.abs(tf_grad).max(initial=0.0)))
-
-
-def _select(entries: list[ParamSource], parameters: dict, aliases: dict, runner: TFRunner,
-            notes: list):
-    """The parameters we can compare, and (key, why) for every other state_dict entry."""
-    graph = runner.graph
-    compared, skipped, by_value = [], [], 0
-    consts = None
-    for entry in entries:
-        if entry.key in aliases:
-            skipped.append((entry.key, f"the same parameter as {aliases[entry.key]} (tied)"))
-            continue
-        if entry.key not in parameters:
-            skipped.append((entry.key, "buffer (not trained by gradients)"))
-            continue
-        if entry.transforms is None:
-            skipped.append((entry.key, "computed from its source, not a re-layout"))
-            continue
-        if not _has_tensor(graph, entry.tensor) and entry.legacy and entry.sha256:
-            consts = consts or ConstIndex(graph)
-            if not consts.resolve(entry, tuple(parameters[entry.key].shape)):
-                skipped.append((entry.key, NO_SOURCE))
-                continue
-            by_value += 1
-        if not _has_tensor(graph, entry.tensor):
-            skipped.append((entry.key, "its TF tensor is not in the graph"))
-            continue
-        compared.append(entry)
-    if any(entry.legacy for entry in entries):
-        notes.append("index.json of an older codegen: TF tensors from 'tf_name', layouts from "
-                     "'fingerprint'" + (f"; {by_value} found as the Const with the same "
-                                        "value read in the same scope" if by_value else ""))
-    return compared, skipped, notes
-
-
-def _aliases(model) -> dict[str, str]:
-    """state_dict keys that are another key's parameter (tied in PyTorch): {alias: key}."""
-    first = {id(param): name for name, param in model.named_parameters()}
-    return {key: first[id(value)] for key, value in model.state_dict(keep_vars=True).items()
-            if id(value) in first and first[id(value)] != key}
-
-
-def _has_tensor(graph, name: str) -> bool:
-    if not name:
-        return False
-    try:
-        graph.get_tensor_by_name(name)
-    except (KeyError, ValueError):
-        return False
-    return True
 
 
 def _tf_gradients(runner: TFRunner, io: dict, feeds: dict, multipliers: list, inputs: list[str],
@@ -349,37 +297,3 @@ def describe(row: GradRow) -> str:
 
 def _listing(keys: list[str], most: int = 4) -> str:
     return ", ".join(keys[:most]) + (f", ... ({len(keys) - most} more)" if len(keys) > most else "")
-
-
-def sgd_step(report: GradReport, lr: float) -> dict[str, float]:
-    """One `torch.optim.SGD` step with the gradients `verify_grad` left on the model, against
-    TF's value - lr * TF's gradient: `step_errors` of every parameter after it."""
-    import torch
-
-    parameters = dict(report.model.named_parameters())
-    torch.optim.SGD(parameters.values(), lr=lr).step()
-    expected = {key: report.tf_values[key] - lr * report.tf_grads[key]
-                for key in parameters if key in report.tf_values}
-    return step_errors({key: p.detach().numpy() for key, p in parameters.items()}, expected)
-
-
-SCALE_FLOOR = 1e-2
-
-
-def step_errors(ours: dict[str, np.ndarray], expected: dict[str, np.ndarray]) -> dict[str, float]:
-    """{key: max|ours - TF| / max|TF|} after an optimizer step, where a tensor whose largest
-    value is under SCALE_FLOOR x the model's largest is measured on that floor instead: a
-    conv bias before a training-mode BatchNorm has a gradient of exactly zero in exact
-    arithmetic, both sides hold round-off there (~1e-7 when weights are ~1), and the ratio
-    of two round-offs means nothing. A parameter with no TF counterpart is inf: PyTorch
-    would train what TF does not have."""
-    scale = max((float(np.abs(a).max(initial=0.0)) for a in expected.values()), default=0.0)
-    errors = {}
-    for key, array in ours.items():
-        if key not in expected or array.shape != expected[key].shape:
-            errors[key] = float("inf")
-            continue
-        diff = float(np.abs(array.astype(np.float64) - expected[key]).max(initial=0.0))
-        size = float(np.abs(expected[key]).max(initial=0.0))
-        errors[key] = diff / max(size, SCALE_FLOOR * scale, 1e-30)
-    return errors

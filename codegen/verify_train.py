@@ -28,9 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from codegen.errors import InputError
-from codegen.param_map import ParamSource, keras_variable_keys, layout, read_index
+from codegen.param_map import ParamSource, keras_variable_keys, read_index
 from codegen.verify import _as_list, _relative, _to_nchw, import_generated, random_inputs, read_io
-from codegen.verify_grad import step_errors
 
 DROPOUT_ATTRIBUTES = {"Dropout": "rate", "SpatialDropout1D": "rate", "SpatialDropout2D": "rate",
                       "SpatialDropout3D": "rate", "GaussianDropout": "rate",
@@ -155,7 +154,7 @@ def verify_train(model_path: Path, out_dir: Path, *, batch: int = 4, seed: int =
     old = {layer.name: (np.array(layer.moving_mean), np.array(layer.moving_variance))
            for layer, _, _ in pairs}
     expected = [np.asarray(out) for out in
-                _as_list(keras_model(_keras_inputs(io, feeds), training=True))]
+                _as_list(keras_model(keras_inputs(io, feeds), training=True))]
     inputs = [torch.from_numpy(_to_nchw(feeds[s["tf_name"]], s["nchw"])) for s in io["inputs"]]
     ours, buffers, counts = _train_step(model, pairs, inputs)
     exact = None
@@ -219,7 +218,7 @@ def _train_step(model, pairs: list, inputs: list) -> tuple[list, dict, dict]:
     return outputs, {k: v.numpy() for k, v in model.named_buffers()}, counts
 
 
-def _keras_inputs(io: dict, feeds: dict):
+def keras_inputs(io: dict, feeds: dict):
     arrays = [feeds[spec["tf_name"]] for spec in io["inputs"]]
     return arrays if len(arrays) > 1 else arrays[0]
 
@@ -284,36 +283,3 @@ def print_train_report(report: TrainReport, tolerance: float) -> None:
                   "Keras towards the biased one; 'step rel' compares with the Keras value "
                   "corrected by that factor, 'biased-var step rel' with Keras' own value.",
                   highlight=False, soft_wrap=True)
-
-
-def keras_sgd_step(keras_model, torch_model, entries: list[ParamSource], io: dict, feeds: dict,
-                   multipliers: list[np.ndarray], *, lr: float, training: bool) -> dict[str, float]:
-    """One SGD step of sum(output * R) on both sides (Keras `SGD`, `torch.optim.SGD`), then
-    `step_errors` of every PyTorch parameter against its Keras variable."""
-    import keras
-    import tensorflow as tf
-    import torch
-
-    mapping, _ = keras_variable_keys(entries, keras_model.variables)  # before values change
-    trainable = keras_model.trainable_variables
-    with tf.GradientTape() as tape:
-        outputs = _as_list(keras_model(_keras_inputs(io, feeds), training=training))
-        loss = tf.add_n([tf.reduce_sum(out * r) for out, r in zip(outputs, multipliers)])
-    keras.optimizers.SGD(learning_rate=lr).apply(tape.gradient(loss, trainable), trainable)
-
-    inputs = [torch.from_numpy(_to_nchw(feeds[s["tf_name"]], s["nchw"])) for s in io["inputs"]]
-    torch_model.train(training)
-    optimizer = torch.optim.SGD(torch_model.parameters(), lr=lr)
-    optimizer.zero_grad()
-    ours = _as_list(torch_model(*inputs))
-    sum((out * torch.from_numpy(r)).sum() for out, r in zip(ours, multipliers)).backward()
-    optimizer.step()
-
-    by_key = {key: path for path, key in mapping.items()}
-    variables = {v.path: v for v in keras_model.variables}
-    transforms = {entry.key: entry.transforms for entry in entries}
-    expected = {key: layout(np.asarray(variables[by_key[key]].numpy()), transforms[key])
-                for key, _ in torch_model.named_parameters()
-                if key in by_key and transforms.get(key) is not None}
-    return step_errors({key: p.detach().numpy() for key, p in torch_model.named_parameters()},
-                       expected)

@@ -258,7 +258,8 @@ def test_train_needs_the_keras_file(tiny_checkpoint, tiny_build, capsys):
 # -- one optimizer step -----------------------------------------------------------------------
 def test_one_sgd_step_on_the_tiny_resnet(tiny_checkpoint, tiny_build):
     """tf.gradients, w - 0.1 g in numpy, against torch.optim.SGD: every weight after it."""
-    from codegen.verify_grad import sgd_step, verify_grad
+    from codegen.sgd_step import sgd_step
+    from codegen.verify_grad import verify_grad
 
     report = verify_grad(Path(f"{tiny_checkpoint}.meta"), None, tiny_build / "model")
     moved = {key: np.abs(0.1 * grad).max() / np.abs(report.tf_values[key]).max()
@@ -276,8 +277,9 @@ def test_one_sgd_step_on_a_keras_cnn(keras_cnn, training):
     """Keras' SGD optimizer against torch.optim.SGD, in eval mode and in training mode
     (BatchNorm on batch statistics), dropout off."""
     from codegen.param_map import read_index
+    from codegen.sgd_step import keras_sgd_step
     from codegen.verify import import_generated, random_inputs, read_io
-    from codegen.verify_train import keras_sgd_step, load_keras, switch_off_dropout
+    from codegen.verify_train import load_keras, switch_off_dropout
 
     path, out_dir = keras_cnn
     keras_model = load_keras(path)
