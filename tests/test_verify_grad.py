@@ -175,6 +175,33 @@ def test_untied_parameters_are_reported():
     assert untied(entries, parameters) == {"fc/weights:0": ["fc.weight", "fc_2.weight"]}
 
 
+def test_keras_variables_are_matched_by_source_else_by_unique_content():
+    from types import SimpleNamespace
+
+    from codegen.param_map import ParamSource, array_sha256, keras_variable_keys
+
+    def variable(path, value):
+        return SimpleNamespace(path=path, numpy=lambda: np.asarray(value, np.float32))
+
+    mean, var, zeros = [0.1, 0.2], [1.0, 2.0], [0.0, 0.0]
+    variables = [variable("bn/moving_mean", mean), variable("bn/moving_variance", var),
+                 variable("conv/bias", zeros), variable("dense/bias", zeros)]
+    sha = {name: array_sha256(np.asarray(v, np.float32))
+           for name, v in (("mean", mean), ("var", var), ("zeros", zeros))}
+    old = [ParamSource("bn.running_mean", "", "", [], sha["mean"], True),
+           ParamSource("bn.running_var", "", "", [], sha["var"], True),
+           ParamSource("conv.bias", "", "", [], sha["zeros"], True),
+           ParamSource("fc.bias", "", "", [], sha["zeros"], True)]
+    mapping, how = keras_variable_keys(old, variables)
+    assert mapping == {"bn/moving_mean": "bn.running_mean", "bn/moving_variance": "bn.running_var"}
+    assert how.startswith("content")  # the two zero biases are ambiguous: left out
+    new = [ParamSource(e.key, "", source, [], e.sha256, False) for e, source in
+           zip(old, ("bn/moving_mean", "bn/moving_variance", "conv/bias", "dense/bias"))]
+    mapping, how = keras_variable_keys(new, variables)
+    assert mapping["conv/bias"] == "conv.bias" and mapping["dense/bias"] == "fc.bias"
+    assert how == "index.json 'source'"
+
+
 def test_index_json_with_source_tensor_and_transforms(tiny_checkpoint, tiny_build, tmp_path):
     """The current index.json fields: `tensor` and `transforms` are used, and a weight whose
     transforms are not a pure layout change is listed as not compared."""
@@ -244,6 +271,21 @@ def test_train_reports_a_wrong_momentum(keras_cnn, tmp_path):
     failures = verify_train(path, edited).failures(TOLERANCE)
     assert failures and all(line.startswith("bn1.") for line in failures)
     assert "PyTorch momentum 0.003, Keras momentum 0.99 means 0.01" in failures[0]
+
+
+def test_train_without_a_mapping_is_one_clear_error(keras_cnn, tmp_path):
+    from codegen.errors import InputError
+    from codegen.verify_train import verify_train
+
+    path, out_dir = keras_cnn
+    old = tmp_path / "model"
+    shutil.copytree(out_dir, old)
+    index = json.loads((old / "weights" / "index.json").read_text())
+    index["bn1.running_mean"]["fingerprint"] = "0" * 64 + ":[]"  # no variable has this value
+    (old / "weights" / "index.json").write_text(json.dumps(index))
+    with pytest.raises(InputError, match=r"no PyTorch buffer found for the Keras variables "
+                                         r"bn1/moving_mean \(matched by content"):
+        verify_train(path, old)
 
 
 def test_train_needs_the_keras_file(tiny_checkpoint, tiny_build, capsys):
