@@ -99,19 +99,24 @@ def switch_off_dropout(keras_model, torch_model) -> list[str]:
     """Dropout rate 0 on both sides (it is random); what was switched off, for the output."""
     from torch import nn
 
-    found = []
+    keras_found, torch_found = [], []
     for layer in keras_model._flatten_layers():
         attribute = DROPOUT_ATTRIBUTES.get(type(layer).__name__)
         if attribute and getattr(layer, attribute, 0):
-            found.append(f"Keras {layer.name} ({attribute} {getattr(layer, attribute):g})")
+            keras_found.append(f"Keras {layer.name} ({attribute} {getattr(layer, attribute):g})")
             setattr(layer, attribute, 0.0)
     for name, module in torch_model.named_modules():
         if isinstance(module, nn.modules.dropout._DropoutNd) and module.p:
-            found.append(f"PyTorch {name} (p {module.p:g})")
+            torch_found.append(f"PyTorch {name} (p {module.p:g})")
             module.p = 0.0
-    if not found:
+    if not keras_found + torch_found:
         return ["dropout: none in either model"]
-    return [f"dropout switched off for the comparison: {', '.join(found)}"]
+    notes = [f"dropout switched off for the comparison: {', '.join(keras_found + torch_found)}"]
+    if keras_found and not torch_found:
+        notes.append("the generated model has no dropout (the inference graph it comes from "
+                     "has none): fine-tuning it runs without; add nn.Dropout by hand to train "
+                     "as Keras does")
+    return notes
 
 
 def batch_norm_keys(keras_model, entries: list[ParamSource]) -> tuple[list, str]:

@@ -234,6 +234,7 @@ def test_train_on_a_keras_cnn_passes(keras_cnn, capsys):
     code, out, err = run_cli(capsys, "verify", path, out_dir, "--train")
     assert code == 0, out + err
     assert "dropout switched off for the comparison: Keras dropout (rate 0.5)" in out
+    assert "the generated model has no dropout" in out
     assert "BatchNorm statistics after one training step" in out
     for key in ("bn1.running_mean", "bn1.running_var", "bn2.running_mean", "bn2.running_var"):
         assert key in out
