@@ -156,7 +156,7 @@ def select_parameters(entries: list[ParamSource], model, graph) -> tuple[list, l
                 continue
             by_value += 1
         if not _has_tensor(graph, entry.tensor):
-            skipped.append((entry.key, "its TF tensor is not in the graph"))
+            skipped.append((entry.key, "index.json's tensor is not in the TF graph"))
             continue
         compared.append(entry)
     if any(entry.legacy for entry in entries):
