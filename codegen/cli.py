@@ -117,6 +117,11 @@ def cmd_verify(args) -> int:
     from codegen.errors import MismatchError
     from codegen.verify import TFRunner, verify
 
+    if args.grad or args.train:
+        if args.per_layer or args.json:
+            raise UsageError("--per-layer/--json and --grad/--train are separate checks: run "
+                             "them one at a time")
+        return _verify_fine_tuning(args)
     if args.per_layer or args.json:
         from codegen.verify_layers import read_layers
 
@@ -160,6 +165,40 @@ def _verify_per_layer(args, runner, results) -> str:
     jump = report.first_jump
     return f"the error starts at {jump.module} (TF {jump.tf_tensor})" if jump else \
         "no single layer stands out in the per-layer table"
+
+
+def _verify_fine_tuning(args) -> int:
+    """verify --grad and/or --train: their tables, then one MismatchError for all problems."""
+    from codegen.errors import MismatchError
+
+    problems, passed = [], []
+    if args.train:
+        from codegen.verify_train import print_train_report, require_keras_file, verify_train
+
+        require_keras_file(Path(args.model))  # before the slow part
+    if args.grad:
+        from codegen.verify_grad import print_grad_report, verify_grad
+
+        report = verify_grad(Path(args.model), args.weights, Path(args.out_dir), seed=args.seed,
+                             float64=not args.no_float64)
+        print_grad_report(report, args.tolerance)
+        problems += [f"grad: {text}" for text in report.problems(args.tolerance)]
+        passed.append(f"gradients within {args.tolerance:g}" if report.noise_floor <= args.tolerance
+                      else f"gradients within the noise floor {report.noise_floor:.3g} (see above)")
+        if report.uncompared_parameters():
+            passed[-1] += (f", {len(report.uncompared_parameters())} parameters not compared "
+                           "(listed above)")
+    if args.train:
+        report = verify_train(Path(args.model), Path(args.out_dir), seed=args.seed,
+                              float64=not args.no_float64)
+        print_train_report(report, args.tolerance)
+        problems += [f"train: {text}" for text in report.failures(args.tolerance)]
+        passed.append(f"training mode within {args.tolerance:g}")
+    if problems:
+        raise MismatchError(f"fine-tuning would not start where TensorFlow does "
+                            f"(tolerance {args.tolerance:g}): {problems[0]}", details=problems)
+    print(f"ok: {'; '.join(passed)}")
+    return Exit.OK
 
 
 def cmd_convert(args) -> int:
@@ -306,6 +345,12 @@ def _verify_options(sub) -> None:
     sub.add_argument("--float64", action="store_true",
                      help="per-layer: also show how far TF float32 and ours are from our "
                           "float64 run (the whole-model lines always do, unless --no-float64)")
+    sub.add_argument("--grad", action="store_true",
+                     help="compare the gradients of sum(output * R) w.r.t. every input and "
+                          "parameter with tf.gradients (eval mode)")
+    sub.add_argument("--train", action="store_true",
+                     help="Keras files: one training-mode batch, outputs and BatchNorm "
+                          "running statistics against Keras")
     if not any(a.dest == "seed" for a in sub._actions):
         sub.add_argument("--seed", type=int, default=0, help="seed for the random inputs")
 

@@ -70,6 +70,16 @@ class TFRunner:
         return self.session.run(fetches, {f"{k}:0": v for k, v in feeds.items()})
 
 
+def read_io(out_dir: Path) -> dict:
+    """OUT_DIR/.codegen/io.json: the model's inputs and outputs, as `codegen build` saw them."""
+    io_path = Path(out_dir) / ".codegen" / "io.json"
+    try:
+        return json.loads(io_path.read_text())
+    except (OSError, ValueError):
+        raise InputError(f"{io_path}: missing or damaged; run 'codegen build' into "
+                         f"{out_dir} first") from None
+
+
 def random_inputs(io: dict, batch: int, seed: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     feeds = {}
@@ -90,12 +100,7 @@ def verify(model_path: Path, weights: Path | None, out_dir: Path, *, batches=(4,
     import torch
 
     out_dir = Path(out_dir)
-    io_path = out_dir / ".codegen" / "io.json"
-    try:
-        io = json.loads(io_path.read_text())
-    except (OSError, ValueError):
-        raise InputError(f"{io_path}: missing or damaged; run 'codegen build' into "
-                         f"{out_dir} first") from None
+    io = read_io(out_dir)
     module = import_generated(out_dir)  # before TensorFlow: a broken edit fails fast
     try:
         model = module.load_model(out_dir / "weights")
