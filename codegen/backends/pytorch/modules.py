@@ -288,11 +288,20 @@ def _base_name(cls: ModuleClass) -> str:
 
 
 def _difference(cls: ModuleClass, main: ModuleClass) -> str:
-    """A readable suffix: the first attribute whose statement differs from `main`'s."""
+    """A readable suffix saying what this variant does that `main` does not: `Projection`
+    (an extra convolution, e.g. a projection shortcut), `Downsample` (a stride or a strided
+    view where `main` has none), else the first attribute whose statement differs."""
     ours = {part[1] for part in cls.sig[0]}
     theirs = {part[:2]: part for part in main.sig[0]}
     missing = [part[1] for part in main.sig[0] if part[1] not in ours]
     extra = [part for part in cls.sig[0] if part[1] not in {key[1] for key in theirs}]
+    words = []
+    if any(part[0] == "layer" and "Conv" in part[3][1] for part in extra):
+        words.append("Projection")
+    if _strided(cls) and not _strided(main):
+        words.append("Downsample")
+    if words:
+        return "".join(words)
     if missing and not extra:
         return "Without" + class_name(missing[0])
     for part in extra + list(cls.sig[0]):
@@ -301,3 +310,13 @@ def _difference(cls: ModuleClass, main: ModuleClass) -> str:
             return class_name(part[1]) + SHORT_KIND.get(kind, "")
     return "Variant"
 
+
+def _strided(cls: ModuleClass) -> bool:
+    """Some layer of the class (or of a child) has a stride above 1, or it takes every
+    n-th pixel (`x[:, :, ::2, ::2]`)."""
+    plan = cls.instances[0]
+    if any(path[-1] == "stride" and value not in (1, (1, 1)) for path, value in plan.values.items()):
+        return True
+    return any(stmt.kind == "expr" and any(step not in (None, 1) for *_, step in
+                                           stmt.render.attrs.get("index", ()))
+               for stmt in plan.stmts)

@@ -85,7 +85,7 @@ class ClassRenderer:
             return str(self.macro(render.template, "init")(render.cls, args))
         child = self.planner.plans[id(item.scope)]
         args = [self.value(cls, plan, (*prefix, param)) for param in child.cls.params]
-        return f"{child.cls.name}({', '.join(args)})"
+        return f"{child.cls.name}({', '.join(_call_args(child.cls.params, args))})"
 
     def init_text(self, cls: ModuleClass, plan: Plan, stmt: Stmt) -> str:
         if stmt.kind != "seq":
@@ -185,6 +185,16 @@ class ClassRenderer:
         order = ["conv_bn", "same_pad", "PaddedConv2d", "Conv2dSame", "MaxPool2dSame",
                  "AvgPool2dSame", "LayerNorm2d", "Constant"]
         return [str(getattr(module, name)()) for name in order if name in needed]
+
+
+def _call_args(params: list[str], values: list[str]) -> list[str]:
+    """Leading channel counts by position, as timm writes `ConvBnAct(in_chs, out_chs, ...)`;
+    the rest by keyword, where a bare number would puzzle a reader (`stride=2`)."""
+    args, positional = [], True
+    for param, value in zip(params, values):
+        positional = positional and param.endswith(("channels", "features")) and len(args) < 2
+        args.append(value if positional else f"{param}={value}")
+    return args
 
 
 def _layer_cls(stmt: Stmt) -> str:

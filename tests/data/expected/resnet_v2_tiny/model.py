@@ -91,8 +91,12 @@ class BottleneckV2(nn.Module):
         super().__init__()
         self.preact = nn.BatchNorm2d(in_channels, eps=1e-05, momentum=0.003)
         self.shortcut = nn.Conv2d(in_channels, out_channels, kernel_size=1)
-        self.conv1 = ConvBNRelu(in_channels, conv1_out_channels, 1, 1, 0)
-        self.conv2 = ConvBNRelu(conv1_out_channels, conv1_out_channels, 3, 1, 1)
+        self.conv1 = ConvBNRelu(
+            in_channels, conv1_out_channels, kernel_size=1, stride=1, padding=0
+        )
+        self.conv2 = ConvBNRelu(
+            conv1_out_channels, conv1_out_channels, kernel_size=3, stride=1, padding=1
+        )
         self.conv3 = nn.Conv2d(conv1_out_channels, out_channels, kernel_size=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -108,8 +112,8 @@ class BottleneckV2WithoutShortcut(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.preact = nn.BatchNorm2d(32, eps=1e-05, momentum=0.003)
-        self.conv1 = ConvBNRelu(32, 8, 1, 1, 0)
-        self.conv2 = ConvBNRelu(8, 8, 3, 1, 1)
+        self.conv1 = ConvBNRelu(32, 8, kernel_size=1, stride=1, padding=0)
+        self.conv2 = ConvBNRelu(8, 8, kernel_size=3, stride=1, padding=1)
         self.conv3 = nn.Conv2d(8, 32, kernel_size=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -118,14 +122,14 @@ class BottleneckV2WithoutShortcut(nn.Module):
         return conv3
 
 
-class BottleneckV2Shortcut(nn.Module):
+class BottleneckV2Downsample(nn.Module):
     """TF scope resnet_v2_tiny/block1/unit_2."""
 
     def __init__(self) -> None:
         super().__init__()
         self.preact = nn.BatchNorm2d(16, eps=1e-05, momentum=0.003)
-        self.conv1 = ConvBNRelu(16, 4, 1, 1, 0)
-        self.conv2 = ConvBNRelu(4, 4, 3, 2, 1)
+        self.conv1 = ConvBNRelu(16, 4, kernel_size=1, stride=1, padding=0)
+        self.conv2 = ConvBNRelu(4, 4, kernel_size=3, stride=2, padding=1)
         self.conv3 = nn.Conv2d(4, 16, kernel_size=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -141,9 +145,11 @@ class ResnetV2Tiny(nn.Module):
         super().__init__()
         self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3)
         self.pool1 = nn.MaxPool2d(3, stride=2, padding=1)
-        self.block1 = nn.Sequential(BottleneckV2(64, 16, 4), BottleneckV2Shortcut())
+        self.block1 = nn.Sequential(
+            BottleneckV2(64, 16, conv1_out_channels=4), BottleneckV2Downsample()
+        )
         self.block2 = nn.Sequential(
-            BottleneckV2(16, 32, 8),
+            BottleneckV2(16, 32, conv1_out_channels=8),
             BottleneckV2WithoutShortcut(),
             BottleneckV2WithoutShortcut(),
         )
