@@ -90,8 +90,12 @@ class BottleneckV2(nn.Module):
     def __init__(self, in_channels, conv1_out_channels) -> None:
         super().__init__()
         self.preact = nn.BatchNorm2d(in_channels, eps=1e-05, momentum=0.003)
-        self.conv1 = ConvBNRelu(in_channels, conv1_out_channels, 1, 1, 0)
-        self.conv2 = ConvBNRelu(conv1_out_channels, conv1_out_channels, 3, 1, 1)
+        self.conv1 = ConvBNRelu(
+            in_channels, conv1_out_channels, kernel_size=1, stride=1, padding=0
+        )
+        self.conv2 = ConvBNRelu(
+            conv1_out_channels, conv1_out_channels, kernel_size=3, stride=1, padding=1
+        )
         self.conv3 = nn.Conv2d(conv1_out_channels, in_channels, kernel_size=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -100,15 +104,19 @@ class BottleneckV2(nn.Module):
         return conv3
 
 
-class BottleneckV2ShortcutConv(nn.Module):
+class BottleneckV2Projection(nn.Module):
     """TF scope resnet_v2_152/block*/unit_1 (4 instances)."""
 
     def __init__(self, in_channels, out_channels, conv1_out_channels) -> None:
         super().__init__()
         self.preact = nn.BatchNorm2d(in_channels, eps=1e-05, momentum=0.003)
         self.shortcut = nn.Conv2d(in_channels, out_channels, kernel_size=1)
-        self.conv1 = ConvBNRelu(in_channels, conv1_out_channels, 1, 1, 0)
-        self.conv2 = ConvBNRelu(conv1_out_channels, conv1_out_channels, 3, 1, 1)
+        self.conv1 = ConvBNRelu(
+            in_channels, conv1_out_channels, kernel_size=1, stride=1, padding=0
+        )
+        self.conv2 = ConvBNRelu(
+            conv1_out_channels, conv1_out_channels, kernel_size=3, stride=1, padding=1
+        )
         self.conv3 = nn.Conv2d(conv1_out_channels, out_channels, kernel_size=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -118,14 +126,18 @@ class BottleneckV2ShortcutConv(nn.Module):
         return shortcut
 
 
-class BottleneckV2Shortcut(nn.Module):
+class BottleneckV2Downsample(nn.Module):
     """TF scope resnet_v2_152/block*/unit_* (3 instances)."""
 
     def __init__(self, in_channels, conv1_out_channels) -> None:
         super().__init__()
         self.preact = nn.BatchNorm2d(in_channels, eps=1e-05, momentum=0.003)
-        self.conv1 = ConvBNRelu(in_channels, conv1_out_channels, 1, 1, 0)
-        self.conv2 = ConvBNRelu(conv1_out_channels, conv1_out_channels, 3, 2, 1)
+        self.conv1 = ConvBNRelu(
+            in_channels, conv1_out_channels, kernel_size=1, stride=1, padding=0
+        )
+        self.conv2 = ConvBNRelu(
+            conv1_out_channels, conv1_out_channels, kernel_size=3, stride=2, padding=1
+        )
         self.conv3 = nn.Conv2d(conv1_out_channels, in_channels, kernel_size=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -142,22 +154,22 @@ class ResnetV2152(nn.Module):
         self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3)
         self.pool1 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
         self.block1 = nn.Sequential(
-            BottleneckV2ShortcutConv(64, 256, 64),
+            BottleneckV2Projection(64, 256, conv1_out_channels=64),
             BottleneckV2(256, 64),
-            BottleneckV2Shortcut(256, 64),
+            BottleneckV2Downsample(256, 64),
         )
         self.block2 = nn.Sequential(
-            BottleneckV2ShortcutConv(256, 512, 128),
+            BottleneckV2Projection(256, 512, conv1_out_channels=128),
             *[BottleneckV2(512, 128) for _ in range(6)],
-            BottleneckV2Shortcut(512, 128),
+            BottleneckV2Downsample(512, 128),
         )
         self.block3 = nn.Sequential(
-            BottleneckV2ShortcutConv(512, 1024, 256),
+            BottleneckV2Projection(512, 1024, conv1_out_channels=256),
             *[BottleneckV2(1024, 256) for _ in range(34)],
-            BottleneckV2Shortcut(1024, 256),
+            BottleneckV2Downsample(1024, 256),
         )
         self.block4 = nn.Sequential(
-            BottleneckV2ShortcutConv(1024, 2048, 512),
+            BottleneckV2Projection(1024, 2048, conv1_out_channels=512),
             BottleneckV2(2048, 512),
             BottleneckV2(2048, 512),
         )
