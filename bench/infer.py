@@ -1,6 +1,7 @@
 """Time one inference engine on ResNet V2 152: python bench/infer.py ENGINE WORK_DIR RUNS.
 
-ENGINE is ours (the generated model.py via load_model()), ours_compiled (the same under
+ENGINE is ours (the generated model.py via load_model(): BatchNorms fused), ours_unfused
+(load_model(fused=False): the plain modules, as for fine-tuning), ours_compiled (the same under
 torch.compile with Inductor's freezing, an opt-in for inference), tf (a TF session on the
 checkpoint), onnx2torch (the model tf2onnx + onnx2torch make) or onnxruntime. Every engine
 gets the same input (batch 8, 224x224, seed 0), 2 threads, 3 warm-up runs, then RUNS timed
@@ -25,7 +26,7 @@ def nchw_input() -> np.ndarray:
     return np.random.default_rng(0).standard_normal((BATCH, 3, 224, 224)).astype(np.float32)
 
 
-def engine_ours(work: Path, compiled: bool = False):
+def engine_ours(work: Path, compiled: bool = False, fused: bool = True):
     import importlib.util
 
     import torch
@@ -34,7 +35,7 @@ def engine_ours(work: Path, compiled: bool = False):
     spec = importlib.util.spec_from_file_location("generated_model", work / "ours" / "model" / "model.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    model = module.load_model()
+    model = module.load_model() if fused else module.load_model(fused=False)
     if compiled:  # Inductor with frozen weights: inference only (the first warm-up run compiles)
         import torch._inductor.config
 
@@ -46,6 +47,10 @@ def engine_ours(work: Path, compiled: bool = False):
         with torch.inference_mode():
             return model(x).numpy()
     return run
+
+
+def engine_ours_unfused(work: Path):
+    return engine_ours(work, fused=False)
 
 
 def engine_ours_compiled(work: Path):

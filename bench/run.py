@@ -126,7 +126,7 @@ def convert_peers(work: Path, python: Path) -> list[Measurement]:
             run("onnx2torch", to_torch, env=env, log=out / "onnx2torch.log")]
 
 
-ENGINES = ("ours", "tf", "onnx2torch", "onnxruntime", "ours_compiled")
+ENGINES = ("ours", "ours_unfused", "tf", "onnx2torch", "onnxruntime", "ours_compiled")
 
 
 def time_inference(work: Path, python: Path, runs: int, rounds: int) -> list[dict]:
@@ -139,7 +139,8 @@ def time_inference(work: Path, python: Path, runs: int, rounds: int) -> list[dic
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "OMP_NUM_THREADS": "2"}
     for _ in range(rounds):
         for engine in ENGINES:
-            exe = sys.executable if engine in ("ours", "tf", "ours_compiled") else str(python)
+            exe = sys.executable if engine in ("ours", "ours_unfused", "tf", "ours_compiled") \
+                else str(python)
             done = subprocess.run([exe, str(BENCH / "infer.py"), engine, str(work), str(per_round)],
                                   env=env, check=False, capture_output=True, text=True)
             if done.returncode != 0:
@@ -189,7 +190,9 @@ def report(ours: list[Measurement], peers: list[Measurement], inference: list[di
         "| --- | ---: | ---: | ---: | ---: |",
     ]
     tf_time = next(r["median"] for r in inference if r["engine"] == "tf")
-    names = {"ours": "codegen model.py, load_model()", "tf": "TensorFlow session (checkpoint)",
+    names = {"ours": "codegen model.py, load_model() (BatchNorms fused)",
+             "ours_unfused": "codegen model.py, load_model(fused=False) (plain modules)",
+             "tf": "TensorFlow session (checkpoint)",
              "ours_compiled": "codegen model.py, torch.compile(freezing) (opt-in, inference only)",
              "onnx2torch": "onnx2torch model (eager)", "onnxruntime": "onnxruntime (CPU EP)"}
     for r in inference:

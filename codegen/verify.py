@@ -46,6 +46,17 @@ def import_generated(out_dir: Path):
     return module
 
 
+def load_weights(module, weights_dir: Path, *, fused: bool = True):
+    """`module.load_model(weights_dir)`; with fused=False every BatchNorm stays a module
+    (for gradients, training mode, per-layer hooks and float64 references). A model.py
+    without BatchNorms to fuse (or from before fuse()) has no `fused` parameter."""
+    import inspect
+
+    if not fused and "fused" in inspect.signature(module.load_model).parameters:
+        return module.load_model(weights_dir, fused=False)
+    return module.load_model(weights_dir)
+
+
 class TFRunner:
     """Runs a .meta + checkpoint, a frozen .pb, a SavedModel or a Keras file in a TF1 session."""
 
@@ -103,7 +114,8 @@ def verify(model_path: Path, weights: Path | None, out_dir: Path, *, batches=(4,
     io = read_io(out_dir)
     module = import_generated(out_dir)  # before TensorFlow: a broken edit fails fast
     try:
-        model = module.load_model(out_dir / "weights")
+        model = load_weights(module, out_dir / "weights")
+        model64 = load_weights(module, out_dir / "weights", fused=False).double() if float64 else None
     except Exception as exc:  # noqa: BLE001 - the user's (possibly edited) code
         raise InputError(f"{out_dir / 'model.py'}: load_model() failed ({type(exc).__name__}: "
                          f"{str(exc).strip()[:150]}); fix your edits or rebuild with --force") from None
@@ -115,8 +127,7 @@ def verify(model_path: Path, weights: Path | None, out_dir: Path, *, batches=(4,
         inputs = [torch.from_numpy(_to_nchw(feeds[s["tf_name"]], s["nchw"])) for s in io["inputs"]]
         with torch.no_grad():
             ours = _as_list(model(*inputs))
-            ours64 = _as_list(model.double()(*[t.double() for t in inputs])) if float64 else None
-            model.float()
+            ours64 = _as_list(model64(*[t.double() for t in inputs])) if float64 else None
         for index, spec in enumerate(io["outputs"]):
             tf_out, pt_out = expected[index], ours[index].numpy()
             comparison = Comparison(batch, spec["tf_name"], tuple(pt_out.shape),

@@ -32,6 +32,7 @@ from codegen.verify import (
     _relative,
     _to_nchw,
     import_generated,
+    load_weights,
     random_inputs,
     read_io,
 )
@@ -109,7 +110,7 @@ def verify_grad(model_path: Path, weights: Path | None, out_dir: Path, *, batch:
     io = read_io(out_dir)
     entries = read_index(out_dir)
     module = import_generated(out_dir)
-    model = module.load_model(out_dir / "weights").eval()
+    model = load_weights(module, out_dir / "weights", fused=False).eval()
     parameters = dict(model.named_parameters())
     runner = runner or TFRunner(Path(model_path), weights)
     feeds = random_inputs(io, batch, seed)
@@ -132,7 +133,7 @@ def verify_grad(model_path: Path, weights: Path | None, out_dir: Path, *, batch:
     ours, our_grads = _torch_gradients(model, io, feeds, multipliers)
     exact = moved = None
     if float64:
-        model64 = module.load_model(out_dir / "weights").double().eval()
+        model64 = load_weights(module, out_dir / "weights", fused=False).double().eval()
         exact = _torch_gradients(model64, io, feeds, multipliers)[1]
         model64.zero_grad(set_to_none=True)
         moved = _torch_gradients(model64, io, feeds, multipliers, noise=KINK_NOISE)[1]

@@ -21,7 +21,14 @@ import numpy as np
 
 from codegen.errors import InputError
 from codegen.progress import progress_bar
-from codegen.verify import TFRunner, _as_list, _to_nchw, import_generated, random_inputs
+from codegen.verify import (
+    TFRunner,
+    _as_list,
+    _to_nchw,
+    import_generated,
+    load_weights,
+    random_inputs,
+)
 
 JUMP = 10.0
 
@@ -74,7 +81,7 @@ def verify_layers(model_path: Path, weights: Path | None, out_dir: Path, *, batc
     outputs = [{"module": "(output)", "tf_tensor": f"{spec['tf_name']}:0", "nchw": False}
                for spec in io["outputs"]]
     feeds = random_inputs(io, batch, seed)
-    model = import_generated(out_dir).load_model(Path(out_dir) / "weights")
+    model = load_weights(import_generated(out_dir), Path(out_dir) / "weights", fused=False)
     inputs = [torch.from_numpy(_to_nchw(feeds[s["tf_name"]], s["nchw"])) for s in io["inputs"]]
     steps = ["TensorFlow", "PyTorch float32"] + (["PyTorch float64"] if float64 else [])
     results = {}

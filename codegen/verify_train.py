@@ -29,7 +29,15 @@ import numpy as np
 
 from codegen.errors import InputError
 from codegen.param_map import ParamSource, keras_variable_keys, read_index
-from codegen.verify import _as_list, _relative, _to_nchw, import_generated, random_inputs, read_io
+from codegen.verify import (
+    _as_list,
+    _relative,
+    _to_nchw,
+    import_generated,
+    load_weights,
+    random_inputs,
+    read_io,
+)
 
 DROPOUT_ATTRIBUTES = {"Dropout": "rate", "SpatialDropout1D": "rate", "SpatialDropout2D": "rate",
                       "SpatialDropout3D": "rate", "GaussianDropout": "rate",
@@ -151,7 +159,7 @@ def verify_train(model_path: Path, out_dir: Path, *, batch: int = 4, seed: int =
     io, entries = read_io(out_dir), read_index(out_dir)
     keras_model = load_keras(model_path)
     module = import_generated(out_dir)
-    model = module.load_model(out_dir / "weights")
+    model = load_weights(module, out_dir / "weights", fused=False)
     notes = switch_off_dropout(keras_model, model)
     pairs, how = batch_norm_keys(keras_model, entries)
     notes.append(f"BatchNorm statistics matched to Keras variables by {how}")
@@ -164,7 +172,7 @@ def verify_train(model_path: Path, out_dir: Path, *, batch: int = 4, seed: int =
     ours, buffers, counts = _train_step(model, pairs, inputs)
     exact = None
     if float64:
-        model64 = module.load_model(out_dir / "weights").double()
+        model64 = load_weights(module, out_dir / "weights", fused=False).double()
         switch_off_dropout(keras_model, model64)
         exact = _train_step(model64, pairs, [t.double() for t in inputs])
     report = TrainReport([], [], notes)

@@ -91,9 +91,9 @@ def test_default_inference_is_as_precise_as_tensorflow(deep_build) -> None:
     runner, io, model_dir = deep_build
     module = import_generated(model_dir)
     source = (model_dir / "model.py").read_text()
-    assert "conv_bn(self." in source and " += " in source  # the measures under test are used
-    model32 = module.load_model()  # what a user gets: folded BatchNorm, channels-last weights
-    model64 = module.load_model(channels_last=False).double()
+    assert "conv_bn_pairs" in source and " += " in source  # the measures under test are used
+    model32 = module.load_model()  # what a user gets: fused BatchNorm, channels-last weights
+    model64 = module.load_model(channels_last=False, fused=False).double()
     tf_distance, our_distance = distances(runner, io, model32, model64)
     print(f"\nfloat64 distance (relative RMS): TF {tf_distance:.3g}, ours {our_distance:.3g}", end="")
     assert 1e-8 < tf_distance < 1e-4  # float32 round-off, not a conversion error
@@ -104,18 +104,18 @@ def test_the_check_catches_a_small_precision_loss(deep_build) -> None:
     """Folded weights rounded to 20 mantissa bits (8x float32's rounding) must fail."""
     runner, io, model_dir = deep_build
     module = import_generated(model_dir)
-    fold_bn = module.fold_bn
+    fuse_conv_bn_eval = module.fuse_conv_bn_eval
 
-    def coarse_fold_bn(conv, norm):
-        weight, bias = fold_bn(conv, norm)
-        bits = weight.contiguous().view(torch.int32)
+    def coarse_fuse(conv, norm):
+        fused = fuse_conv_bn_eval(conv, norm)
+        bits = fused.weight.data.contiguous().view(torch.int32)
         bits = (bits + (1 << 2)) & ~((1 << 3) - 1)  # round off the last 3 mantissa bits
-        return bits.view(torch.float32).reshape(weight.shape), bias
+        fused.weight.data = bits.view(torch.float32).reshape(fused.weight.shape)
+        return fused
 
-    module.fold_bn = lambda conv, norm: (  # the float64 reference stays exact
-        fold_bn(conv, norm) if conv.weight.dtype == torch.float64 else coarse_fold_bn(conv, norm))
+    module.fuse_conv_bn_eval = coarse_fuse  # the float64 reference is not fused at all
     model32 = module.load_model()
-    model64 = module.load_model(channels_last=False).double()
+    model64 = module.load_model(channels_last=False, fused=False).double()
     tf_distance, our_distance = distances(runner, io, model32, model64)
     print(f"\n20-bit folded weights: TF {tf_distance:.3g}, ours {our_distance:.3g}", end="")
     assert our_distance > MARGIN * tf_distance, (our_distance, tf_distance)

@@ -329,7 +329,7 @@ def test_one_sgd_step_on_a_keras_cnn(keras_cnn, training):
 
     path, out_dir = keras_cnn
     keras_model = load_keras(path)
-    model = import_generated(out_dir).load_model(out_dir / "weights")
+    model = import_generated(out_dir).load_model(out_dir / "weights", fused=False)
     switch_off_dropout(keras_model, model)
     io = read_io(out_dir)
     feeds = random_inputs(io, 4, seed=2)

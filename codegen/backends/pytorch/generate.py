@@ -48,6 +48,7 @@ def generate(graph: Graph, *, templates: Path | None = None) -> Generated:
         uses_math=any("math." in h for h in helpers),
         classes=texts,
         model_class=root_plan.cls.name,
+        fusable=renderer.fusable,
     )
     state = _state(planner, root_plan)
     layers = _layers(planner, root_plan)

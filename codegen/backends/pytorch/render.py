@@ -69,6 +69,7 @@ class ClassRenderer:
         self.env = env
         self.planner = planner
         self.helpers: set[str] = set()
+        self.fusable = False  # some class has a BatchNorm right after a convolution
 
     def macro(self, template: str, name: str):
         return getattr(self.env.get_template(template).module, name)
@@ -107,7 +108,6 @@ class ClassRenderer:
         uses = Counter(ref for stmt in plan.stmts for ref in stmt.inputs) + Counter(scope.outputs)
         returned_once = {ref for ref in scope.outputs if uses[ref] == 1} if len(scope.outputs) == 1 else set()
         lines = []
-        convs: dict[str, tuple[str, str]] = {}  # inlined nn.Conv2d output -> (attr, input)
         fresh: set[str] = set()  # values that are new tensors no one else holds
         producers = {ref: stmt for stmt in plan.stmts for ref in stmt.outputs}
         for stmt in plan.stmts:
@@ -128,15 +128,9 @@ class ClassRenderer:
                                   plan=plan)
             if _fresh_output(stmt):
                 fresh.update(stmt.outputs)
-            if _layer_cls(stmt) == "nn.BatchNorm2d" and stmt.inputs[0] in convs:
-                conv, conv_input = convs[stmt.inputs[0]]  # fold the BatchNorm in eval mode
-                text = f"conv_bn(self.{conv}, self.{stmt.attr}, {conv_input})"
-                self.helpers.add("conv_bn")
             single = len(stmt.outputs) == 1 and uses[stmt.outputs[0]] == 1
             if single and (stmt.outputs[0] in returned_once or self.inlinable(stmt, text)):
                 values[stmt.outputs[0]] = text
-                if _layer_cls(stmt) == "nn.Conv2d":
-                    convs[stmt.outputs[0]] = (stmt.attr, values[stmt.inputs[0]])
                 continue
             targets = [names.create(identifier(stmt.attr)) for _ in stmt.outputs]
             lines.append(f"{', '.join(targets)} = {text}")
@@ -172,9 +166,11 @@ class ClassRenderer:
         args, lines, result = self.forward(plan, arg_names)
         outputs = len(plan.scope.outputs)
         returns = "torch.Tensor" if outputs == 1 else f"tuple[{', '.join(['torch.Tensor'] * outputs)}]"
+        pairs = tuple(conv_bn_pairs(plan))
+        self.fusable = self.fusable or bool(pairs)
         return self.env.get_template("module.py.jinja").render(
             name=cls.name, doc=doc, params=cls.params, inits=inits, args=args,
-            lines=lines, result=result, returns=returns,
+            lines=lines, result=result, returns=returns, pairs=pairs,
         )
 
     def helper_texts(self) -> list[str]:
@@ -182,7 +178,7 @@ class ClassRenderer:
         for helper in list(needed):
             needed.update(HELPER_DEPENDENCIES.get(helper, ()))
         module = self.env.get_template("helpers.py.jinja").module
-        order = ["conv_bn", "same_pad", "PaddedConv2d", "Conv2dSame", "MaxPool2dSame",
+        order = ["same_pad", "PaddedConv2d", "Conv2dSame", "MaxPool2dSame",
                  "AvgPool2dSame", "LayerNorm2d", "Constant"]
         return [str(getattr(module, name)()) for name in order if name in needed]
 
@@ -195,6 +191,26 @@ def _call_args(params: list[str], values: list[str]) -> list[str]:
         positional = positional and param.endswith(("channels", "features")) and len(args) < 2
         args.append(value if positional else f"{param}={value}")
     return args
+
+
+CONVOLUTIONS = {"nn.Conv2d", "PaddedConv2d", "Conv2dSame"}
+
+
+def conv_bn_pairs(plan: Plan) -> list[tuple[str, str]]:
+    """(conv, norm) attributes where the BatchNorm reads the convolution's output and
+    nothing else does: `fuse()` may fold the one into the other for inference. Layers
+    called more than once (shared weights) are left apart."""
+    counts = Counter(stmt.attr for stmt in plan.stmts if stmt.kind == "layer")
+    uses = Counter(ref for stmt in plan.stmts for ref in stmt.inputs) + Counter(plan.scope.outputs)
+    producers = {ref: stmt for stmt in plan.stmts for ref in stmt.outputs}
+    pairs = []
+    for stmt in plan.stmts:
+        conv = producers.get(stmt.inputs[0]) if stmt.inputs else None
+        if (_layer_cls(stmt) == "nn.BatchNorm2d" and conv is not None
+                and _layer_cls(conv) in CONVOLUTIONS and uses[stmt.inputs[0]] == 1
+                and counts[stmt.attr] == counts[conv.attr] == 1):
+            pairs.append((conv.attr, stmt.attr))
+    return pairs
 
 
 def _layer_cls(stmt: Stmt) -> str:

@@ -28,6 +28,9 @@ PASSTHROUGH_OPS = {"Identity", "IdentityN", "StopGradient", "Snapshot", "Prevent
                    "CheckNumerics"}
 STATEFUL_SOURCES = {"Placeholder", "PlaceholderWithDefault", *VARIABLE_OPS}
 RANDOM_OPS = {"RandomUniform", "RandomStandardNormal", "TruncatedNormal"}
+# TF1 loops (a cycle Enter -> Merge -> Switch -> NextIteration -> Merge, left by Exit) and TF2's
+LOOP_OPS = {"Enter", "Exit", "Merge", "Switch", "NextIteration", "LoopCond", "While",
+            "StatelessWhile"}
 
 
 def find_ops(model: TFModel, names: list[str]) -> list[Any]:
@@ -65,19 +68,24 @@ class Converter:
 
     # -- classification ------------------------------------------------------------
     def kind(self, tensor) -> str:
-        """'input', 'weight', 'constant' or 'compute' (memoised, iterative)."""
-        stack = [tensor.op]
+        """'input', 'weight', 'constant' or 'compute' (memoised, iterative). An op on a
+        cycle (a TF1 while loop: Merge <- NextIteration) is 'compute': the walk never loops."""
+        stack, walking = [tensor.op], {tensor.op.name}
         while stack:
             op = stack[-1]
             if op.name in self._kinds:
-                stack.pop()
+                walking.discard(stack.pop().name)
                 continue
             pending = [t.op for t in op.inputs if t.op.name not in self._kinds]
-            if op.type in STATEFUL_SOURCES or op.type == "Const" or not pending:
+            if any(p.name in walking for p in pending):
+                self._kinds[op.name] = "compute"
+            elif op.type in STATEFUL_SOURCES or op.type == "Const" or not pending:
                 self._kinds[op.name] = self._classify(op)
-                stack.pop()
             else:
                 stack.extend(pending)
+                walking.update(p.name for p in pending)
+                continue
+            walking.discard(stack.pop().name)
         return self._kinds[tensor.op.name]
 
     def _classify(self, op) -> str:
@@ -113,6 +121,14 @@ class Converter:
                     stack.append(tensor.op)
                 elif self.kind(tensor) == "input":
                     self._add_input(tensor.op)
+        loops = sorted({op.get_attr("frame_name").decode() if op.type == "Enter" else op.name
+                        for op in needed.values() if op.type in ("Enter", "While", "StatelessWhile")})
+        if loops or any(op.type in LOOP_OPS for op in needed.values()):
+            raise UnsupportedOpsError(
+                f"{self.model.model_path}: the outputs need {len(loops) or 'a'} while loop(s) "
+                f"that codegen does not recognise as a layer: {', '.join(loops) or 'While'}; "
+                "nothing was written: pick an earlier --dst-node ('codegen inspect' lists "
+                "candidates)", details=[f"while loop {name!r}" for name in loops])
         return _toposort(list(needed.values()), order)
 
     def _add_input(self, op) -> None:
