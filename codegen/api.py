@@ -63,9 +63,10 @@ def convert(model: str | Path, output: str | Path, *, weights: str | Path | None
     otherwise. With `verify=True` TensorFlow and the generated model are compared; read
     `report.worst_error`.
     """
-    from codegen.dump import dump
-    from codegen.frontends.tensorflow import keras_zoo, zoo
     from codegen.frontends.tensorflow.to_ir import to_ir
+    from codegen.tools.dump import dump
+    from codegen.zoo import keras_apps as keras_zoo
+    from codegen.zoo import slim as zoo
 
     out = Path(output)
     model_path, weights_path = Path(model), _path(weights)

@@ -29,7 +29,8 @@ def _say(args, message: str) -> None:
 
 # -- commands ---------------------------------------------------------------------------------
 def cmd_extract(args) -> int:
-    from codegen.frontends.tensorflow import keras_zoo, zoo
+    from codegen.zoo import keras_apps as keras_zoo
+    from codegen.zoo import slim as zoo
 
     if args.name in keras_zoo.KERAS_ZOO:
         return _extract_keras(args)
@@ -41,7 +42,7 @@ def cmd_extract(args) -> int:
 
 def _extract_keras(args) -> int:
     """A Keras application with random weights, as NAME.keras and the SavedModel NAME/."""
-    from codegen.frontends.tensorflow import keras_zoo
+    from codegen.zoo import keras_apps as keras_zoo
 
     if not args.random_weights:
         raise UsageError(f"{args.name}: Keras applications are built here with --random-weights "
@@ -54,7 +55,7 @@ def _extract_keras(args) -> int:
 
 
 def cmd_inspect(args) -> int:
-    from codegen.inspection import (
+    from codegen.tools.inspection import (
         inspect_model,
         load_source,
         picture_ops,
@@ -64,14 +65,14 @@ def cmd_inspect(args) -> int:
 
     model = Path(args.model)
     if args.svg:
-        from codegen.picture import check_options
+        from codegen.tools.picture import check_options
 
         check_options(args.svg, args.depth)  # before the slow part
     source = load_source(model, args.weights)
     report = inspect_model(model, args.weights, source)
     print_report(report, as_json=args.json)
     if args.svg:
-        from codegen.picture import write_picture
+        from codegen.tools.picture import write_picture
 
         boxes = write_picture(picture_ops(source), args.svg, args.depth, title=model.name)
         _say(args, f"wrote {args.svg}: {boxes} boxes")
@@ -106,7 +107,7 @@ def cmd_build(args) -> int:
 
 
 def cmd_dump(args) -> int:
-    from codegen.dump import dump
+    from codegen.tools.dump import dump
 
     count = dump(Path(args.out_dir), Path(args.output), quiet=args.quiet)
     _say(args, f"wrote {args.output}: {count} tensors")
@@ -123,7 +124,7 @@ def cmd_verify(args) -> int:
                              "them one at a time")
         return _verify_fine_tuning(args)
     if args.per_layer or args.json:
-        from codegen.verify_layers import read_layers
+        from codegen.verify.layers import read_layers
 
         read_layers(Path(args.out_dir))  # fail before the slow part if the map is missing
     runner = TFRunner(Path(args.model), args.weights)
@@ -152,7 +153,7 @@ def _verify_per_layer(args, runner, results) -> str:
     import json
     from dataclasses import asdict
 
-    from codegen.verify_layers import print_layers, verify_layers
+    from codegen.verify.layers import print_layers, verify_layers
 
     report = verify_layers(Path(args.model), args.weights, Path(args.out_dir), seed=args.seed,
                            float64=args.float64, tolerance=args.tolerance, runner=runner,
@@ -173,11 +174,11 @@ def _verify_fine_tuning(args) -> int:
 
     problems, passed = [], []
     if args.train:
-        from codegen.verify_train import print_train_report, require_keras_file, verify_train
+        from codegen.verify.train import print_train_report, require_keras_file, verify_train
 
         require_keras_file(Path(args.model))  # before the slow part
     if args.grad:
-        from codegen.verify_grad import print_grad_report, verify_grad
+        from codegen.verify.grad import print_grad_report, verify_grad
 
         report = verify_grad(Path(args.model), args.weights, Path(args.out_dir), seed=args.seed,
                              float64=not args.no_float64)

@@ -68,7 +68,7 @@ def codegen(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory) -> Path:
     """imagenet-style checkpoint of the tiny ResNet V2 at 33x33 (odd: SAME pads both sides)."""
-    from codegen.frontends.tensorflow.zoo import write_checkpoint
+    from codegen.zoo.slim import write_checkpoint
 
     prefix = tmp_path_factory.mktemp("tiny") / "tiny.ckpt"
     return write_checkpoint(tiny_resnet_v2, prefix, image_size=33, seed=1)
@@ -95,6 +95,19 @@ def load_generated(model_dir: Path):
     from codegen.verify import import_generated
 
     return import_generated(model_dir)
+
+
+def copy_with_scaled_channel(model_dir: Path, target: Path, key: str, channel: int,
+                             factor: float) -> Path:
+    """A copy of a generated model folder with one output channel of weight `key` scaled:
+    a wrong weight that a check must find."""
+    import shutil
+
+    shutil.copytree(model_dir, target)
+    kernel = np.load(target / "weights" / f"{key}.npy")
+    kernel[channel] *= factor
+    np.save(target / "weights" / f"{key}.npy", kernel)
+    return target
 
 
 def relative_error(ours: np.ndarray, reference: np.ndarray) -> float:

@@ -16,7 +16,7 @@ import pytest
 import torch
 from conftest import check_export_and_compile, codegen, load_generated
 
-from codegen.frontends.tensorflow import zoo
+from codegen.zoo import slim as zoo
 
 
 def test_tiny_model_exports_and_compiles(tiny_build):

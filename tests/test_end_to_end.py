@@ -134,8 +134,8 @@ def test_build_does_not_import_tensorflow(tiny_build, tmp_path):
 def test_a_training_graph_converts_to_an_eval_model(tiny_checkpoint, tmp_path):
     """is_training=True: batch norm on batch statistics in TF; the generated model uses the
     moving statistics, i.e. it matches the same weights' inference graph."""
-    from codegen.frontends.tensorflow.calibrate import build_graph
     from codegen.frontends.tensorflow.compat import import_tf
+    from codegen.zoo.calibrate import build_graph
 
     tf = import_tf()
     graph, _, _ = build_graph(tiny_resnet_v2, 33, is_training=True)

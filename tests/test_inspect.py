@@ -125,7 +125,7 @@ def test_tensorboard_needs_a_tf_model(tiny_build, tmp_path):
 
 @pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz is not installed")
 def test_names_are_drawn_literally(tmp_path):
-    from codegen.picture import Op, write_picture
+    from codegen.tools.picture import Op, write_picture
 
     ops = [Op('in"put', "Input", [], [None, 3]),
            Op('a\\b/x"y/c', "relu", ['in"put'], [None, 3]),

@@ -187,7 +187,7 @@ def test_damaged_weight_loads_or_fails_cleanly(small_ir, tmp_path_factory, data)
 @given(data=st.data())
 def test_mutated_weights_index_dumps_or_fails_cleanly(tiny_build, tmp_path_factory, data):
     """`codegen dump` reads OUT_DIR/weights/index.json: a damaged one is a clean error."""
-    from codegen.dump import dump
+    from codegen.tools.dump import dump
 
     source = tiny_build / "model"
     out = tmp_path_factory.mktemp("dump")

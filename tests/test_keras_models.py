@@ -16,9 +16,9 @@ import torch
 from conftest import check_export_and_compile
 
 from codegen.backends.pytorch.build import build
-from codegen.frontends.tensorflow import keras_zoo
 from codegen.frontends.tensorflow.to_ir import to_ir
 from codegen.verify import import_generated, verify
+from codegen.zoo import keras_apps as keras_zoo
 
 pytestmark = pytest.mark.zoo
 

@@ -17,9 +17,9 @@ import torch
 
 from codegen.backends.pytorch.build import build
 from codegen.frontends.tensorflow.compat import import_tf
-from codegen.frontends.tensorflow.keras_zoo import calibrate_batch_norm, save_keras_model
 from codegen.frontends.tensorflow.to_ir import to_ir
 from codegen.verify import import_generated, verify
+from codegen.zoo.keras_apps import calibrate_batch_norm, save_keras_model
 
 SIZE = 24
 

@@ -20,9 +20,9 @@ import torch
 
 from codegen.backends.pytorch.build import build
 from codegen.frontends.tensorflow.compat import import_tf
-from codegen.frontends.tensorflow.keras_zoo import calibrate_batch_norm, save_keras_model
 from codegen.frontends.tensorflow.to_ir import to_ir
 from codegen.verify import TFRunner, _to_nchw, import_generated, random_inputs
+from codegen.zoo.keras_apps import calibrate_batch_norm, save_keras_model
 
 SIZE, WIDTH, BLOCKS = 16, 32, 12
 BATCHES, BATCH = 4, 8

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from codegen.pth import ALIGNMENT, NpyTensor, write_state_dict
+from codegen.tools.pth import ALIGNMENT, NpyTensor, write_state_dict
 
 ARRAYS = {
     "conv.weight": np.random.default_rng(0).standard_normal((4, 3, 2, 2)).astype(np.float32),

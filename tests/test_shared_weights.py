@@ -101,7 +101,7 @@ def keras_siamese():
 
 @pytest.fixture(scope="module")
 def siamese(tmp_path_factory):
-    from codegen.frontends.tensorflow import keras_zoo
+    from codegen.zoo import keras_apps as keras_zoo
 
     folder = tmp_path_factory.mktemp("siamese")
     model = keras_siamese()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from codegen.support import BEGIN, END, op_table
+from codegen.tools.support import BEGIN, END, op_table
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -13,7 +13,7 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 def test_readme_op_table_is_current() -> None:
     text = README.read_text()
     table = re.search(re.escape(BEGIN) + "\n(.*?)" + re.escape(END), text, re.DOTALL).group(1)
-    assert table == op_table(), "run: python -m codegen.support --update README.md"
+    assert table == op_table(), "run: python -m codegen.tools.support --update README.md"
 
 
 def test_every_registered_op_has_a_catalogue_entry_and_a_renderer() -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import codegen
+from conftest import codegen, copy_with_scaled_channel
 
 from codegen.cli import main as cli_main
 
@@ -33,7 +33,7 @@ def small_cnn():
     one batch gives (mean + 0.3, variance x 2), so a missed or mis-weighted BatchNorm
     update in training mode shows."""
     from codegen.frontends.tensorflow.compat import import_tf
-    from codegen.frontends.tensorflow.keras_zoo import calibrate_batch_norm
+    from codegen.zoo.keras_apps import calibrate_batch_norm
 
     import_tf()
     import keras
@@ -86,12 +86,9 @@ def test_grad_on_the_tiny_resnet_passes(tiny_checkpoint, tiny_build):
 
 
 def test_grad_names_a_corrupted_weight(tiny_checkpoint, tiny_build, tmp_path, capsys):
-    broken = tmp_path / "model"
-    shutil.copytree(tiny_build / "model", broken)
     key = "block2.1.conv2.conv.weight"
-    kernel = np.load(broken / "weights" / f"{key}.npy")
-    kernel[3] *= 1.2  # one output channel of one conv
-    np.save(broken / "weights" / f"{key}.npy", kernel)
+    broken = copy_with_scaled_channel(tiny_build / "model", tmp_path / "model", key,
+                                      channel=3, factor=1.2)
     code, out, err = run_cli(capsys, "verify", f"{tiny_checkpoint}.meta", broken, "--grad")
     assert code == 8, out + err
     assert f"first over the limit in graph order: {key} (TF " in out
@@ -126,7 +123,7 @@ def test_grad_catches_what_only_the_backward_gets_wrong(tiny_checkpoint, tiny_bu
 
 def test_grad_figures_see_the_corruption(tiny_checkpoint, tiny_build, tmp_path):
     """Not only the value column: the gradients upstream of the broken conv differ too."""
-    from codegen.verify_grad import verify_grad
+    from codegen.verify.grad import verify_grad
 
     broken = tmp_path / "model"
     shutil.copytree(tiny_build / "model", broken)
@@ -153,8 +150,8 @@ def test_grad_on_the_keras_savedmodel_passes(keras_cnn, tmp_path):
     """The same CNN exported as a SavedModel: its weights are Consts named `unknown_N`."""
     from codegen.backends.pytorch.build import build
     from codegen.frontends.tensorflow.to_ir import to_ir
-    from codegen.verify_grad import verify_grad
-    from codegen.verify_train import load_keras
+    from codegen.verify.grad import verify_grad
+    from codegen.verify.train import load_keras
 
     path, _ = keras_cnn
     load_keras(path).export(str(tmp_path / "saved"), verbose=False)
@@ -166,7 +163,7 @@ def test_grad_on_the_keras_savedmodel_passes(keras_cnn, tmp_path):
 
 
 def test_untied_parameters_are_reported():
-    from codegen.param_map import ParamSource, untied
+    from codegen.verify.param_map import ParamSource, untied
 
     entries = [ParamSource(key, tensor, "", [], "", False) for key, tensor in
                (("fc.weight", "fc/weights:0"), ("fc_2.weight", "fc/weights:0"),
@@ -178,7 +175,7 @@ def test_untied_parameters_are_reported():
 def test_keras_variables_are_matched_by_source_else_by_unique_content():
     from types import SimpleNamespace
 
-    from codegen.param_map import ParamSource, array_sha256, keras_variable_keys
+    from codegen.verify.param_map import ParamSource, array_sha256, keras_variable_keys
 
     def variable(path, value):
         return SimpleNamespace(path=path, numpy=lambda: np.asarray(value, np.float32))
@@ -207,7 +204,7 @@ def test_index_json_with_source_tensor_and_transforms(tiny_checkpoint, tiny_buil
     transforms are not a pure layout change is listed as not compared."""
     import ast
 
-    from codegen.verify_grad import verify_grad
+    from codegen.verify.grad import verify_grad
 
     model = tmp_path / "model"
     shutil.copytree(tiny_build / "model", model)
@@ -243,7 +240,7 @@ def test_train_on_a_keras_cnn_passes(keras_cnn, capsys):
 
 
 def test_train_figures(keras_cnn):
-    from codegen.verify_train import verify_train
+    from codegen.verify.train import verify_train
 
     path, out_dir = keras_cnn
     report = verify_train(path, out_dir)
@@ -261,7 +258,7 @@ def test_train_figures(keras_cnn):
 
 
 def test_train_reports_a_wrong_momentum(keras_cnn, tmp_path):
-    from codegen.verify_train import verify_train
+    from codegen.verify.train import verify_train
 
     path, out_dir = keras_cnn
     edited = tmp_path / "model"
@@ -276,7 +273,7 @@ def test_train_reports_a_wrong_momentum(keras_cnn, tmp_path):
 
 def test_train_without_a_mapping_is_one_clear_error(keras_cnn, tmp_path):
     from codegen.errors import InputError
-    from codegen.verify_train import verify_train
+    from codegen.verify.train import verify_train
 
     path, out_dir = keras_cnn
     old = tmp_path / "model"
@@ -304,8 +301,8 @@ def test_train_needs_the_keras_file(tiny_checkpoint, tiny_build, capsys):
 # -- one optimizer step -----------------------------------------------------------------------
 def test_one_sgd_step_on_the_tiny_resnet(tiny_checkpoint, tiny_build):
     """tf.gradients, w - 0.1 g in numpy, against torch.optim.SGD: every weight after it."""
-    from codegen.sgd_step import sgd_step
-    from codegen.verify_grad import verify_grad
+    from codegen.verify.grad import verify_grad
+    from codegen.verify.sgd_step import sgd_step
 
     report = verify_grad(Path(f"{tiny_checkpoint}.meta"), None, tiny_build / "model")
     moved = {key: np.abs(0.1 * grad).max() / np.abs(report.tf_values[key]).max()
@@ -322,10 +319,10 @@ def test_one_sgd_step_on_the_tiny_resnet(tiny_checkpoint, tiny_build):
 def test_one_sgd_step_on_a_keras_cnn(keras_cnn, training):
     """Keras' SGD optimizer against torch.optim.SGD, in eval mode and in training mode
     (BatchNorm on batch statistics), dropout off."""
-    from codegen.param_map import read_index
-    from codegen.sgd_step import keras_sgd_step
     from codegen.verify import import_generated, random_inputs, read_io
-    from codegen.verify_train import load_keras, switch_off_dropout
+    from codegen.verify.param_map import read_index
+    from codegen.verify.sgd_step import keras_sgd_step
+    from codegen.verify.train import load_keras, switch_off_dropout
 
     path, out_dir = keras_cnn
     keras_model = load_keras(path)

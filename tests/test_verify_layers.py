@@ -6,7 +6,7 @@ import json
 import shutil
 
 import numpy as np
-from conftest import codegen, read_json
+from conftest import codegen, copy_with_scaled_channel, read_json
 
 
 def test_per_layer_table_on_a_healthy_model(tiny_checkpoint, tiny_build, tmp_path):
@@ -33,12 +33,8 @@ def test_per_layer_table_on_a_healthy_model(tiny_checkpoint, tiny_build, tmp_pat
 
 
 def test_a_broken_weight_is_pinpointed(tiny_checkpoint, tiny_build, tmp_path):
-    broken = tmp_path / "model"
-    shutil.copytree(tiny_build / "model", broken)
-    key = "block2.1.conv2.conv.weight"
-    kernel = np.load(broken / "weights" / f"{key}.npy")
-    kernel[0] *= 1.5  # one output channel of one conv
-    np.save(broken / "weights" / f"{key}.npy", kernel)
+    broken = copy_with_scaled_channel(tiny_build / "model", tmp_path / "model",
+                                      "block2.1.conv2.conv.weight", channel=0, factor=1.5)
     table = tmp_path / "layers.json"
     result = codegen("verify", f"{tiny_checkpoint}.meta", broken, "--json", table)
     assert result.returncode == 8, result.stdout + result.stderr

@@ -15,15 +15,15 @@ import numpy as np
 import pytest
 
 from codegen.errors import InputError, NetworkError, UsageError
-from codegen.frontends.tensorflow import zoo
 from codegen.frontends.tensorflow.compat import import_slim, import_tf
+from codegen.zoo import slim as zoo
 
 tf = import_tf()
 slim = import_slim()
 from tf_slim.nets import resnet_v1, resnet_v2  # after import_slim: it needs the alias
 
-from codegen.frontends.tensorflow.calibrate import build_graph, random_value
-from codegen.frontends.tensorflow.residual import residual_branch_ends
+from codegen.zoo.calibrate import build_graph, random_value
+from codegen.zoo.residual import residual_branch_ends
 
 SIZE = 32
 FILES = (".meta", ".index", ".data-00000-of-00001")

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from codegen.param_map import ParamSource, keras_variable_keys, layout
 from codegen.verify import _as_list, _to_nchw
-from codegen.verify_train import keras_inputs
+from codegen.verify.param_map import ParamSource, keras_variable_keys, layout
+from codegen.verify.train import keras_inputs
 
 SCALE_FLOOR = 1e-2
 

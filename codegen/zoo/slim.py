@@ -26,8 +26,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from codegen.errors import InputError, NetworkError, OutputError, UsageError
-from codegen.frontends.tensorflow.calibrate import BuildFn, restore_checkpoint, write_checkpoint
 from codegen.frontends.tensorflow.compat import import_slim, import_tf
+from codegen.zoo.calibrate import BuildFn, restore_checkpoint, write_checkpoint
 
 __all__ = ["ZOO", "ZooEntry", "extract", "lookup", "write_checkpoint"]
 

@@ -25,7 +25,6 @@ from pathlib import Path
 
 import numpy as np
 
-from codegen.param_map import layout, read_index, select_parameters, untied
 from codegen.verify import (
     TFRunner,
     _as_list,
@@ -36,6 +35,7 @@ from codegen.verify import (
     random_inputs,
     read_io,
 )
+from codegen.verify.param_map import layout, read_index, select_parameters, untied
 
 SHOWN = 12  # rows of the table: the worst tensors
 # The inputs of the noise-floor run move by this much (relative): about the float32 error a

@@ -29,7 +29,7 @@ import numpy as np
 
 from codegen.errors import InputError, UsageError
 from codegen.frontends.tensorflow.compat import import_tf
-from codegen.frontends.tensorflow.residual import residual_branch_ends, variable_name
+from codegen.zoo.residual import residual_branch_ends, variable_name
 
 BuildFn = Callable[[Any, bool], Any]
 """build_fn(inputs, is_training) -> logits, rank 4 [N, 1, 1, C] or rank 2 [N, C]."""

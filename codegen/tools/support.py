@@ -1,5 +1,5 @@
 """The op support table (TF op -> IR op -> PyTorch) from the handler registry and the IR
-op catalogue, for the README: `python -m codegen.support` prints it, `--update FILE`
+op catalogue, for the README: `python -m codegen.tools.support` prints it, `--update FILE`
 rewrites the table between the markers in FILE (the README)."""
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from codegen.errors import InputError, OutputError
 from codegen.progress import progress_bar
-from codegen.pth import NpyTensor, write_state_dict
+from codegen.tools.pth import NpyTensor, write_state_dict
 
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$")  # a state_dict key, no path
 

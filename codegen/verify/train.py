@@ -28,7 +28,6 @@ from pathlib import Path
 import numpy as np
 
 from codegen.errors import InputError
-from codegen.param_map import ParamSource, keras_variable_keys, read_index
 from codegen.verify import (
     _as_list,
     _relative,
@@ -38,6 +37,7 @@ from codegen.verify import (
     random_inputs,
     read_io,
 )
+from codegen.verify.param_map import ParamSource, keras_variable_keys, read_index
 
 DROPOUT_ATTRIBUTES = {"Dropout": "rate", "SpatialDropout1D": "rate", "SpatialDropout2D": "rate",
                       "SpatialDropout3D": "rate", "GaussianDropout": "rate",

@@ -97,7 +97,7 @@ def inspect_ir(model: Path, graph) -> dict:
 
 
 def picture_ops(source) -> list:
-    from codegen.picture import ops_from_ir, ops_from_tf
+    from codegen.tools.picture import ops_from_ir, ops_from_tf
 
     if isinstance(source, Graph):
         return ops_from_ir(source)
