@@ -129,7 +129,8 @@ def cmd_verify(args) -> int:
         read_layers(Path(args.out_dir))  # fail before the slow part if the map is missing
     runner = TFRunner(Path(args.model), args.weights)
     results = verify(Path(args.model), args.weights, Path(args.out_dir), seed=args.seed,
-                     float64=not args.no_float64, runner=runner, quiet=args.quiet)
+                     float64=not args.no_float64, runner=runner, quiet=args.quiet,
+                     inputs=args.inputs)
     worst = 0.0
     for r in results:
         line = (f"batch {r.batch}: {r.output} {list(r.shape)}  max|PyTorch - TF| / max|TF| = "
@@ -352,6 +353,10 @@ def _verify_options(sub) -> None:
     sub.add_argument("--train", action="store_true",
                      help="Keras files: one training-mode batch, outputs and BatchNorm "
                           "running statistics against Keras")
+    sub.add_argument("--inputs", type=Path, metavar="FILE.npz",
+                     help="your own input arrays, one per input by its TF name (TF's layout), "
+                          "instead of random ones (integer inputs get token ids in range of "
+                          "their embedding table and masks with some padding)")
     if not any(a.dest == "seed" for a in sub._actions):
         sub.add_argument("--seed", type=int, default=0, help="seed for the random inputs")
 

@@ -192,3 +192,17 @@ def test_tied_output_projection_is_one_parameter(tmp_path):
     with torch.no_grad():
         ours = model(torch.from_numpy(ids)).numpy()
     assert relative_error(ours, expected) < 1e-6
+
+    # verify draws token ids in range of the table (not all zeros), or takes the user's own
+    io = json.loads((tmp_path / "model" / ".codegen" / "io.json").read_text())
+    assert io["inputs"][0]["ids_below"] == 20
+    from codegen.verify import random_inputs
+
+    drawn = random_inputs(io, 4, seed=0)["ids"]
+    assert drawn.min() >= 0 and drawn.max() < 20 and len(np.unique(drawn)) > 5
+    result = codegen("verify", meta, "--dst-node", "output", tmp_path / "model")
+    assert result.returncode == 0, result.stdout + result.stderr
+    np.savez(tmp_path / "ids.npz", ids=ids)
+    result = codegen("verify", meta, "--dst-node", "output", tmp_path / "model",
+                     "--inputs", tmp_path / "ids.npz")
+    assert result.returncode == 0 and "batch 3: output [3, 5, 20]" in result.stdout, result.stdout

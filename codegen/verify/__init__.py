@@ -101,13 +101,44 @@ def random_inputs(io: dict, batch: int, seed: int) -> dict[str, np.ndarray]:
         shape = [batch if i == 0 else size for i, size in enumerate(shape)]
         if None in shape:
             raise InputError(f"input {spec['tf_name']!r} has an unknown size {shape}")
-        feeds[spec["tf_name"]] = rng.uniform(-1, 1, size=shape).astype(spec["dtype"])
+        feeds[spec["tf_name"]] = _random_input(rng, spec, shape)
     return feeds
+
+
+def _random_input(rng: np.random.Generator, spec: dict, shape: list[int]) -> np.ndarray:
+    """Floats in [-1, 1]; token ids in range of the embedding table they index; any other
+    integer or bool input is taken for a mask: ones, with the last quarter of every second
+    row zero (padding), so a mask that is ignored or inverted shows."""
+    dtype = np.dtype(spec["dtype"])
+    if dtype.kind == "f":
+        return rng.uniform(-1, 1, size=shape).astype(dtype)
+    if "ids_below" in spec:
+        return rng.integers(0, spec["ids_below"], size=shape).astype(dtype)
+    mask = np.ones(shape, dtype)
+    if len(shape) >= 2 and shape[-1] > 1:
+        mask[1::2, ..., shape[-1] - max(1, shape[-1] // 4):] = 0
+    return mask
+
+
+def read_inputs(path: Path, io: dict) -> dict[str, np.ndarray]:
+    """`--inputs FILE.npz`: the user's own arrays, one per input (by its TF name), in TF's
+    layout (NHWC for images). Never unpickled."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in data.files}
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: not a readable .npz of plain arrays ({exc})") from None
+    names = [spec["tf_name"] for spec in io["inputs"]]
+    missing = [name for name in names if name not in arrays]
+    if missing:
+        raise InputError(f"{path}: no array for input(s) {', '.join(map(repr, missing))}; "
+                         f"the .npz needs one array per input: {', '.join(map(repr, names))}")
+    return {name: arrays[name].astype(spec["dtype"]) for name, spec in zip(names, io["inputs"])}
 
 
 def verify(model_path: Path, weights: Path | None, out_dir: Path, *, batches=(4, 1),
            seed: int = 0, float64: bool = True, runner: TFRunner | None = None,
-           quiet: bool = True) -> list[Comparison]:
+           quiet: bool = True, inputs: Path | None = None) -> list[Comparison]:
     import torch
 
     out_dir = Path(out_dir)
@@ -119,15 +150,19 @@ def verify(model_path: Path, weights: Path | None, out_dir: Path, *, batches=(4,
     except Exception as exc:  # noqa: BLE001 - the user's (possibly edited) code
         raise InputError(f"{out_dir / 'model.py'}: load_model() failed ({type(exc).__name__}: "
                          f"{str(exc).strip()[:150]}); fix your edits or rebuild with --force") from None
+    given = read_inputs(Path(inputs), io) if inputs is not None else None
+    if given:  # the user's arrays: one batch, of their size
+        batches = (len(next(iter(given.values()))),)
     runner = runner or TFRunner(Path(model_path), weights)
     results = []
     for batch in progress_bar(batches, "verify", quiet=quiet):
-        feeds = random_inputs(io, batch, seed + batch)
+        feeds = given or random_inputs(io, batch, seed + batch)
         expected = runner.run([o["tf_name"] for o in io["outputs"]], feeds)
-        inputs = [torch.from_numpy(_to_nchw(feeds[s["tf_name"]], s["nchw"])) for s in io["inputs"]]
+        tensors = [torch.from_numpy(_to_nchw(feeds[s["tf_name"]], s["nchw"])) for s in io["inputs"]]
         with torch.no_grad():
-            ours = _as_list(model(*inputs))
-            ours64 = _as_list(model64(*[t.double() for t in inputs])) if float64 else None
+            ours = _as_list(model(*tensors))
+            ours64 = _as_list(model64(*[t.double() if t.is_floating_point() else t
+                                        for t in tensors])) if float64 else None
         for index, spec in enumerate(io["outputs"]):
             tf_out, pt_out = expected[index], ours[index].numpy()
             comparison = Comparison(batch, spec["tf_name"], tuple(pt_out.shape),

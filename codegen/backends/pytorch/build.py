@@ -252,10 +252,19 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def _io(graph: Graph) -> dict:
-    """What verify needs: TF names and layouts of inputs and outputs."""
+    """What verify needs: TF names and layouts of inputs and outputs, and for integer
+    inputs that index an embedding table the table's size (realistic token ids)."""
+    inputs = []
+    for i in graph.inputs:
+        spec = {"name": i.name, "tf_name": i.tf_name or i.name, "shape": i.shape,
+                "dtype": i.dtype, "nchw": len(i.shape) == 4}
+        tables = [graph.weights[node.weights["table"]].out_shape[0] for node in graph.nodes.values()
+                  if node.op == "embedding" and node.inputs == [f"{i.name}:0"]]
+        if tables:
+            spec["ids_below"] = min(tables)
+        inputs.append(spec)
     return {
-        "inputs": [{"name": i.name, "tf_name": i.tf_name or i.name, "shape": i.shape,
-                    "dtype": i.dtype, "nchw": len(i.shape) == 4} for i in graph.inputs],
+        "inputs": inputs,
         "outputs": [{"name": o.name, "tf_name": o.tf_name or o.name,
                      "shape": graph.tensor(o.source).shape} for o in graph.outputs],
     }
