@@ -163,18 +163,22 @@ def verify(model_path: Path, weights: Path | None, out_dir: Path, *, batches=(4,
             ours = _as_list(model(*tensors))
             ours64 = _as_list(model64(*[t.double() if t.is_floating_point() else t
                                         for t in tensors])) if float64 else None
-        for index, spec in enumerate(io["outputs"]):
-            tf_out, pt_out = expected[index], ours[index].numpy()
+        for index, spec in enumerate(io["outputs"]):  # an NCHW output is compared as NHWC
+            tf_out, pt_out = expected[index], _to_nhwc(ours[index].numpy(), spec.get("nchw"))
             comparison = Comparison(batch, spec["tf_name"], tuple(pt_out.shape),
                                     _relative(pt_out, tf_out, tf_out))
             if tuple(tf_out.shape) != tuple(pt_out.shape):
                 comparison.rel_error = float("inf")
             if ours64 is not None:
-                exact = ours64[index].numpy()
+                exact = _to_nhwc(ours64[index].numpy(), spec.get("nchw"))
                 comparison.tf_vs_f64 = _relative(tf_out, exact, exact)
                 comparison.ours_vs_f64 = _relative(pt_out, exact, exact)
             results.append(comparison)
     return results
+
+
+def _to_nhwc(array: np.ndarray, nchw: bool | None) -> np.ndarray:
+    return array.transpose(0, 2, 3, 1) if nchw else array
 
 
 def _to_nchw(array: np.ndarray, nchw: bool) -> np.ndarray:

@@ -76,7 +76,7 @@ def build(ir_dir: Path, out_dir: Path, *, templates: Path | None = None, force: 
         (temp / STATE_DIR / "model.py").write_text(generated.source)
         fingerprints = {key: entry["fingerprint"] for key, entry in index.items()}
         (temp / STATE_DIR / "weights.json").write_text(json.dumps(fingerprints, indent=1) + "\n")
-        (temp / STATE_DIR / "io.json").write_text(json.dumps(_io(graph), indent=1) + "\n")
+        (temp / STATE_DIR / "io.json").write_text(json.dumps(_io(graph, tf_layout), indent=1) + "\n")
         layers = _layers(graph, generated.layers, tf_layout)
         (temp / STATE_DIR / "layers.json").write_text(json.dumps(layers, indent=1) + "\n")
         if backup:
@@ -251,7 +251,7 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(temp, path)
 
 
-def _io(graph: Graph) -> dict:
+def _io(graph: Graph, tf_layout: str = "NHWC") -> dict:
     """What verify needs: TF names and layouts of inputs and outputs, and for integer
     inputs that index an embedding table the table's size (realistic token ids)."""
     inputs = []
@@ -266,7 +266,9 @@ def _io(graph: Graph) -> dict:
     return {
         "inputs": inputs,
         "outputs": [{"name": o.name, "tf_name": o.tf_name or o.name,
-                     "shape": graph.tensor(o.source).shape} for o in graph.outputs],
+                     "shape": graph.tensor(o.source).shape,
+                     "nchw": tf_layout == "NHWC" and len(graph.tensor(o.source).shape) == 4}
+                    for o in graph.outputs],
     }
 
 

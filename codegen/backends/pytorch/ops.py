@@ -299,8 +299,8 @@ def tensor_op(node: Node, graph: Graph) -> Expr:
     elif node.op == "pad":
         pads = node.attrs["pads"]
         attrs["pad"] = _torch_pad(pads[2:]) if pads[:2] == [[0, 0], [0, 0]] else _torch_pad(pads)
-        if node.attrs["mode"] == "symmetric":
-            raise ValueError("symmetric mirror padding has no PyTorch equivalent yet")
-        attrs["mode"] = node.attrs["mode"]
+        # TF's symmetric mirror pad repeats the edge pixel: one pixel of it is "replicate"
+        # (wider ones are refused by the frontend)
+        attrs["mode"] = "replicate" if node.attrs["mode"] == "symmetric" else node.attrs["mode"]
         attrs["value"] = node.attrs.get("value", 0.0)
     return Expr("ops/tensor.py.jinja", attrs, hint=node.op)

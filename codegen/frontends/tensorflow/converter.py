@@ -140,20 +140,32 @@ class Converter:
 
     def convert(self, output_ops: list[Any], input_names: list[str] | None = None) -> Graph:
         unsupported: dict[str, list[str]] = {}
+        refused: list[UnsupportedOpsError] = []  # ops of a known type in a form we refuse
+        failed: set[str] = set()  # ops not converted, and what only they feed
         for op in self.compute_ops(output_ops):
-            if op.type in PASSTHROUGH_OPS and op.inputs:
+            if any(tensor.op.name in failed for tensor in op.inputs):
+                failed.add(op.name)  # a consequence, not a problem of its own
+            elif op.type in PASSTHROUGH_OPS and op.inputs:
                 for index, tensor in enumerate(op.outputs):  # IdentityN has several
                     self.refs[tensor.name] = Context(self, op).input(index)
             elif op.type in self.handlers:
                 ctx = Context(self, op)  # a multi-node pattern ending here, else the op alone
-                if not any(match(ctx) for match in self.rewrites.get(op.type, ())):
-                    self.handlers[op.type].convert(ctx)
+                try:
+                    if not any(match(ctx) for match in self.rewrites.get(op.type, ())):
+                        self.handlers[op.type].convert(ctx)
+                except UnsupportedOpsError as exc:
+                    refused.append(exc)
+                    failed.add(op.name)
             else:
                 unsupported.setdefault(op.type, []).append(op.name)
-                for tensor in op.outputs:  # keep going to find every unsupported op
-                    self.refs[tensor.name] = f"{op.name}:{tensor.value_index}"
-        if unsupported:
-            raise _unsupported_error(self.model.model_path, unsupported)
+                failed.add(op.name)
+            if op.name in failed:  # keep going to find every problem
+                for tensor in op.outputs:
+                    self.refs.setdefault(tensor.name, f"{op.name}:{tensor.value_index}")
+        if len(refused) == 1 and not unsupported:
+            raise refused[0]
+        if unsupported or refused:
+            raise _unsupported_error(self.model.model_path, unsupported, refused)
         outputs = []
         for op in output_ops:
             if op.outputs[0].name not in self.refs:
@@ -315,13 +327,22 @@ def _toposort(ops: list[Any], order: dict[str, int]) -> list[Any]:
     return [names[n] for n in nx.lexicographical_topological_sort(graph, key=order.__getitem__)]
 
 
-def _unsupported_error(path, unsupported: dict[str, list[str]]) -> UnsupportedOpsError:
+def _unsupported_error(path, unsupported: dict[str, list[str]],
+                       refused: list[UnsupportedOpsError] = ()) -> UnsupportedOpsError:
+    """Every problem at once: op types without a handler (with counts and node names) and
+    ops of known types in a form codegen refuses (with the reason)."""
     counts = Counter({op: len(names) for op, names in unsupported.items()})
     summary = ", ".join(f"{op} x{count}" for op, count in counts.most_common())
     details = [f"{op}: {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}"
                for op, names in unsupported.items()]
+    details += [exc.message for exc in refused]
+    parts = [f"{sum(counts.values())} node(s) of op types codegen cannot convert: {summary}"
+             ] if counts else []
+    if refused:
+        parts.append(f"{len(refused)} node(s) in a form it refuses ({refused[0].message}"
+                     + (" and more)" if len(refused) > 1 else ")"))
     return UnsupportedOpsError(
-        f"{path}: {sum(counts.values())} node(s) of op types codegen cannot convert: {summary}; "
-        "nothing was written: pick an earlier --dst-node ('codegen inspect' lists candidates)",
+        f"{path}: {'; '.join(parts)}; nothing was written: pick an earlier --dst-node "
+        "('codegen inspect' lists candidates)",
         details=details,
     )

@@ -18,6 +18,9 @@ def pad(ctx) -> None:
         attrs["value"] = float(ctx.const(2))
     if ctx.op.type == "MirrorPad":
         attrs = {"pads": pads, "mode": ctx.attr("mode").lower()}
+        if attrs["mode"] == "symmetric" and max(max(pair) for pair in pads) > 1:
+            ctx.fail("MirrorPad SYMMETRIC wider than one pixel has no PyTorch equivalent "
+                     "(one pixel is edge replication, and is converted)")
     ctx.emit("pad", [ctx.input(0)], attrs=attrs)
 
 
