@@ -26,7 +26,6 @@ INLINE_LIMIT = 60  # a single-use value is written inside its reader when this s
 # that their backward does not read, so it may be overwritten.
 FRESH_OUTPUT_TEMPLATES = {"ops/conv2d.py.jinja", "ops/linear.py.jinja", "ops/batch_norm.py.jinja",
                           "ops/layer_norm.py.jinja", "ops/binary.py.jinja"}
-SAVES_OUTPUT = {"pow"}  # binary ops whose backward reads their result (d/dy x**y = x**y ln x)
 HELPER_DEPENDENCIES = {"Conv2dSame": ("same_pad",), "MaxPool2dSame": ("same_pad",),
                        "AvgPool2dSame": ("same_pad",)}
 
@@ -221,7 +220,8 @@ def _fresh_output(stmt: Stmt) -> bool:
     """Its output is a new tensor that its own backward does not need."""
     if stmt.kind not in ("layer", "expr") or stmt.render.template not in FRESH_OUTPUT_TEMPLATES:
         return False
-    return stmt.kind == "layer" or stmt.render.attrs.get("kind") not in SAVES_OUTPUT
+    # (pow's backward reads its result: d/dy x**y = x**y ln x; the catalogue says so)
+    return stmt.kind == "layer" or not op_catalogue()[stmt.node.op].get("saves_output", False)
 
 
 def _accumulator(stmt: Stmt, owned: set[str], producers: dict[str, Stmt]) -> str | None:
