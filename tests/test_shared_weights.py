@@ -206,3 +206,39 @@ def test_tied_output_projection_is_one_parameter(tmp_path):
     result = codegen("verify", meta, "--dst-node", "output", tmp_path / "model",
                      "--inputs", tmp_path / "ids.npz")
     assert result.returncode == 0 and "batch 3: output [3, 5, 20]" in result.stdout, result.stdout
+
+
+def test_block_shared_across_depth(tmp_path):
+    """ALBERT-style: one block (two dense layers and a residual sum) applied three times
+    through variable_scope(reuse=True): each layer is one module called three times."""
+    tf = import_tf()
+    v1 = tf.compat.v1
+    graph = tf.Graph()
+    with graph.as_default():
+        h = v1.placeholder(tf.float32, [None, 6], name="input")
+        def dense(x, units, name, seed):
+            with v1.variable_scope(name):
+                w = v1.get_variable("kernel", [x.shape[-1], units],
+                                    initializer=v1.random_normal_initializer(0, 0.4, seed=seed))
+                b = v1.get_variable("bias", [units],
+                                    initializer=v1.random_normal_initializer(0, 0.3, seed=seed + 1))
+            return tf.matmul(x, w) + b
+
+        for depth in range(3):
+            with v1.variable_scope("layer", reuse=depth > 0):
+                h = h + dense(tf.nn.relu(dense(h, 12, "up", 1)), 6, "down", 3)
+        tf.identity(h, name="output")
+        with v1.Session() as session:
+            session.run(v1.global_variables_initializer())
+            v1.train.Saver().save(session, str(tmp_path / "albert.ckpt"))
+            count = sum(int(np.prod(v.shape)) for v in v1.trainable_variables())
+    meta = tmp_path / "albert.ckpt.meta"
+    assert codegen("to-ir", meta, "--dst-node", "output", "-o", tmp_path / "ir").returncode == 0
+    assert codegen("build", tmp_path / "ir", "-o", tmp_path / "model").returncode == 0
+    source = (tmp_path / "model" / "model.py").read_text()
+    assert source.count("nn.Linear(") == 2, source
+    model = load_generated(tmp_path / "model").load_model()
+    assert sum(p.numel() for p in model.parameters()) == count == 6 * 12 + 12 + 12 * 6 + 6
+    assert source.count("self.up(") == 3 and source.count("self.down(") == 3, source
+    result = codegen("verify", meta, "--dst-node", "output", tmp_path / "model")
+    assert result.returncode == 0, result.stdout + result.stderr
