@@ -143,8 +143,9 @@ class Converter:
         refused: list[UnsupportedOpsError] = []  # ops of a known type in a form we refuse
         failed: set[str] = set()  # ops not converted, and what only they feed
         for op in self.compute_ops(output_ops):
-            if any(tensor.op.name in failed for tensor in op.inputs):
-                failed.add(op.name)  # a consequence, not a problem of its own
+            known = op.type in self.handlers or op.type in PASSTHROUGH_OPS
+            if known and any(tensor.op.name in failed for tensor in op.inputs):
+                failed.add(op.name)  # not converted for want of its inputs: no problem of its own
             elif op.type in PASSTHROUGH_OPS and op.inputs:
                 for index, tensor in enumerate(op.outputs):  # IdentityN has several
                     self.refs[tensor.name] = Context(self, op).input(index)
