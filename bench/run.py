@@ -129,16 +129,17 @@ def convert_peers(work: Path, python: Path) -> list[Measurement]:
 ENGINES = ("ours", "ours_unfused", "tf", "onnx2torch", "onnxruntime", "ours_compiled")
 
 
-def time_inference(work: Path, python: Path, runs: int, rounds: int) -> list[dict]:
+def time_inference(work: Path, python: Path | None, runs: int, rounds: int,
+                   engines: tuple[str, ...] = ENGINES) -> list[dict]:
     """Each engine in its own process, the engines taking turns for `rounds` rounds (a shared
     machine's load then falls on all of them alike); median over all timed runs, and the
     lowest and highest median of one process."""
-    per_process: dict[str, list[float]] = {engine: [] for engine in ENGINES}
+    per_process: dict[str, list[float]] = {engine: [] for engine in engines}
     per_round = -(-runs // rounds)
-    times: dict[str, list[float]] = {engine: [] for engine in ENGINES}
+    times: dict[str, list[float]] = {engine: [] for engine in engines}
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "OMP_NUM_THREADS": "2"}
     for _ in range(rounds):
-        for engine in ENGINES:
+        for engine in engines:
             exe = sys.executable if engine in ("ours", "ours_unfused", "tf", "ours_compiled") \
                 else str(python)
             done = subprocess.run([exe, str(BENCH / "infer.py"), engine, str(work), str(per_round)],
@@ -149,7 +150,7 @@ def time_inference(work: Path, python: Path, runs: int, rounds: int) -> list[dic
             per_process[engine].append(float(np.median(times[engine][-per_round:])))
     tf_out = np.load(work / "output_tf.npy")
     results = []
-    for engine in ENGINES:
+    for engine in engines:
         output = np.load(work / f"output_{engine}.npy")
         results.append({"engine": engine, "median": float(np.median(times[engine])), "runs": len(times[engine]),
                         "spread": (min(per_process[engine]), max(per_process[engine])),
@@ -218,11 +219,30 @@ def main() -> None:
                         help="inference processes per engine (the runs are spread over them)")
     parser.add_argument("--repeat", type=int, default=3, help="conversion rounds (median reported)")
     parser.add_argument("--skip-inference", action="store_true")
+    parser.add_argument("--engines", default=",".join(ENGINES),
+                        help=f"inference engines, comma-separated (default: all: {','.join(ENGINES)})")
+    parser.add_argument("--inference-only", action="store_true",
+                        help="no conversion rounds (codegen converts once, untimed, if needed); "
+                             "with --engines ours,ours_unfused,tf no peers' environment is needed")
     args = parser.parse_args()
     work = args.work.resolve()
+    engines = tuple(e for e in args.engines.split(",") if e)
+    if set(engines) - set(ENGINES) or "tf" not in engines:
+        raise SystemExit(f"--engines: a comma-separated choice of {', '.join(ENGINES)}, "
+                         "with tf (every figure is relative to it)")
     ensure_checkpoint(work)
-    python = ensure_venv(args.venv.resolve())
     compile_codegen()
+    if args.inference_only:
+        if not (work / "ours" / "model" / "model.py").is_file():
+            convert_ours(work)
+        peers_needed = {"onnx2torch", "onnxruntime"} & set(engines)
+        python = ensure_venv(args.venv.resolve()) if peers_needed else None
+        inference = time_inference(work, python, args.runs, args.processes, engines)
+        text = report_inference(inference, args.runs, args.processes)
+        write_section(BENCH / "RESULTS.md", "run.py --inference-only", text)
+        print(text)
+        return
+    python = ensure_venv(args.venv.resolve())
     ours_runs, peers_runs = [], []
     for round_ in range(1, args.repeat + 1):
         print(f"round {round_}/{args.repeat}: converting with codegen...", flush=True)
@@ -235,7 +255,7 @@ def main() -> None:
     inference = []
     if not args.skip_inference:
         print("timing inference...", flush=True)
-        inference = time_inference(work, python, args.runs, args.processes)
+        inference = time_inference(work, python, args.runs, args.processes, engines)
     text = (report(ours, peers, inference, args.runs, args.repeat, args.processes) if inference
             else report_conversion_only(ours, peers, args.repeat))
     write_section(BENCH / "RESULTS.md", "run.py", text)
@@ -246,6 +266,13 @@ def median_steps(runs: list[list[Measurement]]) -> list[Measurement]:
     """Per step: the median wall time over the rounds and the largest peak RSS."""
     return [Measurement(steps[0].label, statistics.median(m.wall for m in steps), max(m.peak for m in steps))
             for steps in zip(*runs)]
+
+
+def report_inference(inference: list[dict], runs: int, processes: int) -> str:
+    """The inference table alone (`--inference-only`)."""
+    text = report([Measurement("-", 1.0, 1)], [Measurement("-", 1.0, 1)], inference, runs, 1,
+                  processes)
+    return "## Inference" + text.split("## Inference", 1)[1]
 
 
 def report_conversion_only(ours, peers, repeat: int) -> str:
