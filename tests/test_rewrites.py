@@ -67,5 +67,25 @@ def test_rewrite_becomes_one_ir_op(module, tmp_path):
     assert relative_error(ours, expected) < 1e-5
 
 
+def test_dilated_conv_becomes_one_conv(tmp_path):
+    """SpaceToBatchND -> conv -> BatchToSpaceND (tf.nn.atrous_conv2d): one dilated conv2d."""
+    tf = import_tf()
+    rng = np.random.default_rng(4)
+    graph = tf.Graph()
+    with graph.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, [None, 9, 9, 3], name="input")
+        kernel = tf.constant(rng.normal(0, 0.5, (3, 3, 3, 4)), tf.float32)
+        tf.identity(tf.nn.atrous_conv2d(x, kernel, rate=2, padding="SAME"), name="output")
+    assert "SpaceToBatchND" in {op.type for op in graph.get_operations()}
+    (tmp_path / "d.pb").write_bytes(graph.as_graph_def().SerializeToString())
+    assert codegen("to-ir", tmp_path / "d.pb", "--dst-node", "output",
+                   "-o", tmp_path / "ir").returncode == 0
+    nodes = json.loads((tmp_path / "ir" / "graph.json").read_text())["nodes"]
+    assert [n["op"] for n in nodes] == ["conv2d"] and nodes[0]["attrs"]["dilations"] == [2, 2]
+    assert codegen("build", tmp_path / "ir", "-o", tmp_path / "model").returncode == 0
+    result = codegen("verify", tmp_path / "d.pb", "--dst-node", "output", tmp_path / "model")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_every_rewrite_module_has_a_case():
-    assert sorted(CASES) == sorted(MODULES)
+    assert sorted([*CASES, "dilated_conv"]) == sorted(MODULES)

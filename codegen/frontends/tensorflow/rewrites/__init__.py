@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 
-MODULES = ("batch_norm", "layer_norm", "swish", "gelu", "hard_swish")
+MODULES = ("batch_norm", "layer_norm", "swish", "gelu", "hard_swish", "dilated_conv")
 
 REWRITES: dict[str, list[Callable]] = {}  # anchor TF op -> matchers, in MODULES order
 
