@@ -69,7 +69,7 @@ def cmd_inspect(args) -> int:
 
         check_options(args.svg, args.depth)  # before the slow part
     source = load_source(model, args.weights)
-    report = inspect_model(model, args.weights, source)
+    report = inspect_model(model, args.weights, source, args.dst_node)
     print_report(report, as_json=args.json)
     if args.svg:
         from codegen.tools.picture import write_picture
@@ -79,6 +79,11 @@ def cmd_inspect(args) -> int:
     if args.tensorboard:
         events = write_tensorboard(source, args.tensorboard)
         _say(args, f"wrote {events}; view it with: tensorboard --logdir {args.tensorboard}")
+    problems = report.get("conversion", {}).get("problems")
+    if problems:
+        from codegen.errors import UnsupportedOpsError
+
+        raise UnsupportedOpsError(problems[0], details=problems[1:])
     return Exit.OK
 
 
@@ -256,6 +261,10 @@ def parser() -> argparse.ArgumentParser:
     sub = command("inspect", cmd_inspect, "inputs, candidate outputs, op counts, unsupported ops")
     sub.add_argument("model", help="a TF model (.meta, frozen .pb, ...) or an IR folder")
     sub.add_argument("-w", "--weights", type=Path, help="checkpoint prefix")
+    sub.add_argument("--dst-node", action="append",
+                     help="output node(s) to check as to-ir would (SavedModel/Keras: the "
+                          "signature's by default): the ops on their value path and every "
+                          "problem, exit 4 if there is one")
     sub.add_argument("--json", action="store_true", help="machine-readable output")
     sub.add_argument("--svg", type=Path, metavar="FILE",
                      help="draw the graph with Graphviz (.svg, .png, .pdf or .dot)")

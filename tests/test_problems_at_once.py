@@ -35,6 +35,12 @@ def test_every_problem_at_once(tmp_path):
                        "MirrorPad SYMMETRIC", "shrink_axis_mask")
     assert not (tmp_path / "ir").exists()
 
+    # inspect, given the output, lists the same problems and the ops on the value path
+    result = codegen("inspect", tmp_path / "m.pb", "--dst-node", "output")
+    assert_clean_error(result, 4, "Cumsum x1", "2 node(s) in a form it refuses")
+    value_path = result.stdout.split("ops on the value path of output")[1]
+    assert "Cumsum: 1" in value_path and "Const" not in value_path.split("to-ir would")[0]
+
 
 def test_one_pixel_symmetric_pad_and_a_rank4_output(tmp_path):
     write_graph(tmp_path / "m.pb", lambda tf, h: tf.raw_ops.MirrorPad(

@@ -38,11 +38,35 @@ def load_source(model: Path, weights: Path | None = None):
     return load_model(model, weights)
 
 
-def inspect_model(model: Path, weights: Path | None = None, source=None) -> dict:
+def inspect_model(model: Path, weights: Path | None = None, source=None,
+                  outputs: list[str] | None = None) -> dict:
     source = source if source is not None else load_source(model, weights)
     if isinstance(source, Graph):
         return inspect_ir(model, source)
-    return inspect_tf(model, source)
+    report = inspect_tf(model, source)
+    outputs = outputs or source.outputs  # --dst-node, else a SavedModel/Keras signature's
+    if outputs:
+        report["conversion"] = conversion_check(source, outputs)
+    return report
+
+
+def conversion_check(tf_model, outputs: list[str]) -> dict:
+    """A dry run of `to-ir` for these outputs (nothing written): the ops on the value path
+    (shape-only inputs, which conversion reads statically, are not counted) and every
+    problem at once, as `to-ir` would report them."""
+    from codegen.errors import UnsupportedOpsError
+    from codegen.frontends.tensorflow.converter import Converter, find_ops
+
+    converter = Converter(tf_model, bn_momentum=0.003)
+    output_ops = find_ops(tf_model, outputs)
+    report = {"outputs": [op.name for op in output_ops], "op_counts": {}, "problems": []}
+    try:
+        ops = converter.compute_ops(output_ops)
+        report["op_counts"] = dict(Counter(op.type for op in ops).most_common())
+        converter.convert(output_ops)
+    except UnsupportedOpsError as exc:
+        report["problems"] = [exc.message, *exc.details]
+    return report
 
 
 def inspect_tf(model: Path, tf_model) -> dict:
@@ -141,6 +165,16 @@ def print_report(report: dict, *, as_json: bool = False) -> None:
     print("op counts:")
     for op, count in report["op_counts"].items():
         print(f"  {op}: {count}")
+    conversion = report.get("conversion")
+    if conversion:
+        print(f"ops on the value path of {', '.join(conversion['outputs'])} (what to-ir converts):")
+        for op, count in conversion["op_counts"].items():
+            print(f"  {op}: {count}")
+        if conversion["problems"]:
+            print("to-ir would refuse:")
+            for line in conversion["problems"]:
+                print(f"  {line}")
+        return
     if report["unsupported"]:
         print("ops that cannot be converted (only a problem if the outputs need them):")
         for op, names in report["unsupported"].items():
