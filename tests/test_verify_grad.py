@@ -48,7 +48,7 @@ def small_cnn():
     x = layers.BatchNormalization(name="bn2")(x)
     x = layers.Activation("relu")(x)
     x = layers.Flatten()(x)
-    x = layers.Dropout(0.5)(x)
+    x = layers.Dropout(0.5, name="dropout")(x)  # named: Keras numbers unnamed layers per process
     outputs = layers.Dense(4, name="fc")(x)
     model = keras.Model(inputs, outputs)
     calibrate_batch_norm(model, SIZE, seed=5)
