@@ -57,10 +57,7 @@ class WeightEntry:
     @property
     def out_shape(self) -> list[int]:
         """The shape after the transforms (what the backend sees)."""
-        shape = list(self.shape)
-        for kind, argument in self.transforms:
-            shape = [shape[axis] for axis in argument] if kind == "transpose" else list(argument)
-        return shape
+        return _shape_after(self.shape, self.transforms)
 
     def transform_problem(self) -> str:
         """Why the transforms cannot apply to the file's shape ('' when they can)."""
@@ -84,25 +81,20 @@ class WeightEntry:
         """A new entry over the same file with `steps` appended (this one is unchanged),
         in their shortest form: a transpose of a transpose is one, a reshape to the shape
         it has is none, so one layout has one spelling (and one IR weight name)."""
-        shape, canonical = list(self.shape), []
+        canonical: list[tuple[str, tuple[int, ...]]] = []
         for kind, argument in self.transforms + tuple(steps):
             argument = tuple(argument)
-            if kind == "transpose":
-                if canonical and canonical[-1][0] == "transpose":
-                    previous = canonical.pop()[1]
-                    argument = tuple(previous[axis] for axis in argument)
-                    shape = [shape[axis] for axis in _inverse(previous)]
-                shape = [shape[axis] for axis in argument]
-                if argument != tuple(range(len(argument))):
-                    canonical.append((kind, argument))
-            else:
+            if kind == "transpose" and canonical and canonical[-1][0] == "transpose":
+                previous = canonical.pop()[1]  # two transposes are one
+                argument = tuple(previous[axis] for axis in argument)
+            elif kind == "reshape":
                 if canonical and canonical[-1][0] == "reshape":
-                    canonical.pop()
-                shape = _reshaped(shape, argument)
-                canonical.append((kind, tuple(shape)))
-            if canonical and canonical[-1][0] == "reshape" and list(canonical[-1][1]) == \
-                    _shape_before(self.shape, canonical[:-1]):
-                canonical.pop()
+                    canonical.pop()  # only the last reshape counts
+                argument = tuple(_reshaped(_shape_after(self.shape, canonical), argument))
+            before = _shape_after(self.shape, canonical)
+            if (argument != tuple(range(len(argument))) if kind == "transpose"
+                    else list(argument) != before):  # else a no-op: left out
+                canonical.append((kind, argument))
         return replace(self, transforms=tuple(canonical))
 
     def to_json(self) -> dict[str, Any]:
@@ -129,13 +121,6 @@ class WeightEntry:
         )
 
 
-def _inverse(perm) -> list[int]:
-    inverse = [0] * len(perm)
-    for position, axis in enumerate(perm):
-        inverse[axis] = position
-    return inverse
-
-
 def _reshaped(shape: list[int], target) -> list[int]:
     """`target` with its -1 resolved against `shape`."""
     target = list(target)
@@ -145,7 +130,8 @@ def _reshaped(shape: list[int], target) -> list[int]:
     return target
 
 
-def _shape_before(shape: list[int], steps) -> list[int]:
+def _shape_after(shape: list[int], steps) -> list[int]:
+    """`shape` after the transforms `steps`."""
     shape = list(shape)
     for kind, argument in steps:
         shape = [shape[axis] for axis in argument] if kind == "transpose" else list(argument)
