@@ -166,16 +166,20 @@ class Context:
             source = WeightSource("variable", key, shape)
         elif kind == "constant":
             const, reshaped = _constant_op(tensor)
-            key = const.name
-            value = _const_value(const) if reshaped else self.const(index)
+            key = const.name  # a Const's value is read as it is; anything else is folded
+            value = _const_value(const) if const.type == "Const" else self.const(index)
             source = WeightSource("constant", key, None, value=value)
             if reshaped:  # read through Reshape/Squeeze: the same values in another shape
                 transforms = [("reshape", tuple(tensor.shape.as_list())), *(transforms or ())]
         else:
             self.fail(f"input {index} must be a weight (variable or constant)")
-        steps = tuple((step, tuple(argument)) for step, argument in transforms or ())
-        name = transform_name(key, steps)
-        source.transforms = steps
+        return self._register(source, transforms or ())
+
+    def _register(self, source: WeightSource, steps) -> str:
+        """Record `source` read through `steps`; its IR name says both (equal names, equal
+        tensors)."""
+        source.transforms = tuple((step, tuple(argument)) for step, argument in steps)
+        name = transform_name(source.key, source.transforms)
         self.converter.weight_sources[name] = source
         return name
 
@@ -189,11 +193,9 @@ class Context:
             stored = _const_value(const)
             if stored.dtype == value.dtype and stored.size == value.size and np.array_equal(
                     stored.reshape(value.shape), value):
-                steps = (("reshape", tuple(value.shape)),) if stored.shape != value.shape else ()
-                weight = transform_name(const.name, steps)
-                self.converter.weight_sources[weight] = WeightSource(
-                    "constant", const.name, None, steps, stored)
-                return weight
+                steps = [("reshape", tuple(value.shape))] if stored.shape != value.shape else []
+                return self._register(WeightSource("constant", const.name, None, value=stored),
+                                      steps)
         return self.new_weight(name, value)
 
     def checkpoint_weight(self, key: str) -> str:
