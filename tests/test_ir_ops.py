@@ -188,3 +188,23 @@ def test_every_catalogue_op_has_a_tf_free_test():
     forms = {op for op, spec in catalogue.items() if {"form", "operator"} & set(spec)}
     untested = set(catalogue) - forms - TESTED_HERE - {op for op in catalogue if op[0] == "$"}
     assert not untested, f"add a test to tests/test_ir_ops.py for {sorted(untested)}"
+
+
+def test_per_channel_add_after_a_conv_that_has_its_bias(tmp_path):
+    """conv -> bias_add -> + constant[1, 1, 1, C]: the bias folds into the conv, the second
+    per-channel add stays an add over channels (it once got reshaped to [C] even when it
+    could not fold, and then broadcast over the width)."""
+    x = images(2, 6, 6, 3)
+    kernel = RNG.normal(0, 0.5, (3, 3, 3, 6)).astype(np.float32)
+    bias, shift = images(6), images(1, 1, 1, 6)
+    conv = Node("conv", "conv2d", ["x:0"], [TensorInfo([None, 6, 6, 6])],
+                attrs={"strides": [1, 1], "dilations": [1, 1], "padding": "SAME", "groups": 1,
+                       "_kernel": kernel}, weights={"kernel": "conv/kernel"})
+    biased = Node("biased", "bias_add", ["conv:0"], [TensorInfo([None, 6, 6, 6])],
+                  attrs={"_bias": bias}, weights={"bias": "biased/bias"})
+    const = Node("c", "constant", [], [TensorInfo([1, 1, 1, 6])], attrs={"_value": shift},
+                 weights={"value": "c/value"})
+    ours = run_one_op(tmp_path, "add", x, [None, 6, 6, 6], extra=[conv, biased, const],
+                      inputs=["biased:0", "c:0"])
+    expected = conv_reference(x, kernel, (1, 1), [same_pads(6, 3, 1)] * 2) + bias + shift
+    np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=1e-5)

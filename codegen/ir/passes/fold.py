@@ -34,15 +34,16 @@ def fold_bias(graph: Graph) -> Graph:
         found = _layer_and_bias(graph, node)
         if found is None:
             continue
-        producer, bias = found
-        producer.weights["bias"] = bias
+        producer, constant = found
+        if constant is None:
+            producer.weights["bias"] = node.weights["bias"]
+        else:  # the add's constant operand, read as [channels]; it has no other reader
+            graph.transform_weight(constant, "value", ("reshape", (producer.outputs[0].shape[1],)))
+            producer.weights["bias"] = constant.weights["value"]
+            del graph.nodes[constant.name]
         graph.tf_tensors[f"{producer.name}:0"] = graph.tf_tensor(f"{node.name}:0")
-        others = [_producer(graph, ref) for ref in node.inputs]
-        node.inputs = [ref for ref, other in zip(node.inputs, others) if other is producer]
+        node.inputs = [ref for ref in node.inputs if _producer(graph, ref) is producer]
         _remove(graph, node)
-        for constant in others:  # the add's constant operand has no other reader
-            if constant is not producer and node.op == "add":
-                del graph.nodes[constant.name]
     return graph
 
 
@@ -50,38 +51,32 @@ def _producer(graph: Graph, ref: str) -> Node | None:
     return graph.nodes.get(ref.rpartition(":")[0])
 
 
-def _layer_and_bias(graph: Graph, node: Node) -> tuple[Node, str] | None:
-    """(the conv2d/linear `node` adds a bias to, the bias weight), or None."""
-    producer = _producer(graph, node.inputs[0])
-    if node.op == "bias_add":
-        bias = node.weights["bias"]
-    else:  # add: which operand is the constant does not matter
+def _layer_and_bias(graph: Graph, node: Node) -> tuple[Node, Node | None] | None:
+    """(the conv2d/linear `node` adds a bias to, the constant node holding that bias or None
+    for a bias_add), when the bias can be folded into it; else None. Changes nothing."""
+    producer, constant = _producer(graph, node.inputs[0]), None
+    if node.op == "add":  # which operand is the constant does not matter
         constant = _producer(graph, node.inputs[1])
-        if (constant is not None and constant.op != "constant"
-                and producer is not None and producer.op == "constant"):
+        if producer is not None and producer.op == "constant":
             producer, constant = constant, producer
-        if constant is None or constant.op != "constant" or _single_reader(graph, constant) is not node:
+        if (constant is None or constant.op != "constant"
+                or _single_reader(graph, constant) is not node):
             return None
-        bias = _per_channel(graph, constant, producer)
     if (producer is None or producer.op not in ("conv2d", "linear") or "bias" in producer.weights
-            or _single_reader(graph, producer) is not node or bias is None):
+            or _single_reader(graph, producer) is not node):
         return None
-    return producer, bias
+    if constant is not None and not _per_channel(graph, constant, producer):
+        return None
+    return producer, constant
 
 
-def _per_channel(graph: Graph, constant: Node, layer: Node | None) -> str | None:
-    """The constant as a [channels] weight if it adds one value per output channel of
-    `layer` (shape [C], or [1, C, 1, 1] against NCHW), else None."""
-    if layer is None or layer.op not in ("conv2d", "linear"):
-        return None
-    entry = graph.weights[constant.weights["value"]]
+def _per_channel(graph: Graph, constant: Node, layer: Node) -> bool:
+    """The constant adds one value per output channel of `layer`: shape [C], or
+    [1, C, 1, 1] against NCHW."""
     channels = layer.outputs[0].shape[1]
-    shape = [1, channels, 1, 1] if layer.op == "conv2d" else [channels]
-    if channels is None or entry.out_shape not in ([channels], shape):
-        return None
-    if entry.out_shape != [channels]:
-        graph.transform_weight(constant, "value", ("reshape", (channels,)))
-    return constant.weights["value"]
+    shape = graph.weights[constant.weights["value"]].out_shape
+    per_pixel = [1, channels, 1, 1] if layer.op == "conv2d" else [channels]
+    return channels is not None and shape in ([channels], per_pixel)
 
 
 def fold_pad(graph: Graph) -> Graph:

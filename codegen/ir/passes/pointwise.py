@@ -8,12 +8,8 @@ computes the same sums directly on NCHW. Runs before the layout pass (NHWC graph
 
 from __future__ import annotations
 
-from codegen.ir.graph import Graph, Node
-from codegen.ir.passes.fold import _remove, _single_reader
-
-
-def _producer(graph: Graph, ref: str) -> Node | None:
-    return graph.nodes.get(ref.rpartition(":")[0])
+from codegen.ir.graph import Graph
+from codegen.ir.passes.fold import _producer, _remove, _single_reader
 
 
 def drop_identity_transposes(graph: Graph) -> Graph:
