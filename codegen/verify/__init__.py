@@ -158,7 +158,7 @@ def verify(model_path: Path, weights: Path | None, out_dir: Path, *, batches=(4,
     for batch in progress_bar(batches, "verify", quiet=quiet):
         feeds = given or random_inputs(io, batch, seed + batch)
         expected = runner.run([o["tf_name"] for o in io["outputs"]], feeds)
-        tensors = [torch.from_numpy(_to_nchw(feeds[s["tf_name"]], s["nchw"])) for s in io["inputs"]]
+        tensors = torch_inputs(io, feeds)
         with torch.no_grad():
             ours = _as_list(model(*tensors))
             ours64 = _as_list(model64(*[t.double() if t.is_floating_point() else t
@@ -175,6 +175,13 @@ def verify(model_path: Path, weights: Path | None, out_dir: Path, *, batches=(4,
                 comparison.ours_vs_f64 = _relative(pt_out, exact, exact)
             results.append(comparison)
     return results
+
+
+def torch_inputs(io: dict, feeds: dict[str, np.ndarray]) -> list:
+    """The generated model's inputs for TF's `feeds`, in its order (NCHW where it is)."""
+    import torch
+
+    return [torch.from_numpy(_to_nchw(feeds[s["tf_name"]], s["nchw"])) for s in io["inputs"]]
 
 
 def _to_nhwc(array: np.ndarray, nchw: bool | None) -> np.ndarray:

@@ -34,6 +34,7 @@ from codegen.verify import (
     load_weights,
     random_inputs,
     read_io,
+    torch_inputs,
 )
 from codegen.verify.param_map import layout, read_index, select_parameters, untied
 
@@ -168,7 +169,7 @@ def _torch_gradients(model, io: dict, feeds: dict, multipliers: list, noise: flo
 
     dtype = next(model.parameters(), torch.empty(0)).dtype
     rng = np.random.default_rng(12345)
-    inputs = [torch.from_numpy(_to_nchw(feeds[s["tf_name"]], s["nchw"])) for s in io["inputs"]]
+    inputs = torch_inputs(io, feeds)
     named = {}
     for spec, tensor in zip(io["inputs"], inputs):
         if np.issubdtype(np.dtype(spec["dtype"]), np.floating):

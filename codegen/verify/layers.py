@@ -28,6 +28,7 @@ from codegen.verify import (
     import_generated,
     load_weights,
     random_inputs,
+    torch_inputs,
 )
 
 JUMP = 10.0
@@ -78,11 +79,11 @@ def verify_layers(model_path: Path, weights: Path | None, out_dir: Path, *, batc
     skipped = [layer["module"] for layer in layers
                if layer["tf_tensor"].rpartition(":")[0] not in known]
     layers = [layer for layer in layers if layer["module"] not in skipped]
-    outputs = [{"module": "(output)", "tf_tensor": f"{spec['tf_name']}:0", "nchw": False}
-               for spec in io["outputs"]]
+    outputs = [{"module": "(output)", "tf_tensor": f"{spec['tf_name']}:0",
+                "nchw": bool(spec.get("nchw"))} for spec in io["outputs"]]
     feeds = random_inputs(io, batch, seed)
     model = load_weights(import_generated(out_dir), Path(out_dir) / "weights", fused=False)
-    inputs = [torch.from_numpy(_to_nchw(feeds[s["tf_name"]], s["nchw"])) for s in io["inputs"]]
+    inputs = torch_inputs(io, feeds)
     steps = ["TensorFlow", "PyTorch float32"] + (["PyTorch float64"] if float64 else [])
     results = {}
     for step in progress_bar(steps, "per-layer verify", quiet=quiet):

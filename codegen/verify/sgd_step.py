@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from codegen.verify import _as_list, _to_nchw
+from codegen.verify import _as_list, torch_inputs
 from codegen.verify.param_map import ParamSource, keras_variable_keys, layout
 from codegen.verify.train import keras_inputs
 
@@ -62,7 +62,7 @@ def keras_sgd_step(keras_model, torch_model, entries: list[ParamSource], io: dic
         loss = tf.add_n([tf.reduce_sum(out * r) for out, r in zip(outputs, multipliers)])
     keras.optimizers.SGD(learning_rate=lr).apply(tape.gradient(loss, trainable), trainable)
 
-    inputs = [torch.from_numpy(_to_nchw(feeds[s["tf_name"]], s["nchw"])) for s in io["inputs"]]
+    inputs = torch_inputs(io, feeds)
     torch_model.train(training)
     optimizer = torch.optim.SGD(torch_model.parameters(), lr=lr)
     optimizer.zero_grad()

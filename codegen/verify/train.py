@@ -31,11 +31,11 @@ from codegen.errors import InputError
 from codegen.verify import (
     _as_list,
     _relative,
-    _to_nchw,
     import_generated,
     load_weights,
     random_inputs,
     read_io,
+    torch_inputs,
 )
 from codegen.verify.param_map import ParamSource, keras_variable_keys, read_index
 
@@ -153,7 +153,6 @@ def verify_train(model_path: Path, out_dir: Path, *, batch: int = 4, seed: int =
     """One training-mode batch on both sides; with `float64`, the generated model also runs
     in double precision: batch statistics over few values (n = 4 at the end of a small
     MobileNetV2) leave both float32 runs ~1e-4 from it, which is round-off, not a bug."""
-    import torch
 
     out_dir = Path(out_dir)
     io, entries = read_io(out_dir), read_index(out_dir)
@@ -168,7 +167,7 @@ def verify_train(model_path: Path, out_dir: Path, *, batch: int = 4, seed: int =
            for layer, _, _ in pairs}
     expected = [np.asarray(out) for out in
                 _as_list(keras_model(keras_inputs(io, feeds), training=True))]
-    inputs = [torch.from_numpy(_to_nchw(feeds[s["tf_name"]], s["nchw"])) for s in io["inputs"]]
+    inputs = torch_inputs(io, feeds)
     ours, buffers, counts = _train_step(model, pairs, inputs)
     exact = None
     if float64:

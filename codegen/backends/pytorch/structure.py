@@ -119,7 +119,8 @@ def _borrowed_weights(order: list[Node], renders: dict, scopes: dict) -> dict[st
     """A layer whose only weight another kind of layer already holds (an output projection
     tied to the embedding table, `logits = h @ table.T`) is written as an expression over
     that layer's parameter, `F.linear(h, self.embedding.weight)`, in the innermost scope
-    that holds both: one parameter, two readers. Returns node name -> that scope."""
+    that holds both: one parameter, two readers. Such a layer's entry in `renders` is
+    replaced by that expression; returns node name -> the scope it moves to."""
     holders: dict[str, Node] = {}  # IR weight -> the first layer holding it
     moved = {}
     for node in order:
