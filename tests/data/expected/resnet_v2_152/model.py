@@ -150,7 +150,8 @@ def fuse(model: ResnetV2152) -> ResnetV2152:
     The fused model has no BatchNorm to train: fine-tune build_model() or
     load_model(fused=False) instead."""
     for module in list(model.modules()):
-        for conv, norm in vars(type(module)).get("conv_bn_pairs", ()):
+        pairs = module.conv_bn_pairs if hasattr(module, "conv_bn_pairs") else ()
+        for conv, norm in pairs:
             batch_norm = module.get_submodule(norm)
             if isinstance(batch_norm, nn.BatchNorm2d):  # (not fused yet)
                 fused = fuse_conv_bn_eval(module.get_submodule(conv), batch_norm)
