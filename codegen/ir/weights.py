@@ -1,8 +1,9 @@
 """The weight store: one `.npy` file per source tensor, never pickled.
 
 A `WeightEntry` describes how a node reads one file of an IR folder: the file holds the
-source variable as TF stores it, and the entry's transforms (reshape or transpose, applied
-in order when the backend streams the tensor out) give the layout the node needs. One
+source variable as TF stores it, and the entry's transforms (reshape, transpose, or take:
+entries of one axis in a given order, for an RNN's gates; applied in order when the backend
+streams the tensor out) give the layout the node needs. One
 variable read at several places is one file; readers that need the same layout share one
 entry, readers that need another layout get an entry of their own over the same file.
 Entries are values: a pass never changes one in place, it asks for the transformed entry
@@ -69,7 +70,10 @@ class WeightEntry:
                                       or (-1 not in argument
                                           and math.prod(argument) != math.prod(shape))):
                 return f"reshape {list(argument)} does not fit shape {shape}"
-            shape = [shape[axis] for axis in argument] if kind == "transpose" else list(argument)
+            if kind == "take" and (len(argument) < 2 or not 0 <= argument[0] < len(shape)
+                                   or not all(0 <= i < shape[argument[0]] for i in argument[1:])):
+                return f"take {list(argument)} does not fit shape {shape}"
+            shape = _shape_after(shape, [(kind, argument)])
         return ""
 
     @property
@@ -92,8 +96,12 @@ class WeightEntry:
                     canonical.pop()  # only the last reshape counts
                 argument = tuple(_reshaped(_shape_after(self.shape, canonical), argument))
             before = _shape_after(self.shape, canonical)
-            if (argument != tuple(range(len(argument))) if kind == "transpose"
-                    else list(argument) != before):  # else a no-op: left out
+            if kind == "take":
+                keep = list(argument[1:]) != list(range(before[argument[0]]))
+            else:
+                keep = (argument != tuple(range(len(argument))) if kind == "transpose"
+                        else list(argument) != before)
+            if keep:  # else a no-op: left out
                 canonical.append((kind, argument))
         return replace(self, transforms=tuple(canonical))
 
@@ -134,7 +142,12 @@ def _shape_after(shape: list[int], steps) -> list[int]:
     """`shape` after the transforms `steps`."""
     shape = list(shape)
     for kind, argument in steps:
-        shape = [shape[axis] for axis in argument] if kind == "transpose" else list(argument)
+        if kind == "transpose":
+            shape = [shape[axis] for axis in argument]
+        elif kind == "take":  # (axis, *indices): those entries of one axis, in that order
+            shape[argument[0]] = len(argument) - 1
+        else:
+            shape = list(argument)
     return shape
 
 
@@ -234,9 +247,13 @@ def read_npy_header(stream) -> tuple[tuple[int, int], tuple[int, ...], bool, np.
 
 
 def apply_transforms(array: np.ndarray, transforms) -> np.ndarray:
-    """`array` with ("transpose", perm) / ("reshape", shape) steps applied, in order (views)."""
+    """`array` with ("transpose", perm) / ("reshape", shape) steps applied, in order (views),
+    and ("take", (axis, *indices)) steps (a copy: an RNN's gates put in another order)."""
     for kind, argument in transforms:
-        array = array.transpose(argument) if kind == "transpose" else array.reshape(argument)
+        if kind == "take":
+            array = np.take(array, list(argument[1:]), axis=argument[0])
+        else:
+            array = array.transpose(argument) if kind == "transpose" else array.reshape(argument)
     return array
 
 

@@ -30,6 +30,11 @@ class Layer:
     state: dict[str, str]  # state_dict suffix -> IR weight name (or NUM_BATCHES)
     hint: str  # attribute name when the scope gives none
     helpers: tuple[str, ...] = ()
+    # a module that returns several tensors (nn.LSTM): how the call's result unpacks into
+    # names ("{0}, ({1}, {2})"), how each output is read from its name, and name suffixes
+    unpack: str = ""
+    outputs: tuple[str, ...] = ()
+    state_names: tuple[str, ...] = ()
 
 
 @dataclass
@@ -129,6 +134,27 @@ def embedding(node: Node, graph: Graph) -> Layer:
     args = {"num_embeddings": num_embeddings, "embedding_dim": embedding_dim}
     return Layer("ops/embedding.py.jinja", "nn.Embedding", args, {"weight": node.weights["table"]},
                  "embedding")
+
+
+RNN_CLASSES = {"lstm": "nn.LSTM", "gru": "nn.GRU", "rnn": "nn.RNN"}
+
+
+@renderer(*RNN_CLASSES)
+def recurrent(node: Node, graph: Graph) -> Layer:
+    """One batch-first layer. PyTorch returns (sequence, h) or (sequence, (h, c)), each
+    state with a leading layer axis: `unpack` spells that, `outputs` reads each IR output."""
+    weights = node.weights
+    input_size = graph.weights[weights["weight_ih"]].out_shape[1]
+    one_bias = node.attrs.get("one_bias", False)
+    args = {"input_size": input_size, "hidden_size": node.attrs["hidden_size"],
+            "bias": "bias_ih" in weights, "one_bias": one_bias}
+    state = {f"{role}_l0": weights[role] for role in ("weight_ih", "weight_hh", "bias_ih",
+                                                       "bias_hh") if role in weights}
+    lstm = node.op == "lstm"
+    unpack = "{0}, ({1}, {2})" if lstm else "{0}, {1}"
+    return Layer("ops/rnn.py.jinja", RNN_CLASSES[node.op], args, state, node.op,
+                 ("one_bias",) if one_bias else (), unpack=unpack, outputs=("{0}", "{0}[0]", "{0}[0]")[:len(node.outputs)],
+                 state_names=("", "_h", "_c")[:len(node.outputs)])
 
 
 @renderer("batch_norm")
@@ -281,7 +307,7 @@ def slice_op(node: Node, graph: Graph) -> Expr:
     return Expr("ops/tensor.py.jinja", {"kind": "slice", "index": index}, hint="x")
 
 
-@renderer("squeeze", "reshape", "transpose", "concat", "softmax", "pad", "identity")
+@renderer("squeeze", "reshape", "transpose", "concat", "softmax", "pad", "identity", "flip")
 def tensor_op(node: Node, graph: Graph) -> Expr:
     attrs: dict[str, Any] = {"kind": node.op}
     if node.op == "squeeze":
@@ -294,6 +320,8 @@ def tensor_op(node: Node, graph: Graph) -> Expr:
         attrs["flatten"] = _is_flatten(graph.tensor(node.inputs[0]).shape, shape)
     elif node.op == "transpose":
         attrs["perm"] = tuple(node.attrs["perm"])
+    elif node.op == "flip":
+        attrs["dims"] = tuple(node.attrs["axes"])
     elif node.op in ("concat", "softmax"):
         attrs["dim"] = node.attrs["axis"]
     elif node.op == "pad":

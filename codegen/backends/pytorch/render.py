@@ -131,11 +131,30 @@ class ClassRenderer:
             if single and (stmt.outputs[0] in returned_once or self.inlinable(stmt, text)):
                 values[stmt.outputs[0]] = text
                 continue
+            render = stmt.render
+            if stmt.kind == "layer" and render.unpack:  # `lstm, (lstm_h, lstm_c) = self.lstm(x)`
+                lines.append(self.unpacked(stmt, text, names, uses, values))
+                continue
             targets = [names.create(identifier(stmt.attr)) for _ in stmt.outputs]
             lines.append(f"{', '.join(targets)} = {text}")
             values.update(zip(stmt.outputs, targets))
         result = ", ".join(values[ref] for ref in scope.outputs)
         return args, lines, result
+
+    @staticmethod
+    def unpacked(stmt: Stmt, text: str, names: Namespace, uses: Counter, values: dict) -> str:
+        """The assignment of a layer that returns a structure (nn.LSTM's output, (h, c));
+        outputs no one reads are `_` (all the states at once when none is read)."""
+        render, targets = stmt.render, []
+        for ref, suffix, read in zip(stmt.outputs, render.state_names, render.outputs):
+            if uses[ref]:
+                targets.append(names.create(identifier(stmt.attr + suffix)))
+                values[ref] = read.format(targets[-1])
+            else:
+                targets.append("_")
+        if all(target == "_" for target in targets[1:]):
+            return f"{targets[0]}, _ = {text}"
+        return f"{render.unpack.format(*targets)} = {text}"
 
     @staticmethod
     def inlinable(stmt: Stmt, text: str) -> bool:
@@ -178,7 +197,7 @@ class ClassRenderer:
             needed.update(HELPER_DEPENDENCIES.get(helper, ()))
         module = self.env.get_template("helpers.py.jinja").module
         order = ["same_pad", "PaddedConv2d", "Conv2dSame", "MaxPool2dSame",
-                 "AvgPool2dSame", "LayerNorm2d", "Constant"]
+                 "AvgPool2dSame", "LayerNorm2d", "Constant", "one_bias"]
         return [str(getattr(module, name)()) for name in order if name in needed]
 
 

@@ -66,6 +66,11 @@ class Context:
         """The IR ref of a TF tensor converted before this op."""
         return self.converter.ref_of(tensor)
 
+    def ir_op(self, ref: str) -> str | None:
+        """The IR op that produces `ref` (None for a graph input)."""
+        node = self.converter.nodes.get(ref.rpartition(":")[0])
+        return node.op if node is not None else None
+
     def alias(self, tensor, ref: str) -> None:
         """Let `tensor` (an output of this op) stand for the IR value `ref`."""
         self.converter.refs[tensor.name] = ref

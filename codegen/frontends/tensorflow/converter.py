@@ -28,9 +28,8 @@ PASSTHROUGH_OPS = {"Identity", "IdentityN", "StopGradient", "Snapshot", "Prevent
                    "CheckNumerics"}
 STATEFUL_SOURCES = {"Placeholder", "PlaceholderWithDefault", *VARIABLE_OPS}
 RANDOM_OPS = {"RandomUniform", "RandomStandardNormal", "TruncatedNormal"}
-# TF1 loops (a cycle Enter -> Merge -> Switch -> NextIteration -> Merge, left by Exit) and TF2's
-LOOP_OPS = {"Enter", "Exit", "Merge", "Switch", "NextIteration", "LoopCond", "While",
-            "StatelessWhile"}
+# a lowered (TF1) while loop: a cycle Enter -> Merge -> Switch -> NextIteration -> Merge, left by Exit
+LOWERED_LOOP_OPS = {"Enter", "Exit", "Merge", "Switch", "NextIteration", "LoopCond"}
 
 
 def find_ops(model: TFModel, names: list[str]) -> list[Any]:
@@ -114,6 +113,7 @@ class Converter:
                 continue
             needed[op.name] = op
             static = self.handlers[op.type].static if op.type in self.handlers else ()
+            static = static(op) if callable(static) else static
             for index, tensor in enumerate(op.inputs):
                 if index in static:
                     continue
@@ -121,9 +121,11 @@ class Converter:
                     stack.append(tensor.op)
                 elif self.kind(tensor) == "input":
                     self._add_input(tensor.op)
-        loops = sorted({op.get_attr("frame_name").decode() if op.type == "Enter" else op.name
-                        for op in needed.values() if op.type in ("Enter", "While", "StatelessWhile")})
-        if loops or any(op.type in LOOP_OPS for op in needed.values()):
+        # a functional While goes to its handler (an RNN layer, or refused by name with the
+        # other problems); a lowered TF1 loop is a cycle no handler can take
+        loops = sorted({op.get_attr("frame_name").decode()
+                        for op in needed.values() if op.type == "Enter"})
+        if loops or any(op.type in LOWERED_LOOP_OPS for op in needed.values()):
             raise UnsupportedOpsError(
                 f"{self.model.model_path}: the outputs need {len(loops) or 'a'} while loop(s) "
                 f"that codegen does not recognise as a layer: {', '.join(loops) or 'While'}; "

@@ -98,7 +98,9 @@ def freeze(tf, function, variables=()) -> FrozenFunction:
     )
 
     captured = _captured_variables(function, variables)
-    frozen = convert_variables_to_constants_v2(function)
+    # while loops stay functional `While` ops (a body function each), where an RNN layer can be
+    # recognised from its cell; lowered, they are a cycle of Enter/Merge/Switch nodes
+    frozen = convert_variables_to_constants_v2(function, lower_control_flow=False)
     graph_def = _inline_calls(tf, frozen.graph.as_graph_def())
     inputs = [t.op.name for t in frozen.inputs if t.dtype != tf.resource]
     outputs = [t.op.name for t in frozen.outputs]

@@ -3,7 +3,8 @@
 A handler receives a `Context` for one TF operation and emits IR nodes through it.
 Registering the same TF op twice is an error. `static` names the inputs a handler reads only
 at conversion time (e.g. the shape operand of Reshape, which TF often computes from
-`Shape`/`StridedSlice`/`Pack` ops): the converter does not translate what feeds them.
+`Shape`/`StridedSlice`/`Pack` ops): the converter does not translate what feeds them. It may
+be a function of the TF op, for ops whose inputs vary (a while loop's).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-FAMILIES = ("activation", "arithmetic", "conv", "embedding", "math", "norm", "pool", "shape")
+FAMILIES = ("activation", "arithmetic", "conv", "embedding", "math", "norm", "pool", "rnn",
+            "shape")
 
 
 @dataclass(frozen=True)
@@ -20,13 +22,13 @@ class Handler:
     tf_op: str
     ir_op: str
     convert: Callable
-    static: tuple[int, ...] = ()
+    static: tuple[int, ...] | Callable = ()
 
 
 HANDLERS: dict[str, Handler] = {}
 
 
-def handler(*tf_ops: str, ir: str, static: tuple[int, ...] = ()) -> Callable[[Callable], Callable]:
+def handler(*tf_ops: str, ir: str, static: tuple[int, ...] | Callable = ()) -> Callable[[Callable], Callable]:
     """Register `convert(ctx)` for the given TF op types, producing IR op `ir`."""
 
     def register(convert: Callable) -> Callable:

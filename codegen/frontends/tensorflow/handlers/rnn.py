@@ -1,0 +1,237 @@
+"""Keras recurrent layers (LSTM, GRU, SimpleRNN): the `While` loop a layer traces to
+becomes one `lstm`, `gru` or `rnn` IR node (nn.LSTM, nn.GRU, nn.RNN), batch first.
+
+A loop is recognised by its body, never by its name: one step reads the input sequence
+(a TensorList) at the loop's time index, multiplies it by the kernel and the previous
+output by the recurrent kernel, and writes the new output to the output list. The gate
+count (kernel columns / units) says which cell it is; any op a default Keras cell does not
+have (a mask's select, another activation) refuses the loop with its name. The weights are
+put in PyTorch's layout and gate order here, once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from codegen.frontends.tensorflow.context import tensor_info
+from codegen.frontends.tensorflow.handlers import handler
+from codegen.ir.graph import TensorInfo
+
+LOOP_OPS = ("While", "StatelessWhile")
+GATES = {4: "lstm", 3: "gru", 1: "rnn"}
+# the ops of one step of a Keras cell with its default activations (tanh, sigmoid)
+CELL_OPS = {"Placeholder", "Const", "Identity", "NoOp", "MatMul", "BiasAdd", "AddV2", "Add",
+            "Mul", "Sub", "Split", "SplitV", "Unpack", "StridedSlice", "Squeeze", "Sigmoid", "Tanh",
+            "TensorListGetItem", "TensorListSetItem", "ReadVariableOp", "Cast"}
+ACTIVATIONS = {"lstm": {"Sigmoid": 3, "Tanh": 2}, "gru": {"Sigmoid": 2, "Tanh": 1},
+               "rnn": {"Tanh": 1}}
+# Keras GRU gates are (update z, reset r, candidate h); PyTorch's are (r, z, n)
+GRU_TO_TORCH = (1, 0, 2)
+
+
+@dataclass
+class Loop:
+    """What one loop of an RNN layer reads and writes (indices of the While's inputs)."""
+
+    kind: str = ""
+    sequence: int = -1  # the input sequence, a TensorList
+    output: int = -1  # the list the step writes its output to
+    states: list[int] = field(default_factory=list)  # h (and c): loop variables
+    kernel: int = -1
+    recurrent: int = -1
+    bias: int | None = None
+    units: int = 0
+
+
+@handler("While", "StatelessWhile", ir="lstm", static=lambda op: _static_inputs(op))
+def while_loop(ctx) -> None:
+    loop = recognise(ctx)
+    sequence = _batch_first_sequence(ctx, loop)
+    time = [None]
+    source = ctx.op.inputs[loop.sequence].op.inputs[0]  # the time-major [T, N, F] tensor
+    batch = [source.shape[1]] if source.shape.rank == 3 else [None]
+    units = loop.units
+    outputs = [TensorInfo([*batch, *time, units], "float32")]
+    outputs += [TensorInfo([*batch, units], "float32") for _ in loop.states]
+    weights = _torch_weights(ctx, loop)
+    attrs = {"hidden_size": units, "one_bias": loop.bias is not None
+             and len(ctx.input_info(loop.bias).shape) == 1}
+    name = ctx.emit(loop.kind, [sequence], attrs=attrs, weights=weights,
+                    outputs=outputs, suffix=loop.kind).rpartition(":")[0]
+    ctx.alias(ctx.op.outputs[loop.output], f"{name}:0")
+    for position, state in enumerate(loop.states, start=1):
+        ctx.alias(ctx.op.outputs[state], f"{name}:{position}")
+
+
+@handler("TensorListFromTensor", ir="identity", static=(1,))
+def list_from_tensor(ctx) -> None:
+    """The input sequence of a loop: read by the loop's handler, nothing of its own."""
+    ctx.alias(ctx.op.outputs[0], ctx.input(0))
+
+
+@handler("TensorListStack", ir="transpose", static=(1,))
+def list_stack(ctx) -> None:
+    """The outputs of a recognised RNN loop as TF stacks them: time major."""
+    ctx.emit("transpose", [ctx.input(0)], attrs={"perm": [1, 0, 2]})
+
+
+# -- recognising the loop --------------------------------------------------------------------
+def body_graph(op):
+    """The loop body as a graph whose placeholders are the While's inputs, in order."""
+    from tensorflow.python.framework.function_def_to_graph import function_def_to_graph
+
+    function = op.graph._get_function(op.get_attr("body").name)
+    return function_def_to_graph(function.cached_definition)
+
+
+def recognise(ctx) -> Loop:
+    """The Keras cell behind this loop; refuses (naming the loop) anything else."""
+    body = body_graph(ctx.op)
+    args = {tensor.op.name: index for index, tensor in enumerate(body.inputs)}
+
+    def arg(tensor) -> int | None:
+        while tensor.op.type in ("Identity", "ReadVariableOp") and tensor.op.inputs:
+            tensor = tensor.op.inputs[0]
+        return args.get(tensor.op.name)
+
+    ops = body.get_operations()
+    loop = Loop()
+    reads = [op for op in ops if op.type == "TensorListGetItem"]
+    writes = [op for op in ops if op.type == "TensorListSetItem"]
+    if len(reads) != 1 or len(writes) != 1:
+        _refuse(ctx, f"it reads {len(reads)} and writes {len(writes)} lists per step (an RNN "
+                "layer reads its input sequence and writes its outputs, one each; a mask "
+                "is a second list)")
+    loop.sequence, loop.output = arg(reads[0].inputs[0]), arg(writes[0].inputs[0])
+    step_input = reads[0].outputs[0]
+    for matmul in (op for op in ops if op.type == "MatMul"):
+        left, weight = arg(matmul.inputs[0]), arg(matmul.inputs[1])
+        if weight is None or ctx.kind_of(ctx.op.inputs[weight]) not in ("constant", "weight"):
+            _refuse(ctx, f"its MatMul {matmul.name!r} does not read a weight")
+        if matmul.inputs[0] is step_input:
+            loop.kernel = weight
+        elif left is not None:
+            loop.recurrent, loop.states = weight, [left]
+    if loop.kernel < 0 or loop.recurrent < 0:
+        _refuse(ctx, "no input kernel and recurrent kernel found in its step")
+    kernel, recurrent = (ctx.input_info(i).shape for i in (loop.kernel, loop.recurrent))
+    loop.units = recurrent[0]
+    loop.kind = GATES.get(kernel[1] // loop.units if loop.units else 0, "")
+    if not loop.kind or kernel[1] % loop.units or recurrent[1] != kernel[1]:
+        _refuse(ctx, f"a kernel {kernel} and recurrent kernel {recurrent} of no known cell")
+    _check_ops(ctx, loop, ops)
+    weights = {loop.kernel, loop.recurrent}
+    others = [index for index, tensor in enumerate(ctx.op.inputs) if index not in weights
+              and ctx.kind_of(tensor) in ("constant", "weight") and tensor.shape.rank
+              and tensor.dtype.is_floating]
+    biases = [index for index in others if ctx.input_info(index).shape[-1] == kernel[1]]
+    loop.bias = biases[0] if len(biases) == 1 else None
+    matmuls = sum(op.type == "MatMul" for op in ops)
+    if loop.kind == "gru" and (matmuls != 2 or loop.bias is not None
+                               and len(ctx.input_info(loop.bias).shape) != 2):
+        _refuse(ctx, "a GRU with reset_after=False (its reset gate multiplies h before the "
+                "recurrent kernel, which nn.GRU does not do) is not supported yet")
+    if loop.kind == "lstm":
+        loop.states += [_cell_state(ctx, body, loop)]
+    for state in loop.states:
+        if not _is_zeros(ctx, ctx.op.inputs[state]):
+            _refuse(ctx, "its initial state is not zeros (initial_state= is not supported yet)")
+    return loop
+
+
+def _check_ops(ctx, loop: Loop, ops) -> None:
+    found = {op.type for op in ops} - CELL_OPS
+    if found:
+        _refuse(ctx, f"its step has {', '.join(sorted(found))}, which a {loop.kind.upper()} "
+                "with the default activations (tanh, sigmoid) and no mask does not have")
+    counts = {kind: sum(op.type == kind for op in ops) for kind in ("Sigmoid", "Tanh")}
+    expected = {kind: ACTIVATIONS[loop.kind].get(kind, 0) for kind in counts}
+    if counts != expected:
+        _refuse(ctx, f"its step has {counts['Sigmoid']} sigmoid and {counts['Tanh']} tanh, a "
+                f"{loop.kind.upper()} with its default activations has {expected['Sigmoid']} "
+                f"and {expected['Tanh']}")
+
+
+def _cell_state(ctx, body, loop: Loop) -> int:
+    """An LSTM's cell state: the float loop variable of the units' size that is not h."""
+    for index, tensor in enumerate(ctx.op.inputs):
+        if index not in (loop.states[0], loop.sequence, loop.output) and tensor.dtype.is_floating \
+                and ctx.kind_of(tensor) not in ("constant", "weight") and tensor.shape.rank == 2:
+            return index
+    _refuse(ctx, "no cell state found")
+    return -1
+
+
+def _is_zeros(ctx, tensor) -> bool:
+    """A state TF fills with zeros (`zeros([batch, units])`, the batch read from a shape)."""
+    op = tensor.op
+    if op.type == "Fill":
+        value = op.inputs[1]
+        return ctx.kind_of(value) == "constant" and not np.any(ctx.value_of(value))
+    if op.type in ("ZerosLike",):
+        return True
+    return ctx.kind_of(tensor) == "constant" and not np.any(ctx.value_of(tensor))
+
+
+def _static_inputs(op) -> tuple[int, ...]:
+    """Every input of a loop but its input sequence (and the states it does not fill with
+    zeros) is read at conversion time: counters, lengths, weights, zeros from a shape."""
+    data = [i for i, tensor in enumerate(op.inputs) if tensor.op.type == "TensorListFromTensor"]
+    return tuple(i for i in range(len(op.inputs)) if i not in data)
+
+
+def _refuse(ctx, reason: str) -> None:
+    ctx.fail(f"while loop {ctx.name!r} is not recognised as a Keras LSTM, GRU or SimpleRNN: "
+             f"{reason}")
+
+
+# -- inputs and weights -----------------------------------------------------------------------
+def _batch_first_sequence(ctx, loop: Loop) -> str:
+    """The IR ref of the sequence as [N, T, F]: Keras transposes its batch-first input to
+    time major before the loop (and reverses it in time for go_backwards)."""
+    tensor = ctx.op.inputs[loop.sequence].op.inputs[0]
+    reverse = tensor.op.type == "ReverseV2"
+    if reverse:
+        axes = ctx.value_of(tensor.op.inputs[1]).reshape(-1).tolist()
+        if axes != [0]:
+            _refuse(ctx, f"its input is reversed along axes {axes}, not time")
+        tensor = tensor.op.inputs[0]
+    if tensor.op.type != "Transpose" or ctx.value_of(tensor.op.inputs[1]).tolist() != [1, 0, 2]:
+        _refuse(ctx, "its input is not a batch-first sequence transposed to time major")
+    ref = ctx.ref_of(tensor.op.inputs[0])
+    if reverse:
+        info = tensor_info(tensor.op.inputs[0])
+        ref = ctx.emit("flip", [ref], attrs={"axes": [1]}, suffix="reversed", outputs=[info])
+    return ref
+
+
+def _torch_weights(ctx, loop: Loop) -> dict[str, str]:
+    """nn.LSTM/GRU/RNN's parameters: [gates * units, in] matrices in PyTorch's gate order.
+    Keras has one bias where PyTorch has two (input and recurrent), except a GRU with
+    reset_after, whose bias is [2, 3 * units]: the other one is zero (and stays zero)."""
+    units, gates = loop.units, {"lstm": 4, "gru": 3, "rnn": 1}[loop.kind]
+    order = GRU_TO_TORCH if loop.kind == "gru" else tuple(range(gates))
+
+    def matrix(index: int) -> str:
+        rows = ctx.input_info(index).shape[0]
+        steps = [("reshape", (rows, gates, units)), ("take", (1, *order)),
+                 ("reshape", (rows, gates * units)), ("transpose", (1, 0))]
+        return ctx.weight(index, steps)
+
+    weights = {"weight_ih": matrix(loop.kernel), "weight_hh": matrix(loop.recurrent)}
+    if loop.bias is None:
+        return weights
+    shape = ctx.input_info(loop.bias).shape
+    if len(shape) == 2:  # GRU reset_after: [input bias, recurrent bias]
+        for row, role in enumerate(("bias_ih", "bias_hh")):
+            weights[role] = ctx.weight(loop.bias, [("reshape", (2, gates, units)),
+                                                   ("take", (0, row)), ("take", (1, *order)),
+                                                   ("reshape", (gates * units,))])
+        return weights
+    weights["bias_ih"] = ctx.weight(loop.bias, [("reshape", (gates, units)), ("take", (0, *order)),
+                                                ("reshape", (gates * units,))])
+    weights["bias_hh"] = ctx.new_weight(f"{ctx.name}/{loop.kind}/zero_recurrent_bias",
+                                        np.zeros(gates * units, np.float32))
+    return weights
