@@ -91,7 +91,12 @@ def read_io(out_dir: Path) -> dict:
                          f"{out_dir} first") from None
 
 
-def random_inputs(io: dict, batch: int, seed: int) -> dict[str, np.ndarray]:
+SEQUENCE_LENGTHS = (16, 7)  # of a sequence input of unknown length, one per batch verified
+
+
+def random_inputs(io: dict, batch: int, seed: int,
+                  length: int = SEQUENCE_LENGTHS[0]) -> dict[str, np.ndarray]:
+    """Random inputs at `batch`; a sequence (rank <= 3) of unknown length gets `length`."""
     rng = np.random.default_rng(seed)
     feeds = {}
     for spec in io["inputs"]:
@@ -99,6 +104,8 @@ def random_inputs(io: dict, batch: int, seed: int) -> dict[str, np.ndarray]:
         if spec["nchw"]:  # io.json stores the model's NCHW shape; TF wants NHWC
             shape = [shape[0], shape[2], shape[3], shape[1]]
         shape = [batch if i == 0 else size for i, size in enumerate(shape)]
+        if len(shape) <= 3:
+            shape = [length if size is None else size for size in shape]
         if None in shape:
             raise InputError(f"input {spec['tf_name']!r} has an unknown size {shape}")
         feeds[spec["tf_name"]] = _random_input(rng, spec, shape)
@@ -155,8 +162,9 @@ def verify(model_path: Path, weights: Path | None, out_dir: Path, *, batches=(4,
         batches = (len(next(iter(given.values()))),)
     runner = runner or TFRunner(Path(model_path), weights)
     results = []
+    lengths = dict(zip(batches, SEQUENCE_LENGTHS))  # two batches, two sequence lengths
     for batch in progress_bar(batches, "verify", quiet=quiet):
-        feeds = given or random_inputs(io, batch, seed + batch)
+        feeds = given or random_inputs(io, batch, seed + batch, lengths.get(batch, 16))
         expected = runner.run([o["tf_name"] for o in io["outputs"]], feeds)
         tensors = torch_inputs(io, feeds)
         with torch.no_grad():

@@ -147,7 +147,8 @@ def recurrent(node: Node, graph: Graph) -> Layer:
     input_size = graph.weights[weights["weight_ih"]].out_shape[1]
     one_bias = node.attrs.get("one_bias", False)
     args = {"input_size": input_size, "hidden_size": node.attrs["hidden_size"],
-            "bias": "bias_ih" in weights, "one_bias": one_bias}
+            "bias": "bias_ih" in weights, "one_bias": one_bias,
+            "nonlinearity": node.attrs.get("nonlinearity", "tanh")}
     state = {f"{role}_l0": weights[role] for role in ("weight_ih", "weight_hh", "bias_ih",
                                                        "bias_hh") if role in weights}
     lstm = node.op == "lstm"
@@ -321,7 +322,8 @@ def tensor_op(node: Node, graph: Graph) -> Expr:
     elif node.op == "transpose":
         attrs["perm"] = tuple(node.attrs["perm"])
     elif node.op == "flip":
-        attrs["dims"] = tuple(node.attrs["axes"])
+        axes = node.attrs["axes"]
+        attrs["dims"] = axes[0] if len(axes) == 1 else tuple(axes)
     elif node.op in ("concat", "softmax"):
         attrs["dim"] = node.attrs["axis"]
     elif node.op == "pad":

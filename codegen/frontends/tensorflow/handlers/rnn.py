@@ -43,6 +43,7 @@ class Loop:
     recurrent: int = -1
     bias: int | None = None
     units: int = 0
+    nonlinearity: str = "tanh"  # a SimpleRNN's activation
 
 
 @handler("While", "StatelessWhile", ir="lstm", static=lambda op: _static_inputs(op))
@@ -58,6 +59,8 @@ def while_loop(ctx) -> None:
     weights = _torch_weights(ctx, loop)
     attrs = {"hidden_size": units, "one_bias": loop.bias is not None
              and len(ctx.input_info(loop.bias).shape) == 1}
+    if loop.kind == "rnn":
+        attrs["nonlinearity"] = loop.nonlinearity
     name = ctx.emit(loop.kind, [sequence], attrs=attrs, weights=weights,
                     outputs=outputs, suffix=loop.kind).rpartition(":")[0]
     ctx.alias(ctx.op.outputs[loop.output], f"{name}:0")
@@ -109,7 +112,9 @@ def recognise(ctx) -> Loop:
     for matmul in (op for op in ops if op.type == "MatMul"):
         left, weight = arg(matmul.inputs[0]), arg(matmul.inputs[1])
         if weight is None or ctx.kind_of(ctx.op.inputs[weight]) not in ("constant", "weight"):
-            _refuse(ctx, f"its MatMul {matmul.name!r} does not read a weight")
+            gru = " (a GRU with reset_after=False is not supported yet)" if len(
+                [op for op in ops if op.type == "MatMul"]) == 3 else ""
+            _refuse(ctx, f"its MatMul {matmul.name!r} does not read a weight{gru}")
         if matmul.inputs[0] is step_input:
             loop.kernel = weight
         elif left is not None:
@@ -142,12 +147,16 @@ def recognise(ctx) -> Loop:
 
 
 def _check_ops(ctx, loop: Loop, ops) -> None:
-    found = {op.type for op in ops} - CELL_OPS
+    counts = {kind: sum(op.type == kind for op in ops) for kind in ("Sigmoid", "Tanh", "Relu")}
+    if loop.kind == "rnn" and counts == {"Sigmoid": 0, "Tanh": 0, "Relu": 1}:
+        loop.nonlinearity = "relu"  # SimpleRNN(activation="relu"): nn.RNN has it too
+    found = {op.type for op in ops} - CELL_OPS - ({"Relu"} if loop.nonlinearity == "relu" else set())
     if found:
         _refuse(ctx, f"its step has {', '.join(sorted(found))}, which a {loop.kind.upper()} "
                 "with the default activations (tanh, sigmoid) and no mask does not have")
-    counts = {kind: sum(op.type == kind for op in ops) for kind in ("Sigmoid", "Tanh")}
     expected = {kind: ACTIVATIONS[loop.kind].get(kind, 0) for kind in counts}
+    if loop.nonlinearity == "relu":
+        expected.update(Tanh=0, Relu=1)
     if counts != expected:
         _refuse(ctx, f"its step has {counts['Sigmoid']} sigmoid and {counts['Tanh']} tanh, a "
                 f"{loop.kind.upper()} with its default activations has {expected['Sigmoid']} "
@@ -235,3 +244,14 @@ def _torch_weights(ctx, loop: Loop) -> dict[str, str]:
     weights["bias_hh"] = ctx.new_weight(f"{ctx.name}/{loop.kind}/zero_recurrent_bias",
                                         np.zeros(gates * units, np.float32))
     return weights
+
+
+@handler("ReverseV2", ir="flip")
+def reverse(ctx) -> None:
+    """tf.reverse: the entries along the given axes in reverse order (a backward layer's
+    time axis)."""
+    rank = ctx.rank(0)
+    axes = sorted(int(axis) % rank for axis in ctx.const(1).reshape(-1))
+    if rank == 4:
+        ctx.fail("reversing a 4-d tensor is not supported")
+    ctx.emit("flip", [ctx.input(0)], attrs={"axes": axes})
