@@ -171,7 +171,13 @@ class Context:
             source = WeightSource("variable", key, shape)
         elif kind == "constant":
             const, reshaped = _constant_op(tensor)
-            key = const.name  # a Const's value is read as it is; anything else is folded
+            row = _unstacked_row(const, tensor)
+            if row is not None:  # one row of a Const (tf_keras unstacks a GRU's two biases)
+                const, (axis, position) = _constant_op(const.inputs[0])[0], row
+                transforms = [("take", (axis, position)), ("reshape", tuple(tensor.shape.as_list())),
+                              *(transforms or ())]
+            # a Const's value is read as it is; anything else is folded (one source per output)
+            key = const.name if len(const.outputs) == 1 else f"{const.name}:{tensor.value_index}"
             value = _const_value(const) if const.type == "Const" else self.const(index)
             source = WeightSource("constant", key, None, value=value)
             if reshaped:  # read through Reshape/Squeeze: the same values in another shape
@@ -271,6 +277,16 @@ def _constant_op(tensor) -> tuple[Any, bool]:
     if op.type != "Const" or (reshaped and not tensor.shape.is_fully_defined()):
         return tensor.op, False
     return op, reshaped
+
+
+def _unstacked_row(op, tensor) -> tuple[int, int] | None:
+    """(axis, index) when `tensor` is one output of an Unpack of a Const (of known shape)."""
+    if op.type != "Unpack" or tensor.op is not op or not tensor.shape.is_fully_defined():
+        return None
+    const, _ = _constant_op(op.inputs[0])
+    if const.type != "Const" or const.outputs[0].shape != op.inputs[0].shape:
+        return None
+    return op.get_attr("axis") % op.inputs[0].shape.rank, tensor.value_index
 
 
 def _const_value(op) -> np.ndarray:

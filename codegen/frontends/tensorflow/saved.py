@@ -78,7 +78,9 @@ def load_keras(tf, path: Path) -> FrozenFunction:
     try:
         model = keras.saving.load_model(str(path), compile=False)
     except Exception as exc:  # noqa: BLE001 - corrupt zip/HDF5, unknown layers, ...
-        raise InputError(f"{path}: not a loadable Keras model ({first_line(exc)})") from None
+        model = _tf_keras_model(path)  # an .h5 written by tf_keras (Keras 2)
+        if model is None:
+            raise InputError(f"{path}: not a loadable Keras model ({first_line(exc)})") from None
     specs = [tf.TensorSpec(tensor.shape, tensor.dtype, name=_input_name(tensor, i))
              for i, tensor in enumerate(model.inputs)]
 
@@ -87,9 +89,21 @@ def load_keras(tf, path: Path) -> FrozenFunction:
 
     frozen = freeze(tf, tf.function(call).get_concrete_function(*specs), model.variables)
     momenta = Counter(float(layer.momentum) for layer in model._flatten_layers()
-                      if isinstance(layer, keras.layers.BatchNormalization))
+                      if type(layer).__name__ == "BatchNormalization")  # Keras 3 or tf_keras
     frozen.bn_decay = momenta.most_common(1)[0][0] if momenta else None
     return frozen
+
+
+def _tf_keras_model(path: Path):
+    """A Keras 2 `.h5` file (tf_keras), which Keras 3 may not read; None if this fails too."""
+    if path.suffix.lower() not in (".h5", ".hdf5"):
+        return None
+    try:
+        import tf_keras
+
+        return tf_keras.models.load_model(str(path), compile=False)
+    except Exception:  # noqa: BLE001 - not a tf_keras file either: Keras 3's message is shown
+        return None
 
 
 def freeze(tf, function, variables=()) -> FrozenFunction:

@@ -41,7 +41,8 @@ class Loop:
     states: list[int] = field(default_factory=list)  # h (and c): loop variables
     kernel: int = -1
     recurrent: int = -1
-    bias: int | None = None
+    bias: int | None = None  # Keras's one bias, a GRU's [2, 3 * units] or its input bias
+    recurrent_bias: int | None = None  # a tf_keras GRU's recurrent bias, passed on its own
     units: int = 0
     nonlinearity: str = "tanh"  # a SimpleRNN's activation
 
@@ -58,7 +59,7 @@ def while_loop(ctx) -> None:
     outputs += [TensorInfo([*batch, units], "float32") for _ in loop.states]
     weights = _torch_weights(ctx, loop)
     attrs = {"hidden_size": units, "one_bias": loop.bias is not None
-             and len(ctx.input_info(loop.bias).shape) == 1}
+             and len(ctx.input_info(loop.bias).shape) == 1 and loop.recurrent_bias is None}
     if loop.kind == "rnn":
         attrs["nonlinearity"] = loop.nonlinearity
     name = ctx.emit(loop.kind, [sequence], attrs=attrs, weights=weights,
@@ -132,10 +133,17 @@ def recognise(ctx) -> Loop:
               and ctx.kind_of(tensor) in ("constant", "weight") and tensor.shape.rank
               and tensor.dtype.is_floating]
     biases = [index for index in others if ctx.input_info(index).shape[-1] == kernel[1]]
-    loop.bias = biases[0] if len(biases) == 1 else None
+    if len(biases) == 2:  # tf_keras unstacks a GRU's [2, 3 * units] bias before the loop
+        recurrent_side = _added_to(body, [t for t in body.inputs][biases[0]], loop.recurrent, arg)
+        loop.bias, loop.recurrent_bias = biases[::-1] if recurrent_side else biases
+    elif len(biases) > 2:
+        _refuse(ctx, f"{len(biases)} bias-like inputs")
+    else:
+        loop.bias = biases[0] if biases else None
     matmuls = sum(op.type == "MatMul" for op in ops)
-    if loop.kind == "gru" and (matmuls != 2 or loop.bias is not None
-                               and len(ctx.input_info(loop.bias).shape) != 2):
+    two_biases = loop.recurrent_bias is not None or loop.bias is not None and len(
+        ctx.input_info(loop.bias).shape) == 2
+    if loop.kind == "gru" and (matmuls != 2 or loop.bias is not None and not two_biases):
         _refuse(ctx, "a GRU with reset_after=False (its reset gate multiplies h before the "
                 "recurrent kernel, which nn.GRU does not do) is not supported yet")
     if loop.kind == "lstm":
@@ -144,6 +152,20 @@ def recognise(ctx) -> Loop:
         if not _is_zeros(ctx, ctx.op.inputs[state]):
             _refuse(ctx, "its initial state is not zeros (initial_state= is not supported yet)")
     return loop
+
+
+def _added_to(body, bias, recurrent: int, arg) -> bool:
+    """Whether the bias placeholder `bias` is added to the product with the recurrent
+    kernel (while loop input `recurrent`)."""
+    readers = list(bias.consumers())
+    while readers:
+        op = readers.pop()
+        if op.type in ("Identity", "ReadVariableOp"):
+            readers.extend(op.outputs[0].consumers())
+        elif op.type in ("BiasAdd", "AddV2", "Add"):
+            return any(t.op.type == "MatMul" and arg(t.op.inputs[1]) == recurrent
+                       for t in op.inputs)
+    return False
 
 
 def _check_ops(ctx, loop: Loop, ops) -> None:
@@ -173,8 +195,16 @@ def _cell_state(ctx, body, loop: Loop) -> int:
     return -1
 
 
+def _through_identity(tensor):
+    """The tensor behind Identity ops (an inlined function passes its arguments through one)."""
+    while tensor.op.type == "Identity" and tensor.op.inputs:
+        tensor = tensor.op.inputs[0]
+    return tensor
+
+
 def _is_zeros(ctx, tensor) -> bool:
     """A state TF fills with zeros (`zeros([batch, units])`, the batch read from a shape)."""
+    tensor = _through_identity(tensor)
     op = tensor.op
     if op.type == "Fill":
         value = op.inputs[1]
@@ -200,13 +230,13 @@ def _refuse(ctx, reason: str) -> None:
 def _batch_first_sequence(ctx, loop: Loop) -> str:
     """The IR ref of the sequence as [N, T, F]: Keras transposes its batch-first input to
     time major before the loop (and reverses it in time for go_backwards)."""
-    tensor = ctx.op.inputs[loop.sequence].op.inputs[0]
+    tensor = _through_identity(ctx.op.inputs[loop.sequence].op.inputs[0])
     reverse = tensor.op.type == "ReverseV2"
     if reverse:
         axes = ctx.value_of(tensor.op.inputs[1]).reshape(-1).tolist()
         if axes != [0]:
             _refuse(ctx, f"its input is reversed along axes {axes}, not time")
-        tensor = tensor.op.inputs[0]
+        tensor = _through_identity(tensor.op.inputs[0])
     if tensor.op.type != "Transpose" or ctx.value_of(tensor.op.inputs[1]).tolist() != [1, 0, 2]:
         _refuse(ctx, "its input is not a batch-first sequence transposed to time major")
     ref = ctx.ref_of(tensor.op.inputs[0])
@@ -233,6 +263,13 @@ def _torch_weights(ctx, loop: Loop) -> dict[str, str]:
     if loop.bias is None:
         return weights
     shape = ctx.input_info(loop.bias).shape
+    if loop.recurrent_bias is not None:  # GRU reset_after, the two rows passed apart
+
+        def vector(index: int) -> str:
+            return ctx.weight(index, [("reshape", (gates, units)), ("take", (0, *order)),
+                                      ("reshape", (gates * units,))])
+
+        return {**weights, "bias_ih": vector(loop.bias), "bias_hh": vector(loop.recurrent_bias)}
     if len(shape) == 2:  # GRU reset_after: [input bias, recurrent bias]
         for row, role in enumerate(("bias_ih", "bias_hh")):
             weights[role] = ctx.weight(loop.bias, [("reshape", (2, gates, units)),
