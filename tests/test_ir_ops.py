@@ -150,6 +150,7 @@ SHAPE_OPS = [  # op, attrs, reference on NHWC x [2, 4, 5, 3], output shape
     ("slice", {"axes": [[None, None, 1], [1, 3, 1], [None, None, 2], [0, 2, 1]]},
      lambda x: x[:, 1:3, ::2, 0:2], [None, 2, 3, 2]),
     ("identity", {}, lambda x: x, [None, 4, 5, 3]),
+    ("flip", {"axes": [1]}, lambda x: x[:, ::-1], [None, 4, 5, 3]),
 ]
 
 
@@ -177,9 +178,48 @@ def test_squeeze_concat_constant_scalar(tmp_path):
     np.testing.assert_allclose(ours, expected, rtol=1e-6)
 
 
+def sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def rnn_reference(op: str, x, w_ih, w_hh, b_ih, b_hh, nonlinearity="tanh"):
+    """The sequence of h, step by step, with PyTorch's gate order (LSTM i, f, g, o;
+    GRU r, z, n), as the IR ops define their weights."""
+    batch, units = x.shape[0], w_hh.shape[1]
+    h, c, outputs = np.zeros((batch, units)), np.zeros((batch, units)), []
+    for step in range(x.shape[1]):
+        gx, gh = x[:, step] @ w_ih.T + b_ih, h @ w_hh.T + b_hh
+        if op == "lstm":
+            i, f, g, o = np.split(gx + gh, 4, axis=1)
+            c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
+            h = sigmoid(o) * np.tanh(c)
+        elif op == "gru":
+            (xr, xz, xn), (hr, hz, hn) = np.split(gx, 3, axis=1), np.split(gh, 3, axis=1)
+            r, z = sigmoid(xr + hr), sigmoid(xz + hz)
+            h = (1 - z) * np.tanh(xn + r * hn) + z * h
+        else:
+            h = np.tanh(gx + gh) if nonlinearity == "tanh" else np.maximum(gx + gh, 0)
+        outputs.append(h)
+    return np.stack(outputs, axis=1)
+
+
+@pytest.mark.parametrize("op, gates, attrs", [
+    ("lstm", 4, {"one_bias": True}), ("gru", 3, {}), ("rnn", 1, {"nonlinearity": "relu"})])
+def test_recurrent_layers(tmp_path, op, gates, attrs):
+    x, units = images(2, 6, 3), 5
+    weights = {"weight_ih": images(gates * units, 3), "weight_hh": images(gates * units, units),
+               "bias_ih": images(gates * units),
+               "bias_hh": np.zeros(gates * units, np.float32) if attrs.get("one_bias")
+               else images(gates * units)}
+    expected = rnn_reference(op, x, *weights.values(), attrs.get("nonlinearity", "tanh"))
+    ours = run_one_op(tmp_path, op, x, [None, 6, units], weights=weights,
+                      attrs={"hidden_size": units, **attrs})
+    np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=1e-5)
+
+
 TESTED_HERE = {"conv2d", "bias_add", "linear", "embedding", "batch_norm", "layer_norm",
                "max_pool2d", "avg_pool2d", "squeeze", "concat", "constant", "scalar", "mul", "add",
-               *(op for op, *_ in SHAPE_OPS)}
+               "lstm", "gru", "rnn", *(op for op, *_ in SHAPE_OPS)}
 
 
 def test_every_catalogue_op_has_a_tf_free_test():

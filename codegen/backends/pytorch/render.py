@@ -127,13 +127,12 @@ class ClassRenderer:
                                   plan=plan)
             if _fresh_output(stmt):
                 fresh.update(stmt.outputs)
+            if stmt.kind == "layer" and stmt.render.unpack:  # `lstm, (h, c) = self.lstm(x)`
+                lines.append(self.unpacked(stmt, text, names, uses, values))
+                continue
             single = len(stmt.outputs) == 1 and uses[stmt.outputs[0]] == 1
             if single and (stmt.outputs[0] in returned_once or self.inlinable(stmt, text)):
                 values[stmt.outputs[0]] = text
-                continue
-            render = stmt.render
-            if stmt.kind == "layer" and render.unpack:  # `lstm, (lstm_h, lstm_c) = self.lstm(x)`
-                lines.append(self.unpacked(stmt, text, names, uses, values))
                 continue
             targets = [names.create(identifier(stmt.attr)) for _ in stmt.outputs]
             lines.append(f"{', '.join(targets)} = {text}")
