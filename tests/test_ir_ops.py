@@ -182,7 +182,7 @@ def sigmoid(x):
     return 1 / (1 + np.exp(-x))
 
 
-def rnn_reference(op: str, x, w_ih, w_hh, b_ih, b_hh, nonlinearity="tanh"):
+def rnn_reference(op: str, x, w_ih, w_hh, b_ih, b_hh, nonlinearity="tanh", reset_after=True):
     """The sequence of h, step by step, with PyTorch's gate order (LSTM i, f, g, o;
     GRU r, z, n), as the IR ops define their weights."""
     batch, units = x.shape[0], w_hh.shape[1]
@@ -196,7 +196,10 @@ def rnn_reference(op: str, x, w_ih, w_hh, b_ih, b_hh, nonlinearity="tanh"):
         elif op == "gru":
             (xr, xz, xn), (hr, hz, hn) = np.split(gx, 3, axis=1), np.split(gh, 3, axis=1)
             r, z = sigmoid(xr + hr), sigmoid(xz + hz)
-            h = (1 - z) * np.tanh(xn + r * hn) + z * h
+            if reset_after:
+                h = (1 - z) * np.tanh(xn + r * hn) + z * h
+            else:  # r scales h before the recurrent weights (no recurrent bias then)
+                h = (1 - z) * np.tanh(xn + (r * h) @ np.split(w_hh, 3)[2].T) + z * h
         else:
             h = np.tanh(gx + gh) if nonlinearity == "tanh" else np.maximum(gx + gh, 0)
         outputs.append(h)
@@ -204,14 +207,19 @@ def rnn_reference(op: str, x, w_ih, w_hh, b_ih, b_hh, nonlinearity="tanh"):
 
 
 @pytest.mark.parametrize("op, gates, attrs", [
-    ("lstm", 4, {"one_bias": True}), ("gru", 3, {}), ("rnn", 1, {"nonlinearity": "relu"})])
+    ("lstm", 4, {"one_bias": True}), ("gru", 3, {}), ("gru", 3, {"reset_after": False}),
+    ("rnn", 1, {"nonlinearity": "relu"})])
 def test_recurrent_layers(tmp_path, op, gates, attrs):
     x, units = images(2, 6, 3), 5
+    reset_after = attrs.get("reset_after", True)
     weights = {"weight_ih": images(gates * units, 3), "weight_hh": images(gates * units, units),
-               "bias_ih": images(gates * units),
-               "bias_hh": np.zeros(gates * units, np.float32) if attrs.get("one_bias")
-               else images(gates * units)}
-    expected = rnn_reference(op, x, *weights.values(), attrs.get("nonlinearity", "tanh"))
+               "bias_ih": images(gates * units)}
+    if reset_after:  # (a GRU with reset_after=False has no recurrent bias)
+        weights["bias_hh"] = (np.zeros(gates * units, np.float32) if attrs.get("one_bias")
+                              else images(gates * units))
+    expected = rnn_reference(op, x, weights["weight_ih"], weights["weight_hh"],
+                             weights["bias_ih"], weights.get("bias_hh", 0.0),
+                             attrs.get("nonlinearity", "tanh"), reset_after)
     ours = run_one_op(tmp_path, op, x, [None, 6, units], weights=weights,
                       attrs={"hidden_size": units, **attrs})
     np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=1e-5)

@@ -44,6 +44,8 @@ def _keras_model(name: str, layers_module, keras_module):
         y = L.LSTM(5, go_backwards=True, return_sequences=True, use_bias=False)(x)
     elif name == "bidirectional_gru":
         y = L.Bidirectional(L.GRU(5))(x)
+    elif name == "gru_reset_before":  # reset_after=False: GRUResetBefore, not nn.GRU
+        y = L.GRU(5, reset_after=False, return_sequences=True)(x)
     return keras_module.Model(x, y)
 
 
@@ -84,7 +86,7 @@ def _worst_error(model, generated) -> float:
 
 
 KERAS3 = ["embedding_bilstm_gru", "stacked_lstm", "lstm_state", "gru_state", "simple_rnn",
-          "backward", "bidirectional_gru"]
+          "backward", "bidirectional_gru", "gru_reset_before"]
 
 
 @pytest.mark.parametrize("name", KERAS3)
@@ -100,7 +102,8 @@ def test_keras3_rnn_matches_tensorflow(name, tmp_path):
     code = (tmp_path / "model" / "model.py").read_text()
     assert "while" not in code.lower().replace("awhile", "")
     assert ("nn.LSTM(" in code) == any(k in name for k in ("lstm", "backward"))
-    assert ("nn.GRU(" in code) == ("gru" in name)
+    assert ("nn.GRU(" in code) == ("gru" in name and "reset_before" not in name)
+    assert ("GRUResetBefore(" in code) == ("reset_before" in name)
 
 
 def test_keras3_savedmodel_rnn_matches_tensorflow(tmp_path):
@@ -172,7 +175,6 @@ def test_gru_gates_are_reordered_for_pytorch(tmp_path):
 
 
 @pytest.mark.parametrize("layer, needles", [
-    ("gru_reset_before", ("while loop", "old_gru", "reset_after=False")),
     ("lstm_relu", ("while loop", "relu_lstm", "Relu")),
     ("masked_lstm", ("masking", "NotEqual")),  # masks are not supported yet: their ops listed
 ])
@@ -182,9 +184,7 @@ def test_unrecognised_loops_are_refused_by_name(layer, needles, tmp_path):
     from keras import layers
 
     x = keras.Input((None, FEATURES), name="x")
-    if layer == "gru_reset_before":
-        y = layers.GRU(5, reset_after=False, name="old_gru")(x)
-    elif layer == "masked_lstm":
+    if layer == "masked_lstm":
         y = layers.LSTM(5, name="masked")(layers.Masking()(x))
     else:
         y = layers.LSTM(5, activation="relu", name="relu_lstm")(x)

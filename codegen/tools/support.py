@@ -23,7 +23,7 @@ PATTERNS = [
     ("`x * relu6(x + 3) / 6` (Keras hard_swish, MobileNetV3)", "hard_swish"),
     ("reshape `[N, H, W, C]` -> `[N*H*W, C]`, MatMul, reshape back (Dense on a 4-D tensor)",
      "conv2d"),
-    ("While loop of a Keras GRU (reset_after=True), recognised by its step", "gru"),
+    ("While loop of a Keras GRU, recognised by its step", "gru"),
     ("While loop of a Keras SimpleRNN (tanh or relu), recognised by its step", "rnn"),
     ("Identity, IdentityN, StopGradient, Snapshot, PreventGradient, CheckNumerics", "(passed through)"),
     ("Shape, StridedSlice, Pack, GatherV2, Prod feeding a shape operand", "(read statically)"),

@@ -153,8 +153,10 @@ def recurrent(node: Node, graph: Graph) -> Layer:
                                                        "bias_hh") if role in weights}
     lstm = node.op == "lstm"
     unpack = "{0}, ({1}, {2})" if lstm else "{0}, {1}"
-    return Layer("ops/rnn.py.jinja", RNN_CLASSES[node.op], args, state, node.op,
-                 ("one_bias",) if one_bias else (), unpack=unpack, outputs=("{0}", "{0}[0]", "{0}[0]")[:len(node.outputs)],
+    cls, helpers = RNN_CLASSES[node.op], ("one_bias",) if one_bias else ()
+    if node.op == "gru" and not node.attrs.get("reset_after", True):
+        cls, helpers = "GRUResetBefore", ("GRUResetBefore",)  # a cell nn.GRU does not have
+    return Layer("ops/rnn.py.jinja", cls, args, state, node.op, helpers, unpack=unpack, outputs=("{0}", "{0}[0]", "{0}[0]")[:len(node.outputs)],
                  state_names=("", "_h", "_c")[:len(node.outputs)])
 
 

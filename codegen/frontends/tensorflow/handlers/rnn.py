@@ -45,6 +45,7 @@ class Loop:
     recurrent_bias: int | None = None  # a tf_keras GRU's recurrent bias, passed on its own
     units: int = 0
     nonlinearity: str = "tanh"  # a SimpleRNN's activation
+    reset_after: bool = True  # a GRU's reset gate: after the recurrent kernel (as nn.GRU)
 
 
 @handler("While", "StatelessWhile", ir="lstm", static=lambda op: _static_inputs(op))
@@ -62,6 +63,8 @@ def while_loop(ctx) -> None:
              and len(ctx.input_info(loop.bias).shape) == 1 and loop.recurrent_bias is None}
     if loop.kind == "rnn":
         attrs["nonlinearity"] = loop.nonlinearity
+    if loop.kind == "gru" and not loop.reset_after:
+        attrs.update(reset_after=False, one_bias=False)  # its cell has no recurrent bias
     name = ctx.emit(loop.kind, [sequence], attrs=attrs, weights=weights,
                     outputs=outputs, suffix=loop.kind).rpartition(":")[0]
     ctx.alias(ctx.op.outputs[loop.output], f"{name}:0")
@@ -110,16 +113,20 @@ def recognise(ctx) -> Loop:
                 "is a second list)")
     loop.sequence, loop.output = arg(reads[0].inputs[0]), arg(writes[0].inputs[0])
     step_input = reads[0].outputs[0]
+    products = []  # (MatMul, the weight it reads) other than x_t @ kernel and h @ recurrent
     for matmul in (op for op in ops if op.type == "MatMul"):
-        left, weight = arg(matmul.inputs[0]), arg(matmul.inputs[1])
+        left, right = matmul.inputs[0], matmul.inputs[1]
+        while right.op.type == "StridedSlice":  # a GRU with reset_after=False slices its gates
+            right = right.op.inputs[0]
+        weight = arg(right)
         if weight is None or ctx.kind_of(ctx.op.inputs[weight]) not in ("constant", "weight"):
-            gru = " (a GRU with reset_after=False is not supported yet)" if len(
-                [op for op in ops if op.type == "MatMul"]) == 3 else ""
-            _refuse(ctx, f"its MatMul {matmul.name!r} does not read a weight{gru}")
-        if matmul.inputs[0] is step_input:
+            _refuse(ctx, f"its MatMul {matmul.name!r} does not read a weight")
+        if left is step_input:
             loop.kernel = weight
-        elif left is not None:
-            loop.recurrent, loop.states = weight, [left]
+        elif arg(left) is not None:
+            loop.recurrent, loop.states = weight, [arg(left)]
+        else:
+            products.append((matmul, weight))
     if loop.kernel < 0 or loop.recurrent < 0:
         _refuse(ctx, "no input kernel and recurrent kernel found in its step")
     kernel, recurrent = (ctx.input_info(i).shape for i in (loop.kernel, loop.recurrent))
@@ -140,12 +147,16 @@ def recognise(ctx) -> Loop:
         _refuse(ctx, f"{len(biases)} bias-like inputs")
     else:
         loop.bias = biases[0] if biases else None
-    matmuls = sum(op.type == "MatMul" for op in ops)
     two_biases = loop.recurrent_bias is not None or loop.bias is not None and len(
         ctx.input_info(loop.bias).shape) == 2
-    if loop.kind == "gru" and (matmuls != 2 or loop.bias is not None and not two_biases):
-        _refuse(ctx, "a GRU with reset_after=False (its reset gate multiplies h before the "
-                "recurrent kernel, which nn.GRU does not do) is not supported yet")
+    # reset_after=False: the reset gate scales h before its part of the recurrent kernel,
+    # a third product (r * h) @ recurrent[:, 2u:]; then Keras has one bias
+    loop.reset_after = not products
+    if products and (loop.kind != "gru" or len(products) != 1 or two_biases
+                     or products[0][1] != loop.recurrent):
+        _refuse(ctx, f"its step has a product {products[0][0].name!r} no Keras cell has")
+    if loop.kind == "gru" and loop.reset_after and loop.bias is not None and not two_biases:
+        _refuse(ctx, "a GRU with one bias that applies its reset gate after the recurrent kernel")
     if loop.kind == "lstm":
         loop.states += [_cell_state(ctx, body, loop)]
     for state in loop.states:
@@ -278,6 +289,8 @@ def _torch_weights(ctx, loop: Loop) -> dict[str, str]:
         return weights
     weights["bias_ih"] = ctx.weight(loop.bias, [("reshape", (gates, units)), ("take", (0, *order)),
                                                 ("reshape", (gates * units,))])
+    if not loop.reset_after:  # GRUResetBefore has the input bias only
+        return weights
     weights["bias_hh"] = ctx.new_weight(f"{ctx.name}/{loop.kind}/zero_recurrent_bias",
                                         np.zeros(gates * units, np.float32))
     return weights
