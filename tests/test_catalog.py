@@ -59,7 +59,7 @@ UNARY = {
 POSITIVE = {"rsqrt", "sqrt", "log"}  # given |x|
 BINARY = {
     "add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide,
-    "maximum": np.maximum, "minimum": np.minimum,
+    "maximum": np.maximum, "minimum": np.minimum, "not_equal": np.not_equal,
     "squared_difference": lambda a, b: (a - b) ** 2, "pow": lambda a, b: np.abs(a) ** b,
 }
 

@@ -156,6 +156,10 @@ def recurrent(node: Node, graph: Graph) -> Layer:
     cls, helpers = RNN_CLASSES[node.op], ("one_bias",) if one_bias else ()
     if node.op == "gru" and not node.attrs.get("reset_after", True):
         cls, helpers = "GRUResetBefore", ("GRUResetBefore",)  # a cell nn.GRU does not have
+    args["masked"] = len(node.inputs) == 2  # Masked(rnn): skips the steps the mask hides
+    if args["masked"]:
+        helpers += ("Masked",)
+        state = {f"rnn.{key}": value for key, value in state.items()}
     return Layer("ops/rnn.py.jinja", cls, args, state, node.op, helpers, unpack=unpack, outputs=("{0}", "{0}[0]", "{0}[0]")[:len(node.outputs)],
                  state_names=("", "_h", "_c")[:len(node.outputs)])
 
@@ -256,7 +260,9 @@ def constant(node: Node, graph: Graph) -> Layer:
 # -- expressions -------------------------------------------------------------------------
 @renderer("scalar")
 def scalar(node: Node, graph: Graph) -> Expr:
-    return Expr("ops/constant.py.jinja", {"value": float(node.attrs["value"])}, hint="scalar")
+    value = node.attrs["value"]
+    return Expr("ops/constant.py.jinja", {"value": value if isinstance(value, int) else float(value)},
+                hint="scalar")
 
 
 def _with_forms() -> list[str]:

@@ -127,13 +127,14 @@ class Context:
         self.converter.refs[tensor.name] = f"{node.name}:0"
         return f"{node.name}:0"
 
-    def input_or_scalar(self, index: int) -> str:
+    def input_or_scalar(self, index: int, integers: bool = False) -> str:
         """Input `index` of an elementwise op; a one-element floating-point constant that
         leaves the other operand's shape as it is becomes a `scalar` node, so the code
-        reads `x * 0.5` rather than a buffer."""
+        reads `x * 0.5` rather than a buffer (`integers`: an integer one too, `ids != 0`)."""
         tensor, other = self.op.inputs[index], self.op.inputs[1 - index]
+        number = tensor.dtype.is_floating or (integers and tensor.dtype.is_integer)
         if (tensor.name in self.converter.refs or self.converter.kind(tensor) != "constant"
-                or not tensor.dtype.is_floating or tensor.shape.num_elements() != 1
+                or not number or tensor.shape.num_elements() != 1
                 or other.shape.rank is None or self.op.outputs[0].shape.rank != other.shape.rank):
             return self.input(index)
         value = self.const(index).reshape(())
@@ -144,7 +145,8 @@ class Context:
             op="scalar",
             inputs=[],
             outputs=[TensorInfo([], tensor.dtype.base_dtype.name)],
-            attrs={"value": float(str(value[()]))},  # the shortest decimal of its own dtype
+            # the shortest decimal of its own dtype (an integer stays one)
+            attrs={"value": int(value) if tensor.dtype.is_integer else float(str(value[()]))},
             tf_name=tensor.op.name,
             scope=self.scope,
         )

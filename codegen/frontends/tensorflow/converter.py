@@ -62,6 +62,7 @@ class Converter:
         self.weight_sources: dict[str, WeightSource] = {}  # IR weight name -> source
         self.source_names = model.source_names  # Const op -> variable's own name (TF2)
         self._kinds: dict[str, str] = {}
+        self._reads: dict[str, list[str]] = {}  # op -> the ops its handler reads past plumbing
         self._session = None  # for folding constant subgraphs
         self.warnings: list[str] = []
 
@@ -112,11 +113,15 @@ class Converter:
             if op.name in needed:
                 continue
             needed[op.name] = op
-            static = self.handlers[op.type].static if op.type in self.handlers else ()
-            static = static(op) if callable(static) else static
-            for index, tensor in enumerate(op.inputs):
-                if index in static:
-                    continue
+            handler = self.handlers.get(op.type)
+            if handler is not None and handler.reads is not None:  # what it reads, past plumbing
+                tensors = handler.reads(op)
+                self._reads[op.name] = [tensor.op.name for tensor in tensors]
+            else:
+                static = handler.static if handler is not None else ()
+                static = static(op) if callable(static) else static
+                tensors = [t for index, t in enumerate(op.inputs) if index not in static]
+            for tensor in tensors:
                 if self.kind(tensor) == "compute":
                     stack.append(tensor.op)
                 elif self.kind(tensor) == "input":
@@ -131,7 +136,7 @@ class Converter:
                 f"that codegen does not recognise as a layer: {', '.join(loops) or 'While'}; "
                 "nothing was written: pick an earlier --dst-node ('codegen inspect' lists "
                 "candidates)", details=[f"while loop {name!r}" for name in loops])
-        return _toposort(list(needed.values()), order)
+        return _toposort(list(needed.values()), order, self._reads)
 
     def _add_input(self, op) -> None:
         if op.name not in self.inputs:
@@ -317,16 +322,16 @@ def _damaged_data(prefix, key: str, exc: Exception) -> InputError:
                       "download or save the checkpoint again")
 
 
-def _toposort(ops: list[Any], order: dict[str, int]) -> list[Any]:
+def _toposort(ops: list[Any], order: dict[str, int], reads: dict[str, list[str]]) -> list[Any]:
     import networkx as nx
 
     graph = nx.DiGraph()
     names = {op.name: op for op in ops}
     graph.add_nodes_from(names)
     for op in ops:
-        for tensor in op.inputs:
-            if tensor.op.name in names:
-                graph.add_edge(tensor.op.name, op.name)
+        for name in [tensor.op.name for tensor in op.inputs] + reads.get(op.name, []):
+            if name in names:
+                graph.add_edge(name, op.name)
     return [names[n] for n in nx.lexicographical_topological_sort(graph, key=order.__getitem__)]
 
 

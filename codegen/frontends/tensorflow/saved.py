@@ -206,9 +206,11 @@ def _short_names(graph_def, keep: set[str]) -> dict[str, str]:
     renames, taken = {}, set(names)
     for name in sorted(stripped):
         parts = stripped[name].split("/")
+        if suffixed and len(parts) > 1:  # (the model's own ops too, e.g. a Keras mask)
+            parts[0] = parts[0].removesuffix("_1")
         if len(parts) > 2:  # model/layer/op...: the Keras layout
             if suffixed:
-                parts[0], parts[1] = parts[0].removesuffix("_1"), parts[1].removesuffix("_1")
+                parts[1] = parts[1].removesuffix("_1")
             parts[1:2] = _layer_path(parts[1])
         short = "/".join(parts)
         if short != name and short not in taken:

@@ -12,11 +12,13 @@ BINARY = {
     "RealDiv": "div",
     "Maximum": "maximum",
     "Minimum": "minimum",
+    "NotEqual": "not_equal",
 }
 
 
 def _binary(ctx) -> None:
-    ctx.emit(BINARY[ctx.op.type], [ctx.input_or_scalar(0), ctx.input_or_scalar(1)])
+    compare = ctx.op.type == "NotEqual"  # `ids != 0`: an integer scalar is fine there
+    ctx.emit(BINARY[ctx.op.type], [ctx.input_or_scalar(0, compare), ctx.input_or_scalar(1, compare)])
 
 
 for _tf_op, _ir_op in BINARY.items():

@@ -46,15 +46,17 @@ class Loop:
     units: int = 0
     nonlinearity: str = "tanh"  # a SimpleRNN's activation
     reset_after: bool = True  # a GRU's reset gate: after the recurrent kernel (as nn.GRU)
+    mask: int | None = None  # a list of per-step masks
+    carry: int | None = None  # with a mask: the last output, kept where the mask is false
 
 
-@handler("While", "StatelessWhile", ir="lstm", static=lambda op: _static_inputs(op))
+@handler("While", "StatelessWhile", ir="lstm", reads=lambda op: _read_tensors(op))
 def while_loop(ctx) -> None:
     loop = recognise(ctx)
     sequence = _batch_first_sequence(ctx, loop)
     time = [None]
-    source = ctx.op.inputs[loop.sequence].op.inputs[0]  # the time-major [T, N, F] tensor
-    batch = [source.shape[1]] if source.shape.rank == 3 else [None]
+    source = _unlisted(ctx.op.inputs[loop.sequence])[0]  # the batch-first [N, T, F] tensor
+    batch = [source.shape[0]] if source.shape.rank == 3 else [None]
     units = loop.units
     outputs = [TensorInfo([*batch, *time, units], "float32")]
     outputs += [TensorInfo([*batch, units], "float32") for _ in loop.states]
@@ -65,7 +67,8 @@ def while_loop(ctx) -> None:
         attrs["nonlinearity"] = loop.nonlinearity
     if loop.kind == "gru" and not loop.reset_after:
         attrs.update(reset_after=False, one_bias=False)  # its cell has no recurrent bias
-    name = ctx.emit(loop.kind, [sequence], attrs=attrs, weights=weights,
+    inputs = [sequence] if loop.mask is None else [sequence, _batch_first_mask(ctx, loop)]
+    name = ctx.emit(loop.kind, inputs, attrs=attrs, weights=weights,
                     outputs=outputs, suffix=loop.kind).rpartition(":")[0]
     ctx.alias(ctx.op.outputs[loop.output], f"{name}:0")
     for position, state in enumerate(loop.states, start=1):
@@ -107,12 +110,20 @@ def recognise(ctx) -> Loop:
     loop = Loop()
     reads = [op for op in ops if op.type == "TensorListGetItem"]
     writes = [op for op in ops if op.type == "TensorListSetItem"]
-    if len(reads) != 1 or len(writes) != 1:
+    # the input sequence is the list whose step is multiplied by the kernel; a second list
+    # read per step is a mask (Keras keeps state and output where it is false)
+    reads.sort(key=lambda read: not any(r.type == "MatMul" for r in read.outputs[0].consumers()))
+    if not 1 <= len(reads) <= 2 or len(writes) != 1:
         _refuse(ctx, f"it reads {len(reads)} and writes {len(writes)} lists per step (an RNN "
-                "layer reads its input sequence and writes its outputs, one each; a mask "
-                "is a second list)")
+                "layer reads its input sequence, and maybe a mask, and writes its outputs)")
     loop.sequence, loop.output = arg(reads[0].inputs[0]), arg(writes[0].inputs[0])
     step_input = reads[0].outputs[0]
+    if len(reads) == 2:
+        loop.mask = arg(reads[1].inputs[0])
+        written = _through_identity(writes[0].inputs[2])  # where(mask, output, last output)
+        if written.op.type not in ("SelectV2", "Select"):
+            _refuse(ctx, "it reads a second list that is not a mask of its steps")
+        loop.carry = arg(written.op.inputs[2])
     products = []  # (MatMul, the weight it reads) other than x_t @ kernel and h @ recurrent
     for matmul in (op for op in ops if op.type == "MatMul"):
         left, right = matmul.inputs[0], matmul.inputs[1]
@@ -159,7 +170,7 @@ def recognise(ctx) -> Loop:
         _refuse(ctx, "a GRU with one bias that applies its reset gate after the recurrent kernel")
     if loop.kind == "lstm":
         loop.states += [_cell_state(ctx, body, loop)]
-    for state in loop.states:
+    for state in loop.states + ([loop.carry] if loop.carry is not None else []):
         if not _is_zeros(ctx, ctx.op.inputs[state]):
             _refuse(ctx, "its initial state is not zeros (initial_state= is not supported yet)")
     return loop
@@ -184,6 +195,8 @@ def _check_ops(ctx, loop: Loop, ops) -> None:
     if loop.kind == "rnn" and counts == {"Sigmoid": 0, "Tanh": 0, "Relu": 1}:
         loop.nonlinearity = "relu"  # SimpleRNN(activation="relu"): nn.RNN has it too
     found = {op.type for op in ops} - CELL_OPS - ({"Relu"} if loop.nonlinearity == "relu" else set())
+    if loop.mask is not None:  # the mask's step, broadcast to the units, selects
+        found -= {"Tile", "SelectV2", "Select"}
     if found:
         _refuse(ctx, f"its step has {', '.join(sorted(found))}, which a {loop.kind.upper()} "
                 "with the default activations (tanh, sigmoid) and no mask does not have")
@@ -199,7 +212,8 @@ def _check_ops(ctx, loop: Loop, ops) -> None:
 def _cell_state(ctx, body, loop: Loop) -> int:
     """An LSTM's cell state: the float loop variable of the units' size that is not h."""
     for index, tensor in enumerate(ctx.op.inputs):
-        if index not in (loop.states[0], loop.sequence, loop.output) and tensor.dtype.is_floating \
+        if index not in (loop.states[0], loop.sequence, loop.output, loop.carry) \
+                and tensor.dtype.is_floating \
                 and ctx.kind_of(tensor) not in ("constant", "weight") and tensor.shape.rank == 2:
             return index
     _refuse(ctx, "no cell state found")
@@ -225,11 +239,28 @@ def _is_zeros(ctx, tensor) -> bool:
     return ctx.kind_of(tensor) == "constant" and not np.any(ctx.value_of(tensor))
 
 
-def _static_inputs(op) -> tuple[int, ...]:
-    """Every input of a loop but its input sequence (and the states it does not fill with
-    zeros) is read at conversion time: counters, lengths, weights, zeros from a shape."""
-    data = [i for i, tensor in enumerate(op.inputs) if tensor.op.type == "TensorListFromTensor"]
-    return tuple(i for i in range(len(op.inputs)) if i not in data)
+def _read_tensors(op) -> list:
+    """What a loop reads at run time: the batch-first tensor behind each list it steps
+    through (Keras's input sequence, and mask). Counters, lengths, weights and zero states
+    are read at conversion time."""
+    return [_unlisted(tensor)[0] for tensor in op.inputs
+            if tensor.op.type == "TensorListFromTensor"]
+
+
+def _unlisted(tensor):
+    """(the batch-first tensor, its time-major transpose, reversed?) behind a TensorList
+    Keras makes of it: list(transpose(x, [1, 0, 2])), reversed in time for go_backwards;
+    a mask [N, T] is expanded to [N, T, 1] first. (tensor, None, False) for anything else."""
+    list_input = _through_identity(tensor.op.inputs[0])
+    reverse = list_input.op.type == "ReverseV2"
+    transposed = _through_identity(list_input.op.inputs[0]) if reverse else list_input
+    if transposed.op.type != "Transpose":
+        return tensor, None, False
+    source = _through_identity(transposed.op.inputs[0])
+    if source.op.type in ("ExpandDims", "Reshape") and source.shape.rank == 3 \
+            and source.op.inputs[0].shape.rank == 2:
+        source = source.op.inputs[0]  # a mask [N, T] -> [N, T, 1]
+    return source, transposed, reverse
 
 
 def _refuse(ctx, reason: str) -> None:
@@ -239,21 +270,27 @@ def _refuse(ctx, reason: str) -> None:
 
 # -- inputs and weights -----------------------------------------------------------------------
 def _batch_first_sequence(ctx, loop: Loop) -> str:
-    """The IR ref of the sequence as [N, T, F]: Keras transposes its batch-first input to
-    time major before the loop (and reverses it in time for go_backwards)."""
-    tensor = _through_identity(ctx.op.inputs[loop.sequence].op.inputs[0])
-    reverse = tensor.op.type == "ReverseV2"
+    """The IR ref of the sequence as [N, T, F] (a flip of it for go_backwards)."""
+    return _batch_first(ctx, ctx.op.inputs[loop.sequence], "sequence", rank=3)
+
+
+def _batch_first_mask(ctx, loop: Loop) -> str:
+    """The IR ref of the mask as [N, T] booleans (a flip of it for go_backwards)."""
+    return _batch_first(ctx, ctx.op.inputs[loop.mask], "mask", rank=2)
+
+
+def _batch_first(ctx, list_tensor, what: str, rank: int) -> str:
+    source, transposed, reverse = _unlisted(list_tensor)
+    if transposed is None or ctx.value_of(transposed.op.inputs[1]).tolist() != [1, 0, 2]:
+        _refuse(ctx, f"its {what} is not a batch-first tensor transposed to time major")
+    if reverse and ctx.value_of(list_tensor.op.inputs[0].op.inputs[1]).reshape(-1).tolist() != [0]:
+        _refuse(ctx, f"its {what} is reversed along another axis than time")
+    if source.shape.rank != rank or (what == "mask" and source.dtype.name != "bool"):
+        _refuse(ctx, f"its {what} is {source.dtype.name} of rank {source.shape.rank}")
+    ref = ctx.ref_of(source)
     if reverse:
-        axes = ctx.value_of(tensor.op.inputs[1]).reshape(-1).tolist()
-        if axes != [0]:
-            _refuse(ctx, f"its input is reversed along axes {axes}, not time")
-        tensor = _through_identity(tensor.op.inputs[0])
-    if tensor.op.type != "Transpose" or ctx.value_of(tensor.op.inputs[1]).tolist() != [1, 0, 2]:
-        _refuse(ctx, "its input is not a batch-first sequence transposed to time major")
-    ref = ctx.ref_of(tensor.op.inputs[0])
-    if reverse:
-        info = tensor_info(tensor.op.inputs[0])
-        ref = ctx.emit("flip", [ref], attrs={"axes": [1]}, suffix="reversed", outputs=[info])
+        ref = ctx.emit("flip", [ref], attrs={"axes": [1]}, suffix=f"reversed_{what}",
+                       outputs=[tensor_info(source)])
     return ref
 
 
