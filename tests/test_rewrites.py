@@ -87,5 +87,8 @@ def test_dilated_conv_becomes_one_conv(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+SEQUENCE_CASES = ("tensordot", "einsum_dense", "attention")  # in tests/test_transformers.py
+
+
 def test_every_rewrite_module_has_a_case():
-    assert sorted([*CASES, "dilated_conv"]) == sorted(MODULES)
+    assert sorted([*CASES, "dilated_conv", *SEQUENCE_CASES]) == sorted(MODULES)

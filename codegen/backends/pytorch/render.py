@@ -178,7 +178,7 @@ class ClassRenderer:
             needed.update(HELPER_DEPENDENCIES.get(helper, ()))
         module = self.env.get_template("helpers.py.jinja").module
         order = ["same_pad", "PaddedConv2d", "Conv2dSame", "MaxPool2dSame",
-                 "AvgPool2dSame", "LayerNorm2d", "Constant"]
+                 "AvgPool2dSame", "LayerNorm2d", "Constant", "PositionEmbedding"]
         return [str(getattr(module, name)()) for name in order if name in needed]
 
 

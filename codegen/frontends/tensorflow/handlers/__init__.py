@@ -12,7 +12,8 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-FAMILIES = ("activation", "arithmetic", "conv", "embedding", "math", "norm", "pool", "shape")
+FAMILIES = ("activation", "arithmetic", "conv", "embedding", "math", "norm", "pool", "shape",
+            "einsum", "dynamic")
 
 
 @dataclass(frozen=True)

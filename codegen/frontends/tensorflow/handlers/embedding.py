@@ -15,4 +15,25 @@ def gather(ctx) -> None:
     rank = ctx.output_info(0).rank - ctx.input_info(1).rank + 1  # the table's
     if axis != 0 or ctx.attr("batch_dims", 0) != 0 or rank != 2:
         ctx.fail("only rows of a 2-D table (axis 0, no batch dims) are supported")
-    ctx.emit("embedding", [ctx.input(1)], weights={"table": ctx.weight(0)})
+    ids = _unwrapped_ids(ctx)
+    ctx.emit("embedding", [ctx.ref_of(ids) if ids is not None else ctx.input(1)],
+             weights={"table": ctx.weight(0)})
+
+
+def _unwrapped_ids(ctx):
+    """The ids behind Keras 3's negative-index wrap `where(ids < 0, ids + rows, ids)`
+    (ops.take), which nn.Embedding does not need: a negative id is out of range for it, as
+    it is for a TF gather. None when the ids are not wrapped so."""
+    select = ctx.op.inputs[1].op
+    if select.type != "SelectV2" or select.inputs[0].op.type != "Less":
+        return None
+    less, wrapped, ids = select.inputs[0].op, select.inputs[1].op, select.inputs[2]
+    rows = ctx.input_info(0).shape[0]
+    if less.inputs[0] is not ids or ctx.kind_of(less.inputs[1]) != "constant" \
+            or ctx.value_of(less.inputs[1]).reshape(-1).tolist() != [0]:
+        return None
+    if wrapped.type not in ("Add", "AddV2") or wrapped.inputs[0] is not ids \
+            or ctx.kind_of(wrapped.inputs[1]) != "constant" \
+            or ctx.value_of(wrapped.inputs[1]).reshape(-1).tolist() != [rows]:
+        return None
+    return ids

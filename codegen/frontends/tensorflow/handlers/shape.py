@@ -51,12 +51,25 @@ def squeeze(ctx) -> None:
 def reshape(ctx) -> None:
     if ctx.is_const(1):
         shape = [int(size) for size in ctx.const(1).reshape(-1)]
+    elif _one_unknown(ctx) is not None:  # sizes read from Shape ops: one of them unknown
+        shape = _one_unknown(ctx)
     else:  # a shape computed at run time: the static shape, batch as -1
         shape = ctx.output_info(0).shape
         if shape.count(None) > 1:  # e.g. Tensordot's [N * H * W, C]
             shape = ctx.runtime_shape(ctx.op.inputs[1])
         shape = [-1 if size is None else size for size in shape]
     ctx.emit("reshape", [ctx.input(0)], attrs={"shape": shape})
+
+
+def _one_unknown(ctx) -> list[int] | None:
+    """The shape operand read from Shape ops (`symbolic_dims`) with -1 for its one size
+    known only at run time (Tensordot's [N * T, C]); None if there is not exactly one."""
+    from codegen.frontends.tensorflow.handlers.dynamic import symbolic_dims
+
+    dims = symbolic_dims(ctx, ctx.op.inputs[1])
+    if dims is None or sum(not isinstance(d, int) for d in dims) != 1:
+        return None
+    return [d if isinstance(d, int) else -1 for d in dims]
 
 
 @handler("ConcatV2", ir="concat")
@@ -74,14 +87,20 @@ def transpose(ctx) -> None:
 @handler("ExpandDims", ir="reshape", static=(1,))
 def expand_dims(ctx) -> None:
     shape = ctx.output_info(0).shape
-    if shape.count(None) > 1:
-        ctx.fail("expand_dims of a tensor with more than one unknown dimension")
+    if shape.count(None) > 1:  # sizes known only at run time: x.unsqueeze(axis)
+        axis = int(ctx.const(1).reshape(-1)[0]) % len(shape)
+        ctx.emit("unsqueeze", [ctx.input(0)], attrs={"axes": [axis]})
+        return
     ctx.emit("reshape", [ctx.input(0)], attrs={"shape": [-1 if s is None else s for s in shape]})
 
 
 @handler("StridedSlice", ir="slice")
 def strided_slice(ctx) -> None:
-    """x[b:e:s, ...] with plain begin/end masks (what Cropping2D and friends produce)."""
+    """x[b:e:s, ...] with plain begin/end masks (what Cropping2D and friends produce), and
+    x[:, None, :] (new axes only: x.unsqueeze(1))."""
+    if ctx.attr("new_axis_mask"):
+        _new_axes(ctx)
+        return
     for mask in ("ellipsis_mask", "new_axis_mask", "shrink_axis_mask"):
         if ctx.attr(mask):
             ctx.fail(f"strided slice with {mask} is not supported")
@@ -99,3 +118,16 @@ def strided_slice(ctx) -> None:
     if any(step <= 0 for _, _, step in axes):
         ctx.fail("strided slice with a negative or zero stride is not supported")
     ctx.emit("slice", [ctx.input(0)], attrs={"axes": axes})
+
+
+def _new_axes(ctx) -> None:
+    """x[:, None, :]: every other entry a full slice; the new axes become unsqueezes."""
+    if ctx.attr("ellipsis_mask") or ctx.attr("shrink_axis_mask"):
+        ctx.fail("strided slice with new axes and ellipsis or shrink masks is not supported")
+    count = len(ctx.const(1).reshape(-1))
+    new, full = ctx.attr("new_axis_mask"), ctx.attr("begin_mask") & ctx.attr("end_mask")
+    strides = ctx.const(3).reshape(-1).tolist()
+    axes = [i for i in range(count) if new & (1 << i)]
+    if any(not full & (1 << i) or strides[i] != 1 for i in range(count) if i not in axes):
+        ctx.fail("strided slice that adds axes and also slices is not supported")
+    ctx.emit("unsqueeze", [ctx.input(0)], attrs={"axes": axes})

@@ -12,7 +12,8 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 
-MODULES = ("batch_norm", "layer_norm", "swish", "gelu", "hard_swish", "dilated_conv")
+MODULES = ("batch_norm", "layer_norm", "swish", "gelu", "hard_swish", "dilated_conv",
+           "tensordot", "einsum_dense", "attention")
 
 REWRITES: dict[str, list[Callable]] = {}  # anchor TF op -> matchers, in MODULES order
 
