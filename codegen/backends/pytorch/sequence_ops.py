@@ -27,12 +27,14 @@ def position_embedding(node: Node, graph: Graph) -> Layer:
                  {"weight": node.weights["table"]}, "position_embedding", ("PositionEmbedding",))
 
 
-@renderer("einsum", "unflatten", "flatten", "unsqueeze", "cast", "full_like", "expand_as",
+@renderer("einsum", "matmul", "unflatten", "flatten", "unsqueeze", "cast", "full_like", "expand_as",
           "less", "logical_and", "where")
 def sequence_op(node: Node, graph: Graph) -> Expr:
     attrs: dict = {"kind": node.op}
     if node.op == "einsum":
         attrs["equation"] = node.attrs["equation"]
+    elif node.op == "matmul":
+        attrs.update(adj_x=node.attrs["adj_x"], adj_y=node.attrs["adj_y"])
     elif node.op == "unflatten":
         attrs.update(axis=node.attrs["axis"], sizes=tuple(node.attrs["sizes"]))
     elif node.op == "flatten":

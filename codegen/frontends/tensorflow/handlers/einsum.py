@@ -1,4 +1,4 @@
-"""Einsum: Keras 3 `EinsumDense` (MultiHeadAttention's projections) as `nn.Linear`, and an
+"""Einsum and BatchMatMul: Keras 3 `EinsumDense` (MultiHeadAttention's projections) as `nn.Linear`, and an
 einsum of two computed tensors as `torch.einsum` (attention scores and context, when the
 attention rewrite does not take them)."""
 
@@ -83,3 +83,10 @@ def einsum(ctx) -> None:
     if len(ctx.op.inputs) != 2 or not EQUATION.match(equation or ""):
         ctx.fail(f"einsum {equation!r}: only two operands without '...' are supported")
     ctx.emit("einsum", [ctx.input(0), ctx.input(1)], attrs={"equation": equation})
+
+
+@handler("BatchMatMulV2", "BatchMatMul", ir="matmul")
+def batch_matmul(ctx) -> None:
+    """a @ b over the last two axes (each transposed first when adj_x / adj_y says so)."""
+    ctx.emit("matmul", [ctx.input(0), ctx.input(1)],
+             attrs={"adj_x": bool(ctx.attr("adj_x")), "adj_y": bool(ctx.attr("adj_y"))})

@@ -4,6 +4,7 @@ ConcatV2, Transpose, StridedSlice."""
 from __future__ import annotations
 
 from codegen.frontends.tensorflow.handlers import handler
+from codegen.ir.graph import TensorInfo
 
 
 def _axes(values, rank: int) -> list[int]:
@@ -101,9 +102,10 @@ def strided_slice(ctx) -> None:
     if ctx.attr("new_axis_mask"):
         _new_axes(ctx)
         return
-    for mask in ("ellipsis_mask", "new_axis_mask", "shrink_axis_mask"):
+    for mask in ("ellipsis_mask", "new_axis_mask"):
         if ctx.attr(mask):
             ctx.fail(f"strided slice with {mask} is not supported")
+    shrink = ctx.attr("shrink_axis_mask") or 0
     rank = ctx.rank(0)
     begin, end, strides = (ctx.const(i).reshape(-1).tolist() for i in (1, 2, 3))
     begin_mask, end_mask = ctx.attr("begin_mask"), ctx.attr("end_mask")
@@ -114,10 +116,22 @@ def strided_slice(ctx) -> None:
             continue
         start = None if begin_mask & (1 << axis) else int(begin[axis])
         stop = None if end_mask & (1 << axis) else int(end[axis])
+        if shrink & (1 << axis):  # x[:, i]: the one index, its axis dropped below
+            start = int(begin[axis])
+            stop = start + 1 if start != -1 else None
         axes.append([start, stop, int(strides[axis])])
     if any(step <= 0 for _, _, step in axes):
         ctx.fail("strided slice with a negative or zero stride is not supported")
-    ctx.emit("slice", [ctx.input(0)], attrs={"axes": axes})
+    if not shrink:
+        ctx.emit("slice", [ctx.input(0)], attrs={"axes": axes})
+        return
+    shape = list(ctx.input_info(0).shape)
+    for axis, (start, stop, step) in enumerate(axes):
+        if shape[axis] is not None:
+            shape[axis] = len(range(*slice(start, stop, step).indices(shape[axis])))
+    kept = ctx.emit("slice", [ctx.input(0)], attrs={"axes": axes}, suffix="slice",
+                    outputs=[TensorInfo(shape, ctx.output_info(0).dtype)])
+    ctx.emit("squeeze", [kept], attrs={"axes": [a for a in range(rank) if shrink & (1 << a)]})
 
 
 def _new_axes(ctx) -> None:
