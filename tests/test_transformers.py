@@ -10,6 +10,7 @@ so that each block is one TF scope and the backend can factor them into one clas
 
 from __future__ import annotations
 
+import inspect
 import re
 
 import numpy as np
@@ -181,3 +182,42 @@ def test_attention_pattern_from_a_tf_graph(tmp_path) -> None:
     with torch.no_grad():
         ours = model(*(torch.from_numpy(feeds[n]) for n in ("q", "k", "v"))).numpy()
     assert relative_error(ours, expected) < 1e-5
+
+
+def test_keras_hub_bert_backbone(tmp_path) -> None:
+    """keras-hub's BertBackbone (tiny, built from its config class, never a preset), from
+    its SavedModel: heads-first attention with matmuls, tanh GELU, token type embeddings,
+    the pooled first token. Both outputs match TF at two lengths and two batch sizes."""
+    tf = import_tf()
+    keras_hub = pytest.importorskip("keras_hub")
+    import keras
+
+    keras.utils.set_random_seed(3)
+    bert = keras_hub.models.BertBackbone(vocabulary_size=VOCAB, num_layers=2, num_heads=2,
+                                         hidden_dim=32, intermediate_dim=64, max_sequence_length=32)
+    rng = np.random.default_rng(3)
+    for weight in bert.weights:  # gamma, beta and biases off 0 / 1; kernels large enough
+        mean, spread = (0.5, 0.3) if len(weight.shape) == 1 else (0.0, 0.3)  # for sharp attention
+        weight.assign(rng.normal(mean, spread, weight.shape).astype("float32"))
+    paths = save_keras_model(bert, tmp_path, "bert", formats=("savedmodel",))
+    torch_model, source = _convert(paths["savedmodel"], tmp_path)
+    loaded = tf.saved_model.load(str(paths["savedmodel"]))
+    names = [tensor.name for tensor in bert.inputs]  # forward takes them in this order
+    assert list(inspect.signature(torch_model.forward).parameters) == names
+    for batch in BATCHES:
+        for length in LENGTHS:
+            ids, mask = _feeds(rng, batch, length)
+            feeds = {"token_ids": ids, "padding_mask": mask,
+                     "segment_ids": rng.integers(0, 2, (batch, length)).astype("int32")}
+            expected = loaded.serve(feeds)
+            with torch.no_grad():
+                ours = torch_model(*(torch.from_numpy(feeds[name]) for name in names))
+            for name, value in zip(("sequence_output", "pooled_output"),
+                                   sorted(ours, key=lambda t: -t.dim())):
+                reference = np.asarray(expected[name])
+                error = np.abs(value.numpy() - reference).max() / np.abs(reference).max()
+                assert error <= 1e-4, (name, batch, length, error)
+    assert source.count("F.scaled_dot_product_attention(") == 1  # one layer class, 2 instances
+    assert 'F.gelu(' in source and 'approximate="tanh"' in source
+    assert "nn.LayerNorm(32, eps=1e-12)" in source and "torch.matmul" not in source
+    assert len(torch_model.state_dict()) == len(bert.weights)
