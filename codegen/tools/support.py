@@ -23,8 +23,17 @@ PATTERNS = [
     ("`x * relu6(x + 3) / 6` (Keras hard_swish, MobileNetV3)", "hard_swish"),
     ("reshape `[N, H, W, C]` -> `[N*H*W, C]`, MatMul, reshape back (Dense on a 4-D tensor)",
      "conv2d"),
+    ("`(0.5 * x) * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x ** 3)))` (tanh GELU, keras-hub)",
+     "gelu"),
+    ("Einsum of x with a weight, `abc,cde->abde` / `abcd,cde->abe` (+ bias) (Keras EinsumDense)",
+     "linear"),
+    ("tensordot reshape, MatMul, reshape back on `[N, T, C]` of unknown T (Dense on a sequence)",
+     "linear"),
+    (("scores einsum (or transposes + BatchMatMul), scale, `where(mask, s, -large)`, softmax, "
+      "context einsum (Keras MultiHeadAttention, keras-hub BERT)"), "attention"),
     ("Identity, IdentityN, StopGradient, Snapshot, PreventGradient, CheckNumerics", "(passed through)"),
-    ("Shape, StridedSlice, Pack, GatherV2, Prod feeding a shape operand", "(read statically)"),
+    ("Shape, StridedSlice, Pack, GatherV2, Prod, ConcatV2 feeding a shape operand",
+     "(read statically)"),
 ]
 
 
