@@ -221,3 +221,34 @@ def test_keras_hub_bert_backbone(tmp_path) -> None:
     assert 'F.gelu(' in source and 'approximate="tanh"' in source
     assert "nn.LayerNorm(32, eps=1e-12)" in source and "torch.matmul" not in source
     assert len(torch_model.state_dict()) == len(bert.weights)
+
+
+def test_shapes_read_at_conversion(tmp_path) -> None:
+    """tf.tensordot on [N, T, C] with T unknown is one linear (no shape arithmetic in the
+    code); a reshape to [tf.shape(x)[0], -1] keeps its one -1; both run at any length."""
+    from conftest import codegen, load_generated, relative_error
+
+    tf = import_tf()
+    rng = np.random.default_rng(9)
+    graph = tf.Graph()
+    with graph.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, [None, None, 4], name="x")
+        y = tf.compat.v1.placeholder(tf.float32, [None, 3, 4], name="y")
+        dense = tf.tensordot(x, tf.constant(rng.normal(0, 1, (4, 5)), tf.float32), axes=1)
+        flat = tf.reshape(y, [tf.shape(y)[0], -1])
+        tf.identity(tf.reduce_sum(dense, axis=1) + flat[:, :5], name="output")
+    (tmp_path / "s.pb").write_bytes(graph.as_graph_def().SerializeToString())
+    result = codegen("to-ir", tmp_path / "s.pb", "--dst-node", "output", "-o", tmp_path / "ir")
+    assert result.returncode == 0, result.stderr
+    assert codegen("build", tmp_path / "ir", "-o", tmp_path / "model").returncode == 0
+    source = (tmp_path / "model" / "model.py").read_text()
+    assert "nn.Linear(4, 5, bias=False)" in source and ".reshape(" not in source, source
+    model = load_generated(tmp_path / "model").load_model()
+    for length in LENGTHS:
+        feeds = {"x": rng.normal(0, 1, (2, length, 4)).astype("float32"),
+                 "y": rng.normal(0, 1, (2, 3, 4)).astype("float32")}
+        with tf.compat.v1.Session(graph=graph) as session:
+            expected = session.run("output:0", {f"{k}:0": v for k, v in feeds.items()})
+        with torch.no_grad():
+            ours = model(*(torch.from_numpy(feeds[k]) for k in ("x", "y"))).numpy()
+        assert relative_error(ours, expected) < 1e-5

@@ -3,6 +3,8 @@ ConcatV2, Transpose, StridedSlice."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from codegen.frontends.tensorflow.handlers import handler
 from codegen.ir.graph import TensorInfo
 
@@ -54,6 +56,8 @@ def reshape(ctx) -> None:
         shape = [int(size) for size in ctx.const(1).reshape(-1)]
     elif _one_unknown(ctx) is not None:  # sizes read from Shape ops: one of them unknown
         shape = _one_unknown(ctx)
+    elif ctx.output_info(0).shape.count(None) > 1 and _keeps_leading(ctx):  # emitted there
+        return
     else:  # a shape computed at run time: the static shape, batch as -1
         shape = ctx.output_info(0).shape
         if shape.count(None) > 1:  # e.g. Tensordot's [N * H * W, C]
@@ -62,14 +66,42 @@ def reshape(ctx) -> None:
     ctx.emit("reshape", [ctx.input(0)], attrs={"shape": shape})
 
 
+def _keeps_leading(ctx) -> bool:
+    """A reshape that keeps x's first k sizes (read from x's shape, some unknown) and
+    flattens the rest ([N, T, -1]) or splits x's one last axis ([N, T, H, D]): emit
+    `flatten` / `unflatten`, which need no size of the kept axes."""
+    from codegen.frontends.tensorflow.handlers.dynamic import symbolic_dims
+
+    dims, x = symbolic_dims(ctx, ctx.op.inputs[1]), ctx.op.inputs[0]
+    shape = x.shape.as_list() if x.shape.rank is not None else None
+    if dims is None or shape is None:
+        return False
+    kept = 0
+    while kept < min(len(dims), len(shape)) and (
+            dims[kept] == (x, kept) or (isinstance(dims[kept], int) and dims[kept] == shape[kept]
+                                        and shape[kept] is not None)):
+        kept += 1
+    rest = dims[kept:]
+    if kept == 0 or not all(isinstance(d, int) for d in rest) or not rest:
+        return False
+    if rest == [-1]:
+        ctx.emit("flatten", [ctx.input(0)], attrs={"axis": kept})
+        return True
+    if kept == len(shape) - 1 and shape[-1] is not None and -1 not in rest \
+            and int(np.prod(rest)) == shape[-1]:
+        ctx.emit("unflatten", [ctx.input(0)], attrs={"axis": kept, "sizes": rest})
+        return True
+    return False
+
+
 def _one_unknown(ctx) -> list[int] | None:
     """The shape operand read from Shape ops (`symbolic_dims`) with -1 for its one size
     known only at run time (Tensordot's [N * T, C]); None if there is not exactly one."""
     from codegen.frontends.tensorflow.handlers.dynamic import symbolic_dims
 
     dims = symbolic_dims(ctx, ctx.op.inputs[1])
-    if dims is None or sum(not isinstance(d, int) for d in dims) != 1:
-        return None
+    if dims is None or sum(not isinstance(d, int) for d in dims) != 1 or -1 in dims:
+        return None  # (a -1 already there, e.g. [N, -1]: the unknown N stays for the old path)
     return [d if isinstance(d, int) else -1 for d in dims]
 
 
@@ -106,6 +138,8 @@ def strided_slice(ctx) -> None:
         if ctx.attr(mask):
             ctx.fail(f"strided slice with {mask} is not supported")
     shrink = ctx.attr("shrink_axis_mask") or 0
+    if shrink and ctx.rank(0) == 4:  # the NCHW pass would have to follow the dropped axis
+        ctx.fail("strided slice with shrink_axis_mask of a rank-4 tensor is not supported")
     rank = ctx.rank(0)
     begin, end, strides = (ctx.const(i).reshape(-1).tolist() for i in (1, 2, 3))
     begin_mask, end_mask = ctx.attr("begin_mask"), ctx.attr("end_mask")
