@@ -1,6 +1,7 @@
-"""Einsum and BatchMatMul: Keras 3 `EinsumDense` (MultiHeadAttention's projections) as `nn.Linear`, and an
-einsum of two computed tensors as `torch.einsum` (attention scores and context, when the
-attention rewrite does not take them)."""
+"""Einsum and BatchMatMul: Keras 3 `EinsumDense` (MultiHeadAttention's projections) as
+`nn.Linear`; an einsum or batched matmul of two computed tensors as `torch.einsum` /
+`torch.matmul` (attention scores and context, when the attention rewrite does not take
+them)."""
 
 from __future__ import annotations
 

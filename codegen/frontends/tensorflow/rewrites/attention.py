@@ -137,7 +137,9 @@ def _unmasked(ctx, tensor):
 
 def _is_ones_like(ctx, tensor, like) -> bool:
     op = tensor.op
-    if op.type != "Fill" or op.inputs[0].op.type != "Shape" or ctx.kind_of(op.inputs[1]) != "constant":
+    if op.type != "Fill" or op.inputs[0].op.type != "Shape":
+        return False
+    if ctx.kind_of(op.inputs[1]) != "constant":
         return False
     return op.inputs[0].op.inputs[0] is like and bool(ctx.value_of(op.inputs[1]).reshape(-1)[0])
 

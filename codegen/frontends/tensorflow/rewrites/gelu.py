@@ -37,7 +37,9 @@ def match_gelu_tanh(ctx) -> bool:
         if half.type != "Mul" or tail.type not in ("Add", "AddV2"):
             continue
         x, tanh = times_constant(ctx, half, 0.5), plus_constant(ctx, tail, 1.0)
-        if x is None or tanh is None or tanh.op.type != "Tanh" or tanh.op.inputs[0].op.type != "Mul":
+        if x is None or tanh is None or tanh.op.type != "Tanh":
+            continue
+        if tanh.op.inputs[0].op.type != "Mul":
             continue
         inner = times_constant(ctx, tanh.op.inputs[0].op, math.sqrt(2 / math.pi))
         if inner is not None and inner.op.type in ("Add", "AddV2") and _plus_cube(ctx, inner.op, x):
@@ -55,6 +57,7 @@ def _plus_cube(ctx, add, x) -> bool:
         if cube is None or cube.op.type != "Pow" or cube.op.inputs[0] is not x:
             continue
         exponent = cube.op.inputs[1]
-        if ctx.kind_of(exponent) == "constant" and ctx.value_of(exponent).reshape(-1).tolist() == [3.0]:
+        if ctx.kind_of(exponent) == "constant" \
+                and ctx.value_of(exponent).reshape(-1).tolist() == [3.0]:
             return True
     return False
