@@ -219,14 +219,15 @@ def test_keras_hub_bert_backbone(tmp_path) -> None:
                 error = np.abs(value.numpy() - reference).max() / np.abs(reference).max()
                 assert error <= 1e-4, (name, batch, length, error)
     assert source.count("F.scaled_dot_product_attention(") == 1  # one layer class, 2 instances
-    assert 'F.gelu(' in source and 'approximate="tanh"' in source
+    assert 'F.gelu(' in source and 'approximate="tanh"' in source and "[:, 0])" in source
     assert "nn.LayerNorm(32, eps=1e-12)" in source and "torch.matmul" not in source
     assert len(torch_model.state_dict()) == len(bert.weights)
 
 
 def test_shapes_read_at_conversion(tmp_path) -> None:
     """tf.tensordot on [N, T, C] with T unknown is one linear (no shape arithmetic in the
-    code); a reshape to [tf.shape(x)[0], -1] keeps its one -1; both run at any length."""
+    code); a reshape to [tf.shape(x)[0], -1] keeps its one -1; x[:, 0] and y[:, 1:3, 0]
+    (shrink_axis_mask); all run at any length."""
     from conftest import codegen, load_generated, relative_error
 
     tf = import_tf()
@@ -237,13 +238,15 @@ def test_shapes_read_at_conversion(tmp_path) -> None:
         y = tf.compat.v1.placeholder(tf.float32, [None, 3, 4], name="y")
         dense = tf.tensordot(x, tf.constant(rng.normal(0, 1, (4, 5)), tf.float32), axes=1)
         flat = tf.reshape(y, [tf.shape(y)[0], -1])
-        tf.identity(tf.reduce_sum(dense, axis=1) + flat[:, :5], name="output")
+        picked = tf.reduce_sum(y[:, 1:3, 0], axis=1, keepdims=True)  # slice, then drop axis 2
+        tf.identity(tf.reduce_sum(dense, axis=1) + flat[:, :5] + picked + x[:, 0, :1], name="output")
     (tmp_path / "s.pb").write_bytes(graph.as_graph_def().SerializeToString())
     result = codegen("to-ir", tmp_path / "s.pb", "--dst-node", "output", "-o", tmp_path / "ir")
     assert result.returncode == 0, result.stderr
     assert codegen("build", tmp_path / "ir", "-o", tmp_path / "model").returncode == 0
     source = (tmp_path / "model" / "model.py").read_text()
     assert "nn.Linear(4, 5, bias=False)" in source and ".reshape(" not in source, source
+    assert "[:, 0:1, :1].squeeze((1,))" in source and "[:, 1:3, 0:1]" in source, source
     model = load_generated(tmp_path / "model").load_model()
     for length in LENGTHS:
         feeds = {"x": rng.normal(0, 1, (2, length, 4)).astype("float32"),

@@ -11,6 +11,16 @@ TORCH_DTYPES = {"bool": "torch.bool", "float32": "torch.float32", "int32": "torc
                 "int64": "torch.int64"}
 
 
+class SelectIndex(tuple):
+    """(axis, index); its repr is the index text, e.g. `:, 0` (ints only reach the text)."""
+
+    def __new__(cls, axis: int, index: int):
+        return super().__new__(cls, (int(axis), int(index)))
+
+    def __repr__(self) -> str:
+        return ":, " * self[0] + str(self[1])
+
+
 @renderer("attention")
 def attention(node: Node, graph: Graph) -> Expr:
     """F.scaled_dot_product_attention on [N, H, T, D]: the heads move before time and back."""
@@ -27,7 +37,7 @@ def position_embedding(node: Node, graph: Graph) -> Layer:
                  {"weight": node.weights["table"]}, "position_embedding", ("PositionEmbedding",))
 
 
-@renderer("einsum", "matmul", "unflatten", "flatten", "unsqueeze", "cast", "full_like", "expand_as",
+@renderer("einsum", "matmul", "select", "unflatten", "flatten", "unsqueeze", "cast", "full_like", "expand_as",
           "less", "logical_and", "where")
 def sequence_op(node: Node, graph: Graph) -> Expr:
     attrs: dict = {"kind": node.op}
@@ -35,6 +45,8 @@ def sequence_op(node: Node, graph: Graph) -> Expr:
         attrs["equation"] = node.attrs["equation"]
     elif node.op == "matmul":
         attrs.update(adj_x=node.attrs["adj_x"], adj_y=node.attrs["adj_y"])
+    elif node.op == "select":
+        attrs["index"] = SelectIndex(node.attrs["axis"], node.attrs["index"])
     elif node.op == "unflatten":
         attrs.update(axis=node.attrs["axis"], sizes=tuple(node.attrs["sizes"]))
     elif node.op == "flatten":

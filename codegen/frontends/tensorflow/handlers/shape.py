@@ -159,6 +159,11 @@ def strided_slice(ctx) -> None:
     if not shrink:
         ctx.emit("slice", [ctx.input(0)], attrs={"axes": axes})
         return
+    picked = [axis for axis in range(rank) if shrink & (1 << axis)]
+    if len(picked) == 1 and all(axes[a] == [None, None, 1] for a in range(rank) if a != picked[0]):
+        ctx.emit("select", [ctx.input(0)],  # x[:, 0]
+                 attrs={"axis": picked[0], "index": axes[picked[0]][0]})
+        return
     shape = list(ctx.input_info(0).shape)
     for axis, (start, stop, step) in enumerate(axes):
         if shape[axis] is not None:
