@@ -32,11 +32,12 @@ def layer_norm(tf, x, rng):
     return x * m + (-mean * m + beta)
 
 
-CASES = {  # rewrite module -> (TF ops, the IR op it must become)
+CASES = {  # rewrite module[:variant] -> (TF ops, the IR op it must become)
     "batch_norm": (batch_norm, "batch_norm"),
     "layer_norm": (layer_norm, "layer_norm"),
     "swish": (lambda tf, x, rng: x * tf.sigmoid(x), "swish"),
     "gelu": (lambda tf, x, rng: tf.nn.gelu(x, approximate=False), "gelu"),
+    "gelu:tanh": (lambda tf, x, rng: tf.nn.gelu(x, approximate=True), "gelu"),  # keras-hub BERT
     "hard_swish": (lambda tf, x, rng: x * (tf.nn.relu6(x + 3.0) / 6.0), "hard_swish"),
 }
 
@@ -87,6 +88,10 @@ def test_dilated_conv_becomes_one_conv(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+SEQUENCE_CASES = ("tensordot", "einsum_dense", "attention")  # in tests/test_transformers.py
+
+
 def test_every_rewrite_module_has_a_case():
-    elsewhere = ["dilated_conv", "rnn_outputs"]  # rnn_outputs: every model of tests/test_rnn.py
-    assert sorted([*CASES, *elsewhere]) == sorted(MODULES)
+    modules = {case.partition(":")[0] for case in CASES}  # "module:variant" cases
+    elsewhere = ["dilated_conv", *SEQUENCE_CASES, "rnn_outputs"]  # rnn_outputs: tests/test_rnn.py
+    assert sorted([*modules, *elsewhere]) == sorted(MODULES)

@@ -25,8 +25,17 @@ PATTERNS = [
      "conv2d"),
     ("While loop of a Keras GRU, recognised by its step", "gru"),
     ("While loop of a Keras SimpleRNN (tanh or relu), recognised by its step", "rnn"),
+    ("`(0.5 * x) * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x ** 3)))` (tanh GELU, keras-hub)",
+     "gelu"),
+    ("Einsum of x with a weight, `abc,cde->abde` / `abcd,cde->abe` (+ bias) (Keras EinsumDense)",
+     "linear"),
+    ("tensordot reshape, MatMul, reshape back on `[N, T, C]` of unknown T (Dense on a sequence)",
+     "linear"),
+    (("scores einsum (or transposes + BatchMatMul), scale, `where(mask, s, -large)`, softmax, "
+      "context einsum (Keras MultiHeadAttention, keras-hub BERT)"), "attention"),
     ("Identity, IdentityN, StopGradient, Snapshot, PreventGradient, CheckNumerics", "(passed through)"),
-    ("Shape, StridedSlice, Pack, GatherV2, Prod feeding a shape operand", "(read statically)"),
+    ("Shape, StridedSlice, Pack, GatherV2, Prod, ConcatV2 feeding a shape operand",
+     "(read statically)"),
 ]
 
 

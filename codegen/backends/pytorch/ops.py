@@ -342,3 +342,6 @@ def tensor_op(node: Node, graph: Graph) -> Expr:
         attrs["mode"] = "replicate" if node.attrs["mode"] == "symmetric" else node.attrs["mode"]
         attrs["value"] = node.attrs.get("value", 0.0)
     return Expr("ops/tensor.py.jinja", attrs, hint=node.op)
+
+
+from codegen.backends.pytorch import sequence_ops  # noqa: F401 - registers its renderers

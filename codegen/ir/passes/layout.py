@@ -33,6 +33,11 @@ class LayoutPass:
     def __init__(self, graph: Graph) -> None:
         self.graph = graph
         self.permuted: set[str] = set()  # refs of rank-4 tensors now in NCHW
+        # a model that takes no image (token ids, sequences) has no NHWC tensors: its rank-4
+        # tensors are [N, T, heads, size] and keep their layout
+        self.images = (any(len(graph_input.shape) == 4 for graph_input in graph.inputs)
+                       or any(node.op == "conv2d" or layout_class(node.op) == "pooling"
+                              for node in graph.nodes.values()))
 
     def run(self) -> None:
         graph = self.graph
@@ -74,8 +79,9 @@ class LayoutPass:
         permuted_inputs = [self.is_permuted(ref) for ref in node.inputs]
         kind = layout_class(node.op)
         if node.op == "constant":
-            self.visit_constant(node)
-        elif not any(permuted_inputs) and node.outputs[0].rank == 4:
+            if self.images:
+                self.visit_constant(node)
+        elif not any(permuted_inputs) and node.outputs[0].rank == 4 and self.images:
             self.visit_new_rank4(node)
         elif not any(permuted_inputs) and kind != "weights":
             return  # no rank-4 NCHW input: nothing changes

@@ -15,22 +15,25 @@ def gather(ctx) -> None:
     rank = ctx.output_info(0).rank - ctx.input_info(1).rank + 1  # the table's
     if axis != 0 or ctx.attr("batch_dims", 0) != 0 or rank != 2:
         ctx.fail("only rows of a 2-D table (axis 0, no batch dims) are supported")
-    ctx.emit("embedding", [ctx.input(1)], weights={"table": ctx.weight(0)})
+    ids = _unwrapped_ids(ctx)
+    ctx.emit("embedding", [ctx.ref_of(ids) if ids is not None else ctx.input(1)],
+             weights={"table": ctx.weight(0)})
 
 
-def _wraps_negative_ids(op) -> bool:
-    """where(ids < 0, ids + rows, ids): Keras 3's Embedding lets ids count from the end."""
-    condition, wrapped, ids = op.inputs
-    return (condition.op.type == "Less" and condition.op.inputs[0] is ids
-            and wrapped.op.type in ("AddV2", "Add") and any(t is ids for t in wrapped.op.inputs)
-            and all(reader.type == "GatherV2" for reader in op.outputs[0].consumers()))
-
-
-@handler("SelectV2", ir="identity",
-         static=lambda op: (0, 1) if _wraps_negative_ids(op) else ())
-def select(ctx) -> None:
-    """Keras 3's wrap of negative ids before an Embedding lookup: the ids as they are
-    (nn.Embedding raises on a negative id rather than reading another row)."""
-    if not _wraps_negative_ids(ctx.op):
-        ctx.fail("only the wrap of negative ids before an embedding lookup is supported")
-    ctx.alias(ctx.op.outputs[0], ctx.input(2))
+def _unwrapped_ids(ctx):
+    """The ids behind Keras 3's negative-index wrap `where(ids < 0, ids + rows, ids)`
+    (ops.take), which nn.Embedding does not need: a negative id is out of range for it, as
+    it is for a TF gather. None when the ids are not wrapped so."""
+    select = ctx.op.inputs[1].op
+    if select.type != "SelectV2" or select.inputs[0].op.type != "Less":
+        return None
+    less, wrapped, ids = select.inputs[0].op, select.inputs[1].op, select.inputs[2]
+    rows = ctx.input_info(0).shape[0]
+    if less.inputs[0] is not ids or ctx.kind_of(less.inputs[1]) != "constant" \
+            or ctx.value_of(less.inputs[1]).reshape(-1).tolist() != [0]:
+        return None
+    if wrapped.type not in ("Add", "AddV2") or wrapped.inputs[0] is not ids \
+            or ctx.kind_of(wrapped.inputs[1]) != "constant" \
+            or ctx.value_of(wrapped.inputs[1]).reshape(-1).tolist() != [rows]:
+        return None
+    return ids

@@ -44,9 +44,12 @@ def power(ctx) -> None:
     ctx.emit("pow", [ctx.input(0), ctx.input(1)])
 
 
-@handler("Cast", ir="identity")
+@handler("Cast", ir="identity")  # or "cast" (to bool)
 def cast(ctx) -> None:
     source, target = ctx.input_info(0).dtype, ctx.output_info(0).dtype
+    if target == "bool" and source != "bool":  # a 0/1 mask read as booleans
+        ctx.emit("cast", [ctx.input(0)], attrs={"dtype": "bool"})
+        return
     if source != target and not (source in FLOATS and target == "float32"):
         ctx.fail(f"cast from {source} to {target} is not supported")
     ctx.emit("identity", [ctx.input(0)])

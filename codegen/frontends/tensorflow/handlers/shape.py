@@ -3,7 +3,10 @@ ConcatV2, Transpose, StridedSlice."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from codegen.frontends.tensorflow.handlers import handler
+from codegen.ir.graph import TensorInfo
 
 
 def _axes(values, rank: int) -> list[int]:
@@ -51,12 +54,55 @@ def squeeze(ctx) -> None:
 def reshape(ctx) -> None:
     if ctx.is_const(1):
         shape = [int(size) for size in ctx.const(1).reshape(-1)]
+    elif _one_unknown(ctx) is not None:  # sizes read from Shape ops: one of them unknown
+        shape = _one_unknown(ctx)
+    elif ctx.output_info(0).shape.count(None) > 1 and _keeps_leading(ctx):  # emitted there
+        return
     else:  # a shape computed at run time: the static shape, batch as -1
         shape = ctx.output_info(0).shape
         if shape.count(None) > 1:  # e.g. Tensordot's [N * H * W, C]
             shape = ctx.runtime_shape(ctx.op.inputs[1])
         shape = [-1 if size is None else size for size in shape]
     ctx.emit("reshape", [ctx.input(0)], attrs={"shape": shape})
+
+
+def _keeps_leading(ctx) -> bool:
+    """A reshape that keeps x's first k sizes (read from x's shape, some unknown) and
+    flattens the rest ([N, T, -1]) or splits x's one last axis ([N, T, H, D]): emit
+    `flatten` / `unflatten`, which need no size of the kept axes."""
+    from codegen.frontends.tensorflow.handlers.dynamic import symbolic_dims
+
+    dims, x = symbolic_dims(ctx, ctx.op.inputs[1]), ctx.op.inputs[0]
+    shape = x.shape.as_list() if x.shape.rank is not None else None
+    if dims is None or shape is None:
+        return False
+    kept = 0
+    while kept < min(len(dims), len(shape)) and (
+            dims[kept] == (x, kept) or (isinstance(dims[kept], int) and dims[kept] == shape[kept]
+                                        and shape[kept] is not None)):
+        kept += 1
+    rest = dims[kept:]
+    if kept == 0 or not all(isinstance(d, int) for d in rest) or not rest:
+        return False
+    if rest == [-1]:
+        ctx.emit("flatten", [ctx.input(0)], attrs={"axis": kept})
+        return True
+    if kept == len(shape) - 1 and shape[-1] is not None and -1 not in rest \
+            and int(np.prod(rest)) == shape[-1]:
+        ctx.emit("unflatten", [ctx.input(0)], attrs={"axis": kept, "sizes": rest})
+        return True
+    return False
+
+
+def _one_unknown(ctx) -> list[int] | None:
+    """The shape operand read from Shape ops (`symbolic_dims`) with -1 for its one size
+    known only at run time (Tensordot's [N * T, C]); None if there is not exactly one."""
+    from codegen.frontends.tensorflow.handlers.dynamic import symbolic_dims
+
+    dims = symbolic_dims(ctx, ctx.op.inputs[1])
+    if dims is None or sum(not isinstance(d, int) for d in dims) != 1 or -1 in dims:
+        return None  # (a -1 already there, e.g. [N, -1]: the unknown N stays for the old path)
+    return [d if isinstance(d, int) else -1 for d in dims]
 
 
 @handler("ConcatV2", ir="concat")
@@ -74,17 +120,26 @@ def transpose(ctx) -> None:
 @handler("ExpandDims", ir="reshape", static=(1,))
 def expand_dims(ctx) -> None:
     shape = ctx.output_info(0).shape
-    if shape.count(None) > 1:
-        ctx.fail("expand_dims of a tensor with more than one unknown dimension")
+    if shape.count(None) > 1:  # sizes known only at run time: x.unsqueeze(axis)
+        axis = int(ctx.const(1).reshape(-1)[0]) % len(shape)
+        ctx.emit("unsqueeze", [ctx.input(0)], attrs={"axes": [axis]})
+        return
     ctx.emit("reshape", [ctx.input(0)], attrs={"shape": [-1 if s is None else s for s in shape]})
 
 
 @handler("StridedSlice", ir="slice")
 def strided_slice(ctx) -> None:
-    """x[b:e:s, ...] with plain begin/end masks (what Cropping2D and friends produce)."""
-    for mask in ("ellipsis_mask", "new_axis_mask", "shrink_axis_mask"):
+    """x[b:e:s, ...] with plain begin/end masks (what Cropping2D and friends produce), and
+    x[:, None, :] (new axes only: x.unsqueeze(1))."""
+    if ctx.attr("new_axis_mask"):
+        _new_axes(ctx)
+        return
+    for mask in ("ellipsis_mask", "new_axis_mask"):
         if ctx.attr(mask):
             ctx.fail(f"strided slice with {mask} is not supported")
+    shrink = ctx.attr("shrink_axis_mask") or 0
+    if shrink and ctx.rank(0) == 4:  # the NCHW pass would have to follow the dropped axis
+        ctx.fail("strided slice with shrink_axis_mask of a rank-4 tensor is not supported")
     rank = ctx.rank(0)
     begin, end, strides = (ctx.const(i).reshape(-1).tolist() for i in (1, 2, 3))
     begin_mask, end_mask = ctx.attr("begin_mask"), ctx.attr("end_mask")
@@ -95,7 +150,37 @@ def strided_slice(ctx) -> None:
             continue
         start = None if begin_mask & (1 << axis) else int(begin[axis])
         stop = None if end_mask & (1 << axis) else int(end[axis])
+        if shrink & (1 << axis):  # x[:, i]: the one index, its axis dropped below
+            start = int(begin[axis])
+            stop = start + 1 if start != -1 else None
         axes.append([start, stop, int(strides[axis])])
     if any(step <= 0 for _, _, step in axes):
         ctx.fail("strided slice with a negative or zero stride is not supported")
-    ctx.emit("slice", [ctx.input(0)], attrs={"axes": axes})
+    if not shrink:
+        ctx.emit("slice", [ctx.input(0)], attrs={"axes": axes})
+        return
+    picked = [axis for axis in range(rank) if shrink & (1 << axis)]
+    if len(picked) == 1 and all(axes[a] == [None, None, 1] for a in range(rank) if a != picked[0]):
+        ctx.emit("select", [ctx.input(0)],  # x[:, 0]
+                 attrs={"axis": picked[0], "index": axes[picked[0]][0]})
+        return
+    shape = list(ctx.input_info(0).shape)
+    for axis, (start, stop, step) in enumerate(axes):
+        if shape[axis] is not None:
+            shape[axis] = len(range(*slice(start, stop, step).indices(shape[axis])))
+    kept = ctx.emit("slice", [ctx.input(0)], attrs={"axes": axes}, suffix="slice",
+                    outputs=[TensorInfo(shape, ctx.output_info(0).dtype)])
+    ctx.emit("squeeze", [kept], attrs={"axes": [a for a in range(rank) if shrink & (1 << a)]})
+
+
+def _new_axes(ctx) -> None:
+    """x[:, None, :]: every other entry a full slice; the new axes become unsqueezes."""
+    if ctx.attr("ellipsis_mask") or ctx.attr("shrink_axis_mask"):
+        ctx.fail("strided slice with new axes and ellipsis or shrink masks is not supported")
+    count = len(ctx.const(1).reshape(-1))
+    new, full = ctx.attr("new_axis_mask"), ctx.attr("begin_mask") & ctx.attr("end_mask")
+    strides = ctx.const(3).reshape(-1).tolist()
+    axes = [i for i in range(count) if new & (1 << i)]
+    if any(not full & (1 << i) or strides[i] != 1 for i in range(count) if i not in axes):
+        ctx.fail("strided slice that adds axes and also slices is not supported")
+    ctx.emit("unsqueeze", [ctx.input(0)], attrs={"axes": axes})

@@ -1,9 +1,12 @@
-"""GELU as tf.nn.gelu writes it: (0.5 * x) * erfc(-x * 0.7071...)."""
+"""GELU as tf.nn.gelu writes it: (0.5 * x) * erfc(-x * 0.7071...), and its tanh
+approximation: (0.5 * x) * (1 + tanh(0.7978... * (x + 0.044715 * x ** 3)))."""
 
 from __future__ import annotations
 
+import math
+
 from codegen.frontends.tensorflow.rewrites import rewrite
-from codegen.frontends.tensorflow.rewrites.common import times_constant
+from codegen.frontends.tensorflow.rewrites.common import plus_constant, times_constant
 
 
 @rewrite("Mul")
@@ -20,5 +23,41 @@ def match_gelu(ctx) -> bool:
         if x is not None and scaled is not None and scaled.op.type == "Neg" \
                 and scaled.op.inputs[0] is x:
             ctx.emit("gelu", [ctx.ref_of(x)], attrs={"approximate": "none"})
+            return True
+    return False
+
+
+@rewrite("Mul")
+def match_gelu_tanh(ctx) -> bool:
+    """(0.5 * x) * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x ** 3))): emit `gelu` (tanh)."""
+    if ctx.op.type != "Mul":
+        return False
+    for half_index in (0, 1):
+        half, tail = ctx.op.inputs[half_index].op, ctx.op.inputs[1 - half_index].op
+        if half.type != "Mul" or tail.type not in ("Add", "AddV2"):
+            continue
+        x, tanh = times_constant(ctx, half, 0.5), plus_constant(ctx, tail, 1.0)
+        if x is None or tanh is None or tanh.op.type != "Tanh":
+            continue
+        if tanh.op.inputs[0].op.type != "Mul":
+            continue
+        inner = times_constant(ctx, tanh.op.inputs[0].op, math.sqrt(2 / math.pi))
+        if inner is not None and inner.op.type in ("Add", "AddV2") and _plus_cube(ctx, inner.op, x):
+            ctx.emit("gelu", [ctx.ref_of(x)], attrs={"approximate": "tanh"})
+            return True
+    return False
+
+
+def _plus_cube(ctx, add, x) -> bool:
+    """Whether `add` is x + 0.044715 * x ** 3 (either order)."""
+    for index in (0, 1):
+        if add.inputs[index] is not x or add.inputs[1 - index].op.type != "Mul":
+            continue
+        cube = times_constant(ctx, add.inputs[1 - index].op, 0.044715)
+        if cube is None or cube.op.type != "Pow" or cube.op.inputs[0] is not x:
+            continue
+        exponent = cube.op.inputs[1]
+        if ctx.kind_of(exponent) == "constant" \
+                and ctx.value_of(exponent).reshape(-1).tolist() == [3.0]:
             return True
     return False

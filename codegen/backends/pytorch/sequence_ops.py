@@ -1,0 +1,62 @@
+"""Renderers of the sequence-model ops: attention, heads split and merged, position
+tables, masks and shapes read at run time (see ops.py for Layer/Expr)."""
+
+from __future__ import annotations
+
+from codegen.backends.pytorch.ops import Expr, Layer, _float, renderer
+from codegen.ir.graph import Graph, Node
+
+SEQUENCE = "ops/sequence.py.jinja"
+TORCH_DTYPES = {"bool": "torch.bool", "float32": "torch.float32", "int32": "torch.int32",
+                "int64": "torch.int64"}
+
+
+class SelectIndex(tuple):
+    """(axis, index); its repr is the index text, e.g. `:, 0` (ints only reach the text)."""
+
+    def __new__(cls, axis: int, index: int):
+        return super().__new__(cls, (int(axis), int(index)))
+
+    def __repr__(self) -> str:
+        return ":, " * self[0] + str(self[1])
+
+
+@renderer("attention")
+def attention(node: Node, graph: Graph) -> Expr:
+    """F.scaled_dot_product_attention on [N, H, T, D]: the heads move before time and back."""
+    return Expr("ops/attention.py.jinja",
+                {"kind": "attention", "scale": _float(node.attrs["scale"]),
+                 "masked": node.attrs["masked"]}, hint="attn")
+
+
+@renderer("position_embedding")
+def position_embedding(node: Node, graph: Graph) -> Layer:
+    num, dim = graph.weights[node.weights["table"]].out_shape
+    return Layer("ops/attention.py.jinja", "PositionEmbedding",
+                 {"num_embeddings": num, "embedding_dim": dim, "axis": node.attrs["axis"]},
+                 {"weight": node.weights["table"]}, "position_embedding", ("PositionEmbedding",))
+
+
+@renderer("einsum", "matmul", "select", "unflatten", "flatten", "unsqueeze", "cast", "full_like", "expand_as",
+          "less", "logical_and", "where")
+def sequence_op(node: Node, graph: Graph) -> Expr:
+    attrs: dict = {"kind": node.op}
+    if node.op == "einsum":
+        attrs["equation"] = node.attrs["equation"]
+    elif node.op == "matmul":
+        attrs.update(adj_x=node.attrs["adj_x"], adj_y=node.attrs["adj_y"])
+    elif node.op == "select":
+        attrs["index"] = SelectIndex(node.attrs["axis"], node.attrs["index"])
+    elif node.op == "unflatten":
+        attrs.update(axis=node.attrs["axis"], sizes=tuple(node.attrs["sizes"]))
+    elif node.op == "flatten":
+        attrs["axis"] = node.attrs["axis"]
+    elif node.op == "unsqueeze":
+        attrs["axes"] = tuple(node.attrs["axes"])
+    elif node.op == "cast":
+        attrs["method"] = {"bool": "bool"}[node.attrs["dtype"]]
+    elif node.op == "full_like":
+        attrs["value"] = node.attrs["value"]
+        attrs["dtype"] = TORCH_DTYPES[node.attrs["dtype"]]
+    hint = {"unflatten": "heads", "where": "x", "less": "mask", "logical_and": "mask"}
+    return Expr(SEQUENCE, attrs, hint=hint.get(node.op, "x"))

@@ -1,0 +1,136 @@
+"""Shapes read at run time, as sequence models use them: Fill (ones_like), Slice (a
+position table cut to the sequence length), BroadcastTo (to another tensor's shape), and
+the mask plumbing (Less, LogicalAnd, SelectV2). Shape vectors computed from `Shape` ops
+are read at conversion time (`symbolic_dims`), never translated into shape arithmetic."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from codegen.frontends.tensorflow.handlers import handler
+
+
+def symbolic_dims(ctx, tensor) -> list[Any] | None:
+    """A shape vector (or one size) computed from `Shape` ops and constants, element by
+    element: an int, (tensor, axis) for a size known only at run time, or ("prod", dims)
+    for a product of sizes; None if it is computed some other way."""
+    op = tensor.op
+    if ctx.kind_of(tensor) == "constant":
+        return [int(v) for v in ctx.value_of(tensor).reshape(-1)]
+    if op.type in ("Identity", "Cast"):
+        return symbolic_dims(ctx, op.inputs[0])
+    if op.type == "Shape":
+        source = op.inputs[0]
+        if source.shape.rank is None:
+            return None
+        return [size if size is not None else (source, axis)
+                for axis, size in enumerate(source.shape.as_list())]
+    if op.type == "Pack":
+        parts = [symbolic_dims(ctx, t) for t in op.inputs]
+        if any(part is None or len(part) != 1 for part in parts):
+            return None
+        return [part[0] for part in parts]
+    if op.type == "ConcatV2" and ctx.kind_of(op.inputs[-1]) == "constant":
+        parts = [symbolic_dims(ctx, t) for t in op.inputs[:-1]]
+        return None if any(p is None for p in parts) else [d for p in parts for d in p]
+    if op.type == "GatherV2" and ctx.kind_of(op.inputs[1]) == "constant":
+        base = symbolic_dims(ctx, op.inputs[0])
+        indices = ctx.value_of(op.inputs[1]).reshape(-1).tolist()
+        if base is None or not all(-len(base) <= i < len(base) for i in indices):
+            return None
+        return [base[i] for i in indices]
+    if op.type == "Prod" and ctx.kind_of(op.inputs[1]) == "constant":
+        base = symbolic_dims(ctx, op.inputs[0])
+        if base is None or ctx.value_of(op.inputs[1]).reshape(-1).tolist() not in ([0], [-1]):
+            return None
+        if all(isinstance(d, int) for d in base):
+            return [int(np.prod(base, dtype=np.int64))]
+        return [("prod", tuple(base))]
+    if op.type == "StridedSlice" and op.get_attr("shrink_axis_mask") == 1:
+        base = symbolic_dims(ctx, op.inputs[0])
+        if base is None or ctx.kind_of(op.inputs[1]) != "constant":
+            return None
+        index = int(ctx.value_of(op.inputs[1]).reshape(-1)[0])
+        return [base[index]] if -len(base) <= index < len(base) else None
+    return None
+
+
+def _same_as(ctx, dims, tensor) -> bool:
+    """Whether `dims` is exactly the shape of `tensor` (its unknown sizes read from it)."""
+    shape = tensor.shape.as_list() if tensor.shape.rank is not None else None
+    if dims is None or shape is None or len(dims) != len(shape):
+        return False
+    for axis, (dim, size) in enumerate(zip(dims, shape)):
+        if isinstance(dim, tuple):
+            if dim[0] is not tensor:
+                return False
+            if dim[1] != axis:
+                return False
+        elif dim != size:
+            return False
+    return True
+
+
+@handler("Fill", ir="full_like", static=(0,))
+def fill(ctx) -> None:
+    """tf.ones_like / zeros_like of a computed tensor: Fill(Shape(t), value)."""
+    shape_op = ctx.op.inputs[0].op
+    if shape_op.type != "Shape" or not ctx.is_const(1):
+        ctx.fail("only Fill(Shape(t), constant) (ones_like, zeros_like) is supported")
+    value = ctx.const(1).reshape(())[()]
+    dtype = ctx.output_info(0).dtype
+    value = bool(value) if dtype == "bool" else float(value)
+    ctx.emit("full_like", [ctx.ref_of(shape_op.inputs[0])],
+             attrs={"value": value, "dtype": dtype})
+
+
+@handler("Slice", ir="position_embedding", static=(1, 2))
+def slice_(ctx) -> None:
+    """table[:T] of a weight, with T a size of another tensor read at run time (Keras
+    position embeddings); a slice of constant bounds is a plain `slice`."""
+    if not ctx.is_const(1):
+        ctx.fail("slice with run-time begin")
+    begin = [int(b) for b in ctx.const(1).reshape(-1)]
+    size = symbolic_dims(ctx, ctx.op.inputs[2])
+    shape = ctx.input_info(0).shape
+    if size is None:
+        ctx.fail("slice whose size is computed other than from shapes")
+    if all(isinstance(s, int) for s in size):
+        axes = [[b, None if s == -1 else b + s, 1] for b, s in zip(begin, size)]
+        ctx.emit("slice", [ctx.input(0)], attrs={"axes": axes})
+        return
+    dynamic = [(axis, s) for axis, s in enumerate(size) if isinstance(s, tuple)]
+    static_ok = all(s in (-1, shape[axis]) for axis, s in enumerate(size) if isinstance(s, int))
+    if (len(shape) != 2 or ctx.kind(0) not in ("weight", "constant") or any(begin)
+            or len(dynamic) != 1 or dynamic[0][0] != 0 or not static_ok):
+        ctx.fail("only table[:T] of a 2-D weight, T read from another tensor, is supported")
+    source, axis = dynamic[0][1]
+    ctx.emit("position_embedding", [ctx.ref_of(source)], attrs={"axis": axis},
+             weights={"table": ctx.weight(0)})
+
+
+@handler("BroadcastTo", ir="expand_as", static=(1,))
+def broadcast_to(ctx) -> None:
+    """broadcast_to(x, shape(t)): x.expand_as(t)."""
+    dims = symbolic_dims(ctx, ctx.op.inputs[1])
+    like = next((d[0] for d in dims or () if isinstance(d, tuple)), None)
+    if like is None or not _same_as(ctx, dims, like):
+        ctx.fail("only a broadcast to the shape of another tensor is supported")
+    ctx.emit("expand_as", [ctx.input(0), ctx.ref_of(like)])
+
+
+@handler("Less", ir="less")
+def less(ctx) -> None:
+    ctx.emit("less", [ctx.input(0), ctx.input(1)])
+
+
+@handler("LogicalAnd", ir="logical_and")
+def logical_and(ctx) -> None:
+    ctx.emit("logical_and", [ctx.input(0), ctx.input(1)])
+
+
+@handler("SelectV2", ir="where")
+def select(ctx) -> None:
+    ctx.emit("where", [ctx.input(0), ctx.input(1), ctx.input(2)])

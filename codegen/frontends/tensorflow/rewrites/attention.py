@@ -1,0 +1,158 @@
+"""Scaled dot-product attention as Keras 3 MultiHeadAttention writes it (heads last,
+[N, T, H, D]):
+    scores = einsum(q, k) -> [N, H, T, S]        (either operand order)
+    scores = scores * scale                       (or q * scale before the einsum)
+    scores = where(mask, scores, -large)          (optional; mask & ones_like(scores))
+    out = einsum(softmax(scores), v) -> [N, T, H, D]
+is one `attention` op: F.scaled_dot_product_attention with that scale and a boolean mask.
+The other form Keras writes (keras-hub's BERT) moves the heads first and uses matmuls:
+    scores = transpose(matmul(transpose(k), transpose(q * scale)))   -> [N, H, T, S]
+    probs = where(mask, softmax(where(mask, scores, -large)), 0)
+    out = transpose(matmul(probs, transpose(v)))                     -> [N, T, H, D]
+(the zeros after the softmax only differ from SDPA for a query that may attend nothing)."""
+
+from __future__ import annotations
+
+from codegen.frontends.tensorflow.handlers.einsum import canonical
+from codegen.frontends.tensorflow.rewrites import rewrite
+
+SCORES = {"abcd,aecd->acbe": (0, 1), "abcd,aecd->aceb": (1, 0)}  # -> (query, key) operands
+CONTEXT = "abcd,adbe->acbe"  # probabilities [N, H, T, S] x values [N, S, H, D] -> [N, T, H, D]
+LARGE = -1e4  # a mask fill at or below this is "excluded" (Keras uses -1e9 or the dtype's min)
+
+
+@rewrite("Einsum", "Transpose")
+def match_attention(ctx) -> bool:
+    found = _context_einsum(ctx) if ctx.op.type == "Einsum" else _context_matmul(ctx)
+    if found is None:
+        return False
+    probs, value = found
+    softmax = probs.op
+    if softmax.type == "SelectV2":  # where(mask, softmax(...), 0)
+        softmax = _zeroed(ctx, softmax)
+    if softmax is None or softmax.type != "Softmax":
+        return False
+    scores, mask = _unmasked(ctx, softmax.inputs[0])
+    if scores is None or (probs.op.type == "SelectV2" and probs.op.inputs[0] is not mask):
+        return False
+    scale, scores = _scaled(ctx, scores)
+    pair = _scores(ctx, scores)
+    if pair is None:
+        return False
+    query, key = pair
+    if scale is None:
+        scale, query = _scaled(ctx, query)
+    if scale is None:
+        scale = 1.0
+    inputs = [ctx.ref_of(t) for t in (query, key, value)]
+    if mask is not None:
+        inputs.append(ctx.ref_of(mask))
+    ctx.emit("attention", inputs, attrs={"scale": scale, "masked": mask is not None})
+    return True
+
+
+def _context_einsum(ctx):
+    """(probabilities, values) of einsum(probs [N, H, T, S], v [N, S, H, D]) -> [N, T, H, D]."""
+    if len(ctx.op.inputs) != 2 or canonical(ctx.op.get_attr("equation").decode()) != CONTEXT:
+        return None
+    return ctx.op.inputs[0], ctx.op.inputs[1]
+
+
+def _context_matmul(ctx):
+    """(probabilities, values) of transpose(matmul(probs, transpose(v)), [0, 2, 1, 3])."""
+    if _perm(ctx, ctx.op) != [0, 2, 1, 3]:
+        return None
+    matmul = ctx.op.inputs[0].op
+    if matmul.type != "BatchMatMulV2" or matmul.get_attr("adj_x") or matmul.get_attr("adj_y"):
+        return None
+    values = matmul.inputs[1].op
+    if values.type != "Transpose" or _perm(ctx, values) != [0, 2, 1, 3]:
+        return None
+    return matmul.inputs[0], values.inputs[0]
+
+
+def _perm(ctx, op) -> list[int] | None:
+    if op.type != "Transpose" or ctx.kind_of(op.inputs[1]) != "constant":
+        return None
+    return ctx.value_of(op.inputs[1]).reshape(-1).tolist()
+
+
+def _scores(ctx, scores):
+    """(query, key) [N, T, H, D] whose products per head are `scores` [N, H, T, S]."""
+    op = scores.op
+    if op.type == "Einsum" and len(op.inputs) == 2:
+        order = SCORES.get(canonical(op.get_attr("equation").decode()))
+        return None if order is None else tuple(op.inputs[i] for i in order)
+    swapped = False
+    if op.type == "Transpose" and _perm(ctx, op) == [0, 1, 3, 2]:
+        op, swapped = op.inputs[0].op, True
+    if op.type != "BatchMatMulV2":
+        return None
+    rows = _operand(ctx, op.inputs[0], op.get_attr("adj_x"), [0, 2, 1, 3])
+    cols = _operand(ctx, op.inputs[1], op.get_attr("adj_y"), [0, 2, 3, 1])
+    if rows is None or cols is None:
+        return None
+    return (cols, rows) if swapped else (rows, cols)
+
+
+def _operand(ctx, tensor, adjoint: bool, want: list[int]):
+    """The [N, T, H, D] tensor behind a matmul operand that reads it as `want` (a permute:
+    heads first; time and size in the order the product needs), else None."""
+    perm = _perm(ctx, tensor.op)
+    if perm is None:
+        return None
+    if adjoint:
+        perm = [*perm[:2], perm[3], perm[2]]
+    return tensor.op.inputs[0] if perm == want else None
+
+
+def _zeroed(ctx, op):
+    """The op behind where(mask, x, 0), else None."""
+    fill = op.inputs[2]
+    if ctx.kind_of(fill) != "constant" or ctx.value_of(fill).reshape(-1).tolist() != [0.0]:
+        return None
+    return op.inputs[1].op
+
+
+def _unmasked(ctx, tensor):
+    """(scores, boolean mask or None) behind where(mask, scores, -large)."""
+    op = tensor.op
+    if op.type != "SelectV2":
+        return tensor, None
+    condition, scores, fill = op.inputs
+    if ctx.kind_of(fill) != "constant" or ctx.kind_of(condition) == "constant":
+        return None, None
+    value = ctx.value_of(fill)
+    if value.size != 1 or float(value.reshape(-1)[0]) > LARGE:
+        return None, None
+    mask = condition
+    if mask.op.type == "LogicalAnd":  # the mask & ones_like(scores): the mask alone
+        ones = [t for t in mask.op.inputs if _is_ones_like(ctx, t, scores)]
+        if ones:
+            mask = next(t for t in mask.op.inputs if t is not ones[0])
+    if mask.dtype.name != "bool" or mask.shape.rank != 4:
+        return None, None
+    return scores, mask
+
+
+def _is_ones_like(ctx, tensor, like) -> bool:
+    op = tensor.op
+    if op.type != "Fill" or op.inputs[0].op.type != "Shape":
+        return False
+    if ctx.kind_of(op.inputs[1]) != "constant":
+        return False
+    return op.inputs[0].op.inputs[0] is like and bool(ctx.value_of(op.inputs[1]).reshape(-1)[0])
+
+
+def _scaled(ctx, tensor):
+    """(scale, t) if tensor is t * scale with a one-element constant scale, else (None, tensor)."""
+    op = tensor.op
+    if op.type != "Mul":
+        return None, tensor
+    for index in (0, 1):
+        constant, other = op.inputs[index], op.inputs[1 - index]
+        if ctx.kind_of(constant) == "constant" and ctx.kind_of(other) != "constant":
+            value = ctx.value_of(constant)
+            if value.size == 1:
+                return float(value.reshape(-1)[0]), other
+    return None, tensor

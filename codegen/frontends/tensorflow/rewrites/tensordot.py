@@ -1,0 +1,39 @@
+"""Dense on a tensor of rank > 2 as tf.tensordot writes it (Keras 3 Dense on [N, T, C]):
+    reshape(matmul(reshape(transpose(x, identity), [prod(free), C]), W), [*free, U])
+is one `linear` over the last axis, whatever the run-time sizes of the other axes."""
+
+from __future__ import annotations
+
+from codegen.frontends.tensorflow.rewrites import rewrite
+
+
+@rewrite("Reshape")
+def match_tensordot(ctx) -> bool:
+    """Emit `linear` when this Reshape ends a tensordot over x's last axis whose other
+    sizes are not all known (with known sizes the plain reshapes are exact already)."""
+    matmul = ctx.op.inputs[0].op
+    if matmul.type != "MatMul" or matmul.get_attr("transpose_a") or matmul.get_attr("transpose_b"):
+        return False
+    if ctx.kind_of(matmul.inputs[1]) not in ("weight", "constant"):
+        return False
+    flat = matmul.inputs[0].op
+    if flat.type != "Reshape":
+        return False
+    x = flat.inputs[0]
+    if x.op.type == "Transpose" and ctx.kind_of(x.op.inputs[1]) == "constant":
+        perm = ctx.value_of(x.op.inputs[1]).reshape(-1).tolist()
+        if perm != list(range(len(perm))):
+            return False
+        x = x.op.inputs[0]
+    shape, out = x.shape, ctx.op.outputs[0].shape
+    if shape.rank is None or shape.rank < 3 or out.rank != shape.rank:
+        return False
+    if None not in shape.as_list()[1:]:
+        return False  # sizes known but the batch: the existing reshapes are fine
+    kernel = matmul.inputs[1].shape.as_list()
+    if kernel[0] != shape.as_list()[-1] or out.as_list()[-1] != kernel[1]:
+        return False
+    
+    weights = {"kernel": ctx.of(matmul).weight(1)}
+    ctx.emit("linear", [ctx.ref_of(x)], weights=weights)
+    return True
