@@ -144,6 +144,7 @@ SHAPE_OPS = [  # op, attrs, reference on NHWC x [2, 4, 5, 3], output shape
     ("reduce_max", {"axes": [1, 2], "keepdims": True}, lambda x: x.max((1, 2), keepdims=True),
      [None, 1, 1, 3]),
     ("reduce_sum", {"axes": [3], "keepdims": False}, lambda x: x.sum(3), [None, 4, 5]),
+    ("reduce_any", {"axes": [3], "keepdims": False}, lambda x: (x > 0.5).any(3), [None, 4, 5]),
     ("reshape", {"shape": [-1, 60]}, lambda x: x.reshape(-1, 60), [None, 60]),
     ("transpose", {"perm": [0, 2, 1, 3]}, lambda x: x.transpose(0, 2, 1, 3), [None, 5, 4, 3]),
     ("softmax", {"axis": 3}, lambda x: np.exp(x) / np.exp(x).sum(3, keepdims=True), [None, 4, 5, 3]),
@@ -157,6 +158,8 @@ SHAPE_OPS = [  # op, attrs, reference on NHWC x [2, 4, 5, 3], output shape
 @pytest.mark.parametrize("op, attrs, reference, shape", SHAPE_OPS, ids=[s[0] for s in SHAPE_OPS])
 def test_shape_ops(tmp_path, op, attrs, reference, shape):
     x = images(2, 4, 5, 3)
+    if op == "reduce_any":
+        x = x > 0.5  # booleans
     ours = run_one_op(tmp_path, op, x, shape, attrs=attrs)
     np.testing.assert_allclose(ours, reference(x), rtol=1e-5, atol=1e-6)
 

@@ -214,21 +214,41 @@ def test_masked_rnn_matches_tensorflow(fmt, tmp_path):
             assert np.abs(o - e).max() / np.abs(e).max() <= 1e-4
 
 
-@pytest.mark.parametrize("layer, needles", [
-    ("lstm_relu", ("while loop", "relu_lstm", "Relu")),
-    ("masked_lstm", ("masking", "Any")),  # a Masking layer's any(x != value) is not supported
-])
-def test_unrecognised_loops_are_refused_by_name(layer, needles, tmp_path):
+def test_masking_layer_matches_tensorflow(tmp_path):
+    """Masking(0.0): a step whose features are all 0 is skipped (any(x != 0) over features)."""
+    import_tf()
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(4)
+    x = keras.Input((None, FEATURES), name="x")
+    y = layers.LSTM(5, return_sequences=True)(layers.Masking(0.0)(x))
+    model = keras.Model(x, layers.GRU(3)(y))
+    _off_zero_and_one(model)
+    model.save(tmp_path / "model.keras")
+    torch_model = _convert(tmp_path / "model.keras", tmp_path).load_model()
+    assert ".any(dim=(2,))" in (tmp_path / "model" / "model.py").read_text()
+    rng = np.random.default_rng(6)
+    for length in (7, 12):
+        x = rng.standard_normal((3, length, FEATURES)).astype(np.float32)
+        x[0, length - 2:] = 0  # padding
+        x[1, 3] = 0  # a hole
+        x[2, 0, :2] = 0  # half zero: still a real step
+        expected = np.asarray(model(x, training=False))
+        with torch.no_grad():
+            ours = torch_model(torch.from_numpy(x)).numpy()
+        assert np.abs(ours - expected).max() / np.abs(expected).max() <= 1e-4
+
+
+def test_an_unrecognised_cell_is_refused_by_name(tmp_path):
+    """LSTM(activation="relu"): nn.LSTM has no such cell; the loop is named, nothing written."""
     import_tf()
     import keras
     from keras import layers
 
     x = keras.Input((None, FEATURES), name="x")
-    if layer == "masked_lstm":
-        y = layers.LSTM(5, name="masked")(layers.Masking()(x))
-    else:
-        y = layers.LSTM(5, activation="relu", name="relu_lstm")(x)
+    y = layers.LSTM(5, activation="relu", name="relu_lstm")(x)
     keras.Model(x, y).save(tmp_path / "model.keras")
     result = codegen("to-ir", tmp_path / "model.keras", "-o", tmp_path / "ir")
-    assert_clean_error(result, 4, *needles)
+    assert_clean_error(result, 4, "while loop", "relu_lstm", "Relu")
     assert not (tmp_path / "ir").exists()

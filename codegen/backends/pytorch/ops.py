@@ -285,7 +285,7 @@ def elementwise(node: Node, graph: Graph) -> Expr:
     return Expr(spec["template"], attrs, hint=hint)
 
 
-REDUCTIONS = {"mean": "mean", "reduce_max": "amax", "reduce_sum": "sum"}
+REDUCTIONS = {"mean": "mean", "reduce_max": "amax", "reduce_sum": "sum", "reduce_any": "any"}
 
 
 @renderer(*REDUCTIONS)

@@ -157,7 +157,7 @@ class LayoutPass:
     def visit_mean(self, node: Node) -> None:
         self._reduce(node, keep=node.attrs["keepdims"])
 
-    visit_reduce_max = visit_reduce_sum = visit_mean
+    visit_reduce_max = visit_reduce_sum = visit_reduce_any = visit_mean
 
     def visit_slice(self, node: Node) -> None:
         axes = node.attrs["axes"]

@@ -42,6 +42,12 @@ def reduce_max(ctx) -> None:
     reduction(ctx, "reduce_max")
 
 
+@handler("Any", ir="reduce_any")
+def reduce_any(ctx) -> None:
+    """any(x, axes): Keras's Masking layer marks a step real if any feature differs."""
+    reduction(ctx, "reduce_any")
+
+
 @handler("Squeeze", ir="squeeze")
 def squeeze(ctx) -> None:
     shape = ctx.input_info(0).shape
