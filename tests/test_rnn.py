@@ -183,21 +183,24 @@ def _masked_model(keras, layers):
     return keras.Model(ids, [x, layers.SimpleRNN(4)(x)])
 
 
-@pytest.mark.parametrize("fmt", ["keras", "savedmodel"])
+@pytest.mark.parametrize("fmt", ["keras", "savedmodel", "tf_keras_h5"])
 def test_masked_rnn_matches_tensorflow(fmt, tmp_path):
     """Embedding(mask_zero=True): the steps of id 0 are skipped (state and output kept), at
     the end of a row (padding), in the middle (a hole) and at the start; the backward layer
     sees the mask reversed."""
     import_tf()
     import keras
+    import tf_keras
 
-    model = _masked_model(keras, keras.layers)
+    source = tf_keras if fmt == "tf_keras_h5" else keras
+    model = _masked_model(source, source.layers)
     _off_zero_and_one(model)
-    if fmt == "keras":
-        model.save(tmp_path / "model.keras")
+    path = tmp_path / ("model.h5" if fmt == "tf_keras_h5" else "model.keras")
+    if fmt == "savedmodel":
+        model.export(str(path), verbose=False)
     else:
-        model.export(str(tmp_path / "model.keras"), verbose=False)
-    torch_model = _convert(tmp_path / "model.keras", tmp_path).load_model()
+        model.save(path)
+    torch_model = _convert(path, tmp_path).load_model()
     code = (tmp_path / "model" / "model.py").read_text()
     assert "x != 0" in code and "Masked(one_bias(nn.LSTM(8, 6" in code
     rng = np.random.default_rng(5)
