@@ -217,6 +217,35 @@ def test_masked_rnn_matches_tensorflow(fmt, tmp_path):
             assert np.abs(o - e).max() / np.abs(e).max() <= 1e-4
 
 
+@pytest.mark.parametrize("cell", ["LSTM", "GRU", "SimpleRNN"])
+def test_encoder_decoder_initial_state(cell, tmp_path):
+    """initial_state=: the decoder starts from the encoder's last states, passed as PyTorch
+    takes them (`self.decoder(y, (h, c))`); forward takes both inputs in Keras's order."""
+    import_tf()
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(7)
+    encoder, decoder = keras.Input((None, FEATURES), name="encoder"), keras.Input((None, 3), name="decoder")
+    _, *states = getattr(layers, cell)(6, return_state=True)(encoder)
+    y = getattr(layers, cell)(6, return_sequences=True)(decoder, initial_state=states)
+    model = keras.Model([encoder, decoder], layers.Dense(2)(y))
+    _off_zero_and_one(model)
+    model.save(tmp_path / "model.keras")
+    torch_model = _convert(tmp_path / "model.keras", tmp_path).load_model()
+    code = (tmp_path / "model" / "model.py").read_text()
+    given = "(lstm_h, lstm_c))" if cell == "LSTM" else "_h)"
+    assert given in code.replace("_1", ""), code
+    rng = np.random.default_rng(8)
+    for batch, length in CASES:
+        feeds = [rng.standard_normal((batch, length, FEATURES)).astype(np.float32),
+                 rng.standard_normal((batch, length + 2, 3)).astype(np.float32)]
+        expected = np.asarray(model(feeds, training=False))
+        with torch.no_grad():
+            ours = torch_model(*map(torch.from_numpy, feeds)).numpy()
+        assert np.abs(ours - expected).max() / np.abs(expected).max() <= 1e-4
+
+
 def test_masking_layer_matches_tensorflow(tmp_path):
     """Masking(0.0): a step whose features are all 0 is skipped (any(x != 0) over features)."""
     import_tf()

@@ -35,6 +35,7 @@ class Layer:
     unpack: str = ""
     outputs: tuple[str, ...] = ()
     state_names: tuple[str, ...] = ()
+    call: str = ""  # the call's arguments from the inputs ("{0}, ({1}[None], {2}[None])")
 
 
 @dataclass
@@ -156,12 +157,19 @@ def recurrent(node: Node, graph: Graph) -> Layer:
     cls, helpers = RNN_CLASSES[node.op], ("one_bias",) if one_bias else ()
     if node.op == "gru" and not node.attrs.get("reset_after", True):
         cls, helpers = "GRUResetBefore", ("GRUResetBefore",)  # a cell nn.GRU does not have
-    args["masked"] = len(node.inputs) == 2  # Masked(rnn): skips the steps the mask hides
-    if args["masked"]:
+    args["masked"] = node.attrs.get("masked", len(node.inputs) == 2)  # Masked(rnn): skips
+    if args["masked"]:  # the steps the mask hides
         helpers += ("Masked",)
         state = {f"rnn.{key}": value for key, value in state.items()}
-    return Layer("ops/rnn.py.jinja", cls, args, state, node.op, helpers, unpack=unpack, outputs=("{0}", "{0}[0]", "{0}[0]")[:len(node.outputs)],
-                 state_names=("", "_h", "_c")[:len(node.outputs)])
+    call = ""
+    if node.attrs.get("initial_state"):  # PyTorch's states have a leading layer axis
+        first = 2 if args["masked"] else 1
+        states = [f"{{{i}}}[None]" for i in range(first, len(node.inputs))]
+        given = f"({', '.join(states)})" if lstm else states[0]
+        call = ", ".join([f"{{{i}}}" for i in range(first)] + [given])
+    return Layer("ops/rnn.py.jinja", cls, args, state, node.op, helpers, unpack=unpack,
+                 outputs=("{0}", "{0}[0]", "{0}[0]")[:len(node.outputs)],
+                 state_names=("", "_h", "_c")[:len(node.outputs)], call=call)
 
 
 @renderer("batch_norm")

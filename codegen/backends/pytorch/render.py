@@ -68,6 +68,7 @@ class ClassRenderer:
         self.env = env
         self.planner = planner
         self.helpers: set[str] = set()
+        self.layer_states: dict[str, str] = {}  # `lstm_h[0]` -> `lstm_h`, a layer's state
         self.fusable = False  # some class has a BatchNorm right after a convolution
 
     def macro(self, template: str, name: str):
@@ -140,8 +141,7 @@ class ClassRenderer:
         result = ", ".join(values[ref] for ref in scope.outputs)
         return args, lines, result
 
-    @staticmethod
-    def unpacked(stmt: Stmt, text: str, names: Namespace, uses: Counter, values: dict) -> str:
+    def unpacked(self, stmt: Stmt, text: str, names: Namespace, uses: Counter, values: dict) -> str:
         """The assignment of a layer that returns a structure (nn.LSTM's output, (h, c));
         outputs no one reads are `_` (all the states at once when none is read)."""
         render, targets = stmt.render, []
@@ -149,6 +149,7 @@ class ClassRenderer:
             if uses[ref]:
                 targets.append(names.create(identifier(stmt.attr + suffix)))
                 values[ref] = read.format(targets[-1])
+                self.layer_states[values[ref]] = targets[-1]  # `h[0]` of `h` [1, N, units]
             else:
                 targets.append("_")
         if all(target == "_" for target in targets[1:]):
@@ -173,6 +174,11 @@ class ClassRenderer:
             if inplace:
                 attrs["inplace"] = True
             return str(self.macro(render.template, "forward")(inputs, attrs))
+        if stmt.render.call:  # a layer that takes its inputs in a structure (nn.LSTM's states)
+            text = stmt.render.call.format(*inputs)
+            for value, state in self.layer_states.items():  # h[0][None] is h itself
+                text = text.replace(f"{value}[None]", state)
+            return f"self.{stmt.attr}({text})"
         return f"self.{stmt.attr}({', '.join(inputs)})"
 
     # -- whole class ------------------------------------------------------------------------

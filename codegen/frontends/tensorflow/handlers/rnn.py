@@ -47,6 +47,7 @@ class Loop:
     nonlinearity: str = "tanh"  # a SimpleRNN's activation
     reset_after: bool = True  # a GRU's reset gate: after the recurrent kernel (as nn.GRU)
     mask: int | None = None  # a list of per-step masks
+    initial_state: bool = False  # the states start at given tensors (initial_state=)
     carry: int | None = None  # with a mask: the last output, kept where the mask is false
 
 
@@ -68,6 +69,10 @@ def while_loop(ctx) -> None:
     if loop.kind == "gru" and not loop.reset_after:
         attrs.update(reset_after=False, one_bias=False)  # its cell has no recurrent bias
     inputs = [sequence] if loop.mask is None else [sequence, _batch_first_mask(ctx, loop)]
+    attrs["masked"] = loop.mask is not None
+    if loop.initial_state:  # h0 (and c0) after the sequence and the mask
+        attrs["initial_state"] = True
+        inputs += [ctx.ref_of(_through_identity(ctx.op.inputs[state])) for state in loop.states]
     name = ctx.emit(loop.kind, inputs, attrs=attrs, weights=weights,
                     outputs=outputs, suffix=loop.kind).rpartition(":")[0]
     ctx.alias(ctx.op.outputs[loop.output], f"{name}:0")
@@ -170,9 +175,12 @@ def recognise(ctx) -> Loop:
         _refuse(ctx, "a GRU with one bias that applies its reset gate after the recurrent kernel")
     if loop.kind == "lstm":
         loop.states += [_cell_state(ctx, body, loop)]
-    for state in loop.states + ([loop.carry] if loop.carry is not None else []):
-        if not _is_zeros(ctx, ctx.op.inputs[state]):
-            _refuse(ctx, "its initial state is not zeros (initial_state= is not supported yet)")
+    if loop.carry is not None and not _is_zeros(ctx, ctx.op.inputs[loop.carry]):
+        _refuse(ctx, "the output it keeps at masked steps does not start at zero")
+    given = [not _is_zeros(ctx, ctx.op.inputs[state]) for state in loop.states]
+    loop.initial_state = any(given)  # Keras's initial_state= gives every state or none
+    if loop.initial_state and not all(given):
+        _refuse(ctx, "some of its initial states are zeros and some are not")
     return loop
 
 
@@ -243,8 +251,17 @@ def _read_tensors(op) -> list:
     """What a loop reads at run time: the batch-first tensor behind each list it steps
     through (Keras's input sequence, and mask). Counters, lengths, weights and zero states
     are read at conversion time."""
-    return [_unlisted(tensor)[0] for tensor in op.inputs
-            if tensor.op.type == "TensorListFromTensor"]
+    lists = [_unlisted(tensor)[0] for tensor in op.inputs
+             if tensor.op.type == "TensorListFromTensor"]
+    return lists + [state for state in map(_through_identity, op.inputs) if _given_state(state)]
+
+
+def _given_state(tensor) -> bool:
+    """A loop input that looks like a state given to the layer (initial_state=): [N, units]
+    floats that are neither a weight nor zeros made from a shape."""
+    made = ("Const", "Fill", "ZerosLike", "Zeros", "VarHandleOp", "VariableV2", "ReadVariableOp")
+    return (tensor.dtype.is_floating and tensor.shape.rank == 2 and tensor.op.type not in made
+            and tensor.shape[0] is None)
 
 
 def _unlisted(tensor):
