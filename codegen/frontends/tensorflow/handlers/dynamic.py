@@ -9,7 +9,9 @@ from typing import Any
 
 import numpy as np
 
+from codegen.frontends.tensorflow.context import tensor_info
 from codegen.frontends.tensorflow.handlers import handler
+from codegen.frontends.tensorflow.rewrites.causal_mask import causal_mask
 
 
 def symbolic_dims(ctx, tensor) -> list[Any] | None:
@@ -131,6 +133,25 @@ def logical_and(ctx) -> None:
     ctx.emit("logical_and", [ctx.input(0), ctx.input(1)])
 
 
-@handler("SelectV2", ir="where")
+def _select_reads(op) -> list:
+    """A causal mask (see rewrites/causal_mask.py) reads the sequence and the padding only."""
+    causal = causal_mask(op.inputs[0])
+    if causal is None:
+        return list(op.inputs)
+    return [t for t in causal if t is not None] + list(op.inputs[1:])
+
+
+@handler("SelectV2", ir="where", reads=_select_reads)
 def select(ctx) -> None:
-    ctx.emit("where", [ctx.input(0), ctx.input(1), ctx.input(2)])
+    causal = causal_mask(ctx.op.inputs[0]) is not None
+    condition = emit_causal_mask(ctx, ctx.op.inputs[0]) if causal else ctx.input(0)
+    ctx.emit("where", [condition, ctx.input(1), ctx.input(2)])
+
+
+def emit_causal_mask(ctx, condition) -> str:
+    """The causal mask `condition` (see rewrites/causal_mask.py) as one IR `causal_mask`
+    node in this op's scope."""
+    x, padding = causal_mask(condition)
+    inputs = [ctx.ref_of(x)] + ([] if padding is None else [ctx.ref_of(padding)])
+    return ctx.emit("causal_mask", inputs, suffix="causal_mask",
+                    outputs=[tensor_info(condition)])
