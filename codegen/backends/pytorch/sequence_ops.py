@@ -39,7 +39,7 @@ def position_embedding(node: Node, graph: Graph) -> Layer:
 
 
 @renderer("einsum", "matmul", "select", "unflatten", "flatten", "unsqueeze", "cast", "full_like", "expand_as",
-          "less", "logical_and", "where", "causal_mask")
+          "less", "logical_and", "where", "causal_mask", "expand")
 def sequence_op(node: Node, graph: Graph) -> Expr:
     attrs: dict = {"kind": node.op}
     if node.op == "einsum":
@@ -53,6 +53,8 @@ def sequence_op(node: Node, graph: Graph) -> Expr:
     elif node.op == "flatten":
         attrs["axis"] = node.attrs["axis"]
     elif node.op == "unsqueeze":
+        attrs["axes"] = tuple(node.attrs["axes"])
+    elif node.op == "expand":
         attrs["axes"] = tuple(node.attrs["axes"])
     elif node.op == "cast":
         attrs["method"] = {"bool": "bool"}[node.attrs["dtype"]]

@@ -146,6 +146,13 @@ class LayoutPass:
         node.attrs["axis"] = AXIS_TO_NCHW[node.attrs["axis"]]
         self.mark_output(node)
 
+    def visit_expand(self, node: Node) -> None:
+        """Sizes read from an NCHW tensor: its axes move; the expanded tensor keeps its own."""
+        if self.is_permuted(node.inputs[0]):
+            return self.fallback(node)
+        node.attrs["axes"] = [None if axis is None else AXIS_TO_NCHW[axis]
+                              for axis in node.attrs["axes"]]
+
     def visit_layer_norm(self, node: Node) -> None:
         node.attrs["axis"] = AXIS_TO_NCHW[node.attrs["axis"]]
         self.mark_output(node)

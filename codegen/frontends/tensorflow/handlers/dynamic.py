@@ -123,6 +123,29 @@ def broadcast_to(ctx) -> None:
     ctx.emit("expand_as", [ctx.input(0), ctx.ref_of(like)])
 
 
+KEEP_BATCH = ("BiasAdd", "Conv2D")  # ops whose output has the batch size of their input 0
+
+
+@handler("Tile", ir="expand", static=(1,))
+def tile(ctx) -> None:
+    """tile(x, [shape(t)[a], 1, ...]) of an x of size 1 on the tiled axes (ViT's class token
+    repeated over the batch): x.expand(t.shape[a], -1, ...), no copy."""
+    dims = symbolic_dims(ctx, ctx.op.inputs[1])
+    shape = ctx.input_info(0).shape
+    if dims is None or len(dims) != len(shape):
+        ctx.fail("only a tile by sizes read from shapes is supported")
+    sizes = [d for d in dims if isinstance(d, tuple)]
+    like = sizes[0][0] if sizes else None
+    if (like is None or any(d[0] is not like for d in sizes)
+            or any(d != 1 for d in dims if not isinstance(d, tuple))
+            or any(shape[axis] != 1 for axis, d in enumerate(dims) if isinstance(d, tuple))):
+        ctx.fail("only a tile of size-1 axes to sizes of one other tensor is supported")
+    axes = [d[1] if isinstance(d, tuple) else None for d in dims]
+    while axes == [0] + [None] * (len(axes) - 1) and like.op.type in KEEP_BATCH:
+        like = like.op.inputs[0]  # the batch size read from the input of the patch conv
+    ctx.emit("expand", [ctx.input(0), ctx.ref_of(like)], attrs={"axes": axes})
+
+
 @handler("Less", ir="less")
 def less(ctx) -> None:
     ctx.emit("less", [ctx.input(0), ctx.input(1)])

@@ -3,6 +3,8 @@ mask by `ops.minimum`) and its softmax reads as a boolean:
     i = expand_dims(range(0, T) + 0, 1); j = range(0, T)            (T = shape(x)[1], twice)
     causal = cast(broadcast_to(expand_dims(i >= j, 0), [N, T, T]))
     mask = expand_dims(minimum(expand_dims(padding, 1), causal), 1) > 0   (or causal alone)
+or, without padding, the boolean triangle itself (expand_dims(broadcast_to(...), 1)), and-ed
+with ones_like(scores) as Keras's MultiHeadAttention does.
 It depends on shapes only, so it is matched on the TF ops (no IR): `causal_mask(condition)`
 gives (x, padding or None) - the mask is `tril(ones(T, T)) & (padding > 0)` - else None.
 The SelectV2 handler and the attention rewrite read it through this one function."""
@@ -78,6 +80,15 @@ def causal_mask(condition):
     """(x, padding [N, S] or None) when the boolean `condition` [N, 1, T, T] is the causal
     mask of sequence x (T = x's axis 1), and-ed with padding > 0 if given; else None."""
     op = condition.op
+    if op.type == "LogicalAnd":  # ones_like(scores) & mask (Keras's MultiHeadAttention)
+        for index in (0, 1):
+            fill = op.inputs[index].op
+            if fill.type == "Fill" and fill.inputs[0].op.type == "Shape" and _is(fill.inputs[1], 1):
+                return causal_mask(op.inputs[1 - index])
+        return None
+    if op.type == "ExpandDims" and condition.dtype.is_bool:  # the boolean triangle alone
+        x = _triangle(_expanded(condition, 1)) if _expanded(condition, 1) is not None else None
+        return None if x is None else (x, None)
     if op.type != "Greater" or not _is(op.inputs[1], 0):
         return None
     merged = _expanded(op.inputs[0], 1)
