@@ -112,3 +112,36 @@ def test_causal_decoder_without_padding(tmp_path) -> None:
             assert _error(ours, model(feed, training=False)) <= 1e-4, (batch, length)
     assert "is_causal=True" in source and "attn_mask" not in source, source
     assert "tril" not in source and "torch.where" not in source, source
+
+
+@pytest.mark.parametrize("fmt", ["savedmodel", "keras"])
+def test_vit_backbone(fmt, tmp_path) -> None:
+    """keras-hub's ViTBackbone: patch conv, class token expanded over the batch, learned
+    positions, pre-norm blocks with exact (erf) GELU; its sizes are all known, so Keras
+    writes its EinsumDense as reshapes around matmuls: read as nn.Linear all the same."""
+    import_tf()
+    import keras
+
+    keras.utils.set_random_seed(6)
+    model = keras_hub.models.ViTBackbone(image_shape=(32, 32, 3), patch_size=8, num_layers=2,
+                                         num_heads=2, hidden_dim=32, mlp_dim=64)
+    _spread(model, 6)
+    paths = save_keras_model(model, tmp_path, "vit", formats=(fmt,))
+    torch_model, source = _convert(paths[fmt], tmp_path)
+    rng = np.random.default_rng(8)
+    for batch in BATCHES:
+        images = rng.normal(0, 1, (batch, 32, 32, 3)).astype("float32")
+        with torch.no_grad():  # the generated model takes NCHW
+            ours = torch_model(torch.from_numpy(images.transpose(0, 3, 1, 2).copy()))
+        assert _error(ours, model(images, training=False)) <= 1e-4, batch
+    assert len(torch_model.state_dict()) == len(model.weights)
+    assert "nn.Conv2d(3, 32, kernel_size=8, stride=8)" in source
+    assert ".expand(x.shape[0], -1, -1)" in source and ".reshape(-1, 16, 32)" in source
+    assert source.count("F.scaled_dot_product_attention(") == 1 and "attn_mask" not in source
+    assert source.count(".unflatten(2, (2, 16))") == 3 and ".flatten(2)" in source
+    assert "nn.LayerNorm(32, eps=1e-06)" in source and "F.gelu(" in source
+    assert "approximate" not in source  # ViT's GELU is the exact one
+    assert re.findall(r"class (\w+)\(nn.Module\):\n    \"\"\"TF scope [\w/*]+ \(2 instances\)",
+                      source) == ["Mha", "LinearGelu", "TransformerBlock"], source
+    for noise in ("torch.matmul", "torch.einsum", ".reshape(-1, 17", ".permute(0, 3, 1, 2)"):
+        assert noise not in source, noise

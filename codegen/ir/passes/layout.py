@@ -18,6 +18,7 @@ AXIS_TO_NCHW = {0: 0, 1: 2, 2: 3, 3: 1}  # an NHWC axis -> its NCHW position
 
 # How each IR op follows the layout is its catalogue entry's "layout" (ir_schema/ops.json):
 FOLLOWS = {"elementwise", "per_channel", "pooling"}  # NCHW in, NCHW out, nothing to change
+HEADS = ("attention", "unflatten")  # ops whose rank-4 outputs are [N, T, heads, size]
 RULES = {"axes", "weights"}  # a visit_<op> rule below; "weights" runs even on NHWC inputs
 
 
@@ -98,6 +99,8 @@ class LayoutPass:
         """A rank-4 (NHWC) tensor made from smaller ones, e.g. squeeze-excite's
         reshape([N, C] -> [N, 1, 1, C]): make it NCHW right away."""
         shape = node.outputs[0].shape
+        if node.op in HEADS:  # [N, T, heads, size] of a transformer, not an image
+            return
         if node.op == "reshape" and shape[1:3] == [1, 1]:
             node.attrs["shape"] = [node.attrs["shape"][axis] for axis in TO_NCHW]
             self.mark_output(node)
