@@ -53,6 +53,21 @@ def test_attention_with_a_mask(tmp_path):
     np.testing.assert_allclose(ours, read_back(expected), rtol=1e-5, atol=1e-5)
 
 
+def test_causal_attention(tmp_path):
+    """attention with causal=True and no mask: query i attends keys 0..i (is_causal)."""
+    x = RNG.normal(0, 1, (2, 5, 8)).astype(np.float32)
+    k, v = RNG.normal(0, 1, (2, 5, 2, 4)), RNG.normal(0, 1, (2, 5, 2, 4))
+    extra = [node("q", "unflatten", ["x:0"], [None, 5, 2, 4], axis=2, sizes=[2, 4]),
+             const("k", k), const("v", v)]
+    ours = run_one_op(tmp_path, "attention", x, [None, 5, 2, 4], extra=extra,
+                      attrs={"scale": 0.3, "masked": False, "causal": True},
+                      inputs=["q:0", "k:0", "v:0"])
+    q = x.reshape(2, 5, 2, 4).transpose(0, 2, 1, 3)
+    scores = q @ k.transpose(0, 2, 3, 1) * 0.3 + np.where(np.tril(np.ones((5, 5))), 0, -np.inf)
+    expected = (softmax(scores) @ v.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)
+    np.testing.assert_allclose(ours, read_back(expected), rtol=1e-5, atol=1e-5)
+
+
 def test_position_embedding_and_expand_as(tmp_path):
     x = RNG.normal(0, 1, (2, 3, 4)).astype(np.float32)
     table = RNG.normal(0, 1, (6, 4)).astype(np.float32)
@@ -89,6 +104,11 @@ CASES = {  # op -> (out shape, attrs, extra nodes, inputs, numpy reference of X)
     "where": ([None, 5, 6], {}, [
         node("lt", "less", ["x:0", "h:0"], [None, 5, 6], "bool"), const("h", np.full((6,), 0.5))],
         ["lt:0", "x:0", "h:0"], lambda x: np.where(x < 0.5, x, 0.5)),
+    "expand": ([None, 1, 6], {"axes": [0, None, None]}, [const("c", B[:1, :1, :].repeat(2, 2))],
+               ["c:0", "x:0"], lambda x: np.broadcast_to(B[:1, :1].repeat(2, 2), (2, 1, 6))),
+    "causal_mask": ([None, 1, 5, 5], {}, [node("p", "select", ["x:0"], [None, 5], axis=2, index=0)],
+                    ["x:0", "p:0"], lambda x: read_back(
+                        np.tril(np.ones((5, 5), bool)) & (x[:, None, None, :, 0] > 0))),
 }
 
 

@@ -26,7 +26,8 @@ def attention(node: Node, graph: Graph) -> Expr:
     """F.scaled_dot_product_attention on [N, H, T, D]: the heads move before time and back."""
     return Expr("ops/attention.py.jinja",
                 {"kind": "attention", "scale": _float(node.attrs["scale"]),
-                 "masked": node.attrs["masked"]}, hint="attn")
+                 "masked": node.attrs["masked"], "causal": node.attrs.get("causal", False)},
+                hint="attn")
 
 
 @renderer("position_embedding")
@@ -38,7 +39,7 @@ def position_embedding(node: Node, graph: Graph) -> Layer:
 
 
 @renderer("einsum", "matmul", "select", "unflatten", "flatten", "unsqueeze", "cast", "full_like", "expand_as",
-          "less", "logical_and", "where")
+          "less", "logical_and", "where", "causal_mask", "expand")
 def sequence_op(node: Node, graph: Graph) -> Expr:
     attrs: dict = {"kind": node.op}
     if node.op == "einsum":
@@ -53,10 +54,13 @@ def sequence_op(node: Node, graph: Graph) -> Expr:
         attrs["axis"] = node.attrs["axis"]
     elif node.op == "unsqueeze":
         attrs["axes"] = tuple(node.attrs["axes"])
+    elif node.op == "expand":
+        attrs["axes"] = tuple(node.attrs["axes"])
     elif node.op == "cast":
         attrs["method"] = {"bool": "bool"}[node.attrs["dtype"]]
     elif node.op == "full_like":
         attrs["value"] = node.attrs["value"]
         attrs["dtype"] = TORCH_DTYPES[node.attrs["dtype"]]
-    hint = {"unflatten": "heads", "where": "x", "less": "mask", "logical_and": "mask"}
+    hint = {"unflatten": "heads", "where": "x", "less": "mask", "logical_and": "mask",
+            "causal_mask": "mask"}
     return Expr(SEQUENCE, attrs, hint=hint.get(node.op, "x"))

@@ -84,7 +84,11 @@ def load_keras(tf, path: Path) -> FrozenFunction:
     specs = [tf.TensorSpec(tensor.shape, tensor.dtype, name=_input_name(tensor, i))
              for i, tensor in enumerate(model.inputs)]
 
+    names = _input_keys(model)
+
     def call(*inputs):
+        if names is not None:  # a model of named inputs (keras-hub's) takes a dict
+            return model(dict(zip(names, inputs)), training=False)
         return model(list(inputs) if len(inputs) > 1 else inputs[0], training=False)
 
     frozen = freeze(tf, tf.function(call).get_concrete_function(*specs), model.variables)
@@ -92,6 +96,18 @@ def load_keras(tf, path: Path) -> FrozenFunction:
                       if type(layer).__name__ == "BatchNormalization")  # Keras 3 or tf_keras
     frozen.bn_decay = momenta.most_common(1)[0][0] if momenta else None
     return frozen
+
+
+def _input_keys(model) -> list[str] | None:
+    """The key of each of `model.inputs` when the model was built on a dict of inputs."""
+    try:
+        struct = model.input
+    except (AttributeError, ValueError):  # a model that was never called
+        return None
+    if not isinstance(struct, dict):
+        return None
+    keys = {id(tensor): key for key, tensor in struct.items()}
+    return [keys[id(tensor)] for tensor in model.inputs]
 
 
 def _tf_keras_model(path: Path):

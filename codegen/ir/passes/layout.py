@@ -18,6 +18,7 @@ AXIS_TO_NCHW = {0: 0, 1: 2, 2: 3, 3: 1}  # an NHWC axis -> its NCHW position
 
 # How each IR op follows the layout is its catalogue entry's "layout" (ir_schema/ops.json):
 FOLLOWS = {"elementwise", "per_channel", "pooling"}  # NCHW in, NCHW out, nothing to change
+HEADS = ("attention", "unflatten")  # ops whose rank-4 outputs are [N, T, heads, size]
 RULES = {"axes", "weights"}  # a visit_<op> rule below; "weights" runs even on NHWC inputs
 
 
@@ -98,6 +99,8 @@ class LayoutPass:
         """A rank-4 (NHWC) tensor made from smaller ones, e.g. squeeze-excite's
         reshape([N, C] -> [N, 1, 1, C]): make it NCHW right away."""
         shape = node.outputs[0].shape
+        if node.op in HEADS:  # [N, T, heads, size] of a transformer, not an image
+            return
         if node.op == "reshape" and shape[1:3] == [1, 1]:
             node.attrs["shape"] = [node.attrs["shape"][axis] for axis in TO_NCHW]
             self.mark_output(node)
@@ -145,6 +148,13 @@ class LayoutPass:
             return self.fallback(node)
         node.attrs["axis"] = AXIS_TO_NCHW[node.attrs["axis"]]
         self.mark_output(node)
+
+    def visit_expand(self, node: Node) -> None:
+        """Sizes read from an NCHW tensor: its axes move; the expanded tensor keeps its own."""
+        if self.is_permuted(node.inputs[0]):
+            return self.fallback(node)
+        node.attrs["axes"] = [None if axis is None else AXIS_TO_NCHW[axis]
+                              for axis in node.attrs["axes"]]
 
     def visit_layer_norm(self, node: Node) -> None:
         node.attrs["axis"] = AXIS_TO_NCHW[node.attrs["axis"]]

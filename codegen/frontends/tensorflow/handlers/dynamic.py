@@ -9,7 +9,9 @@ from typing import Any
 
 import numpy as np
 
+from codegen.frontends.tensorflow.context import tensor_info
 from codegen.frontends.tensorflow.handlers import handler
+from codegen.frontends.tensorflow.rewrites.causal_mask import causal_mask
 
 
 def symbolic_dims(ctx, tensor) -> list[Any] | None:
@@ -121,6 +123,29 @@ def broadcast_to(ctx) -> None:
     ctx.emit("expand_as", [ctx.input(0), ctx.ref_of(like)])
 
 
+KEEP_BATCH = ("BiasAdd", "Conv2D")  # ops whose output has the batch size of their input 0
+
+
+@handler("Tile", ir="expand", static=(1,))
+def tile(ctx) -> None:
+    """tile(x, [shape(t)[a], 1, ...]) of an x of size 1 on the tiled axes (ViT's class token
+    repeated over the batch): x.expand(t.shape[a], -1, ...), no copy."""
+    dims = symbolic_dims(ctx, ctx.op.inputs[1])
+    shape = ctx.input_info(0).shape
+    if dims is None or len(dims) != len(shape):
+        ctx.fail("only a tile by sizes read from shapes is supported")
+    sizes = [d for d in dims if isinstance(d, tuple)]
+    like = sizes[0][0] if sizes else None
+    if (like is None or any(d[0] is not like for d in sizes)
+            or any(d != 1 for d in dims if not isinstance(d, tuple))
+            or any(shape[axis] != 1 for axis, d in enumerate(dims) if isinstance(d, tuple))):
+        ctx.fail("only a tile of size-1 axes to sizes of one other tensor is supported")
+    axes = [d[1] if isinstance(d, tuple) else None for d in dims]
+    while axes == [0] + [None] * (len(axes) - 1) and like.op.type in KEEP_BATCH:
+        like = like.op.inputs[0]  # the batch size read from the input of the patch conv
+    ctx.emit("expand", [ctx.input(0), ctx.ref_of(like)], attrs={"axes": axes})
+
+
 @handler("Less", ir="less")
 def less(ctx) -> None:
     ctx.emit("less", [ctx.input(0), ctx.input(1)])
@@ -131,6 +156,25 @@ def logical_and(ctx) -> None:
     ctx.emit("logical_and", [ctx.input(0), ctx.input(1)])
 
 
-@handler("SelectV2", ir="where")
+def _select_reads(op) -> list:
+    """A causal mask (see rewrites/causal_mask.py) reads the sequence and the padding only."""
+    causal = causal_mask(op.inputs[0])
+    if causal is None:
+        return list(op.inputs)
+    return [t for t in causal if t is not None] + list(op.inputs[1:])
+
+
+@handler("SelectV2", ir="where", reads=_select_reads)
 def select(ctx) -> None:
-    ctx.emit("where", [ctx.input(0), ctx.input(1), ctx.input(2)])
+    causal = causal_mask(ctx.op.inputs[0]) is not None
+    condition = emit_causal_mask(ctx, ctx.op.inputs[0]) if causal else ctx.input(0)
+    ctx.emit("where", [condition, ctx.input(1), ctx.input(2)])
+
+
+def emit_causal_mask(ctx, condition) -> str:
+    """The causal mask `condition` (see rewrites/causal_mask.py) as one IR `causal_mask`
+    node in this op's scope."""
+    x, padding = causal_mask(condition)
+    inputs = [ctx.ref_of(x)] + ([] if padding is None else [ctx.ref_of(padding)])
+    return ctx.emit("causal_mask", inputs, suffix="causal_mask",
+                    outputs=[tensor_info(condition)])

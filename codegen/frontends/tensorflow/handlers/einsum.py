@@ -87,6 +87,11 @@ def einsum(ctx) -> None:
 
 @handler("BatchMatMulV2", "BatchMatMul", ir="matmul")
 def batch_matmul(ctx) -> None:
-    """a @ b over the last two axes (each transposed first when adj_x / adj_y says so)."""
+    """a @ b over the last two axes (each transposed first when adj_x / adj_y says so);
+    x @ W with W a 2-D weight (Keras's einsum with known sizes) is a linear."""
+    if (ctx.kind(1) in ("weight", "constant") and ctx.rank(1) == 2 and ctx.kind(0) != "constant"
+            and not ctx.attr("adj_x") and not ctx.attr("adj_y")):
+        ctx.emit("linear", [ctx.input(0)], weights={"kernel": ctx.weight(1)})
+        return
     ctx.emit("matmul", [ctx.input(0), ctx.input(1)],
              attrs={"adj_x": bool(ctx.attr("adj_x")), "adj_y": bool(ctx.attr("adj_y"))})

@@ -64,6 +64,8 @@ def reshape(ctx) -> None:
         shape = _one_unknown(ctx)
     elif ctx.output_info(0).shape.count(None) > 1 and _keeps_leading(ctx):  # emitted there
         return
+    elif _batch_and_rest(ctx) is not None:  # [N, -1, C] of a tensor of known sizes but N
+        shape = _batch_and_rest(ctx)
     else:  # a shape computed at run time: the static shape, batch as -1
         shape = ctx.output_info(0).shape
         if shape.count(None) > 1:  # e.g. Tensordot's [N * H * W, C]
@@ -98,6 +100,23 @@ def _keeps_leading(ctx) -> bool:
         ctx.emit("unflatten", [ctx.input(0)], attrs={"axis": kept, "sizes": rest})
         return True
     return False
+
+
+def _batch_and_rest(ctx) -> list[int] | None:
+    """[-1, sizes...] for a shape operand [shape(x)[0], ..., -1, ...] of an x whose sizes
+    are known but the batch (ViT's patches [N, H, W, C] -> [N, -1, C]): the -1 resolved."""
+    from codegen.frontends.tensorflow.handlers.dynamic import symbolic_dims
+
+    dims, x = symbolic_dims(ctx, ctx.op.inputs[1]), ctx.op.inputs[0]
+    shape = x.shape.as_list() if x.shape.rank is not None else [None]
+    if (dims is None or dims[0] != (x, 0) or None in shape[1:]
+            or not all(isinstance(d, int) for d in dims[1:]) or dims[1:].count(-1) != 1):
+        return None
+    known = int(np.prod([d for d in dims[1:] if d != -1]))
+    size = int(np.prod(shape[1:]))
+    if known == 0 or size % known:
+        return None
+    return [-1] + [size // known if d == -1 else d for d in dims[1:]]
 
 
 def _one_unknown(ctx) -> list[int] | None:

@@ -14,7 +14,9 @@ The other form Keras writes (keras-hub's BERT) moves the heads first and uses ma
 from __future__ import annotations
 
 from codegen.frontends.tensorflow.handlers.einsum import canonical
+from codegen.frontends.tensorflow.handlers.dynamic import emit_causal_mask
 from codegen.frontends.tensorflow.rewrites import rewrite
+from codegen.frontends.tensorflow.rewrites.causal_mask import causal_mask
 
 SCORES = {"abcd,aecd->acbe": (0, 1), "abcd,aecd->aceb": (1, 0)}  # -> (query, key) operands
 CONTEXT = "abcd,adbe->acbe"  # probabilities [N, H, T, S] x values [N, S, H, D] -> [N, T, H, D]
@@ -45,9 +47,13 @@ def match_attention(ctx) -> bool:
     if scale is None:
         scale = 1.0
     inputs = [ctx.ref_of(t) for t in (query, key, value)]
+    causal = mask is not None and causal_mask(mask) is not None
+    if causal and causal_mask(mask)[1] is None:  # exactly causal: SDPA's is_causal
+        mask = None
     if mask is not None:
-        inputs.append(ctx.ref_of(mask))
-    ctx.emit("attention", inputs, attrs={"scale": scale, "masked": mask is not None})
+        inputs.append(emit_causal_mask(ctx, mask) if causal else ctx.ref_of(mask))
+    attrs = {"scale": scale, "masked": mask is not None}
+    ctx.emit("attention", inputs, attrs={**attrs, "causal": True} if causal else attrs)
     return True
 
 

@@ -28,8 +28,9 @@ def match_tensordot(ctx) -> bool:
     shape, out = x.shape, ctx.op.outputs[0].shape
     if shape.rank is None or shape.rank < 3 or out.rank != shape.rank:
         return False
-    if None not in shape.as_list()[1:]:
-        return False  # sizes known but the batch: the existing reshapes are fine
+    if None not in shape.as_list()[1:] and shape.rank != 3:
+        return False  # sizes known but the batch: the existing reshapes are fine ([N, T, C]
+        # is a sequence: one linear, so that its bias folds in)
     kernel = matmul.inputs[1].shape.as_list()
     if kernel[0] != shape.as_list()[-1] or out.as_list()[-1] != kernel[1]:
         return False

@@ -1,0 +1,106 @@
+"""The causal mask keras-hub's decoders build (`compute_causal_mask`, merged with the padding
+mask by `ops.minimum`) and its softmax reads as a boolean:
+    i = expand_dims(range(0, T) + 0, 1); j = range(0, T)            (T = shape(x)[1], twice)
+    causal = cast(broadcast_to(expand_dims(i >= j, 0), [N, T, T]))
+    mask = expand_dims(minimum(expand_dims(padding, 1), causal), 1) > 0   (or causal alone)
+or, without padding, the boolean triangle itself (expand_dims(broadcast_to(...), 1)), and-ed
+with ones_like(scores) as Keras's MultiHeadAttention does.
+It depends on shapes only, so it is matched on the TF ops (no IR): `causal_mask(condition)`
+gives (x, padding or None) - the mask is `tril(ones(T, T)) & (padding > 0)` - else None.
+The SelectV2 handler and the attention rewrite read it through this one function."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _constant(tensor):
+    from tensorflow.python.framework import tensor_util
+
+    value = tensor_util.constant_value(tensor)
+    return None if value is None else np.asarray(value).reshape(-1)
+
+
+def _is(tensor, value) -> bool:
+    constant = _constant(tensor)
+    return constant is not None and constant.size == 1 and float(constant[0]) == value
+
+
+def _skip_cast(tensor):
+    while tensor.op.type == "Cast":
+        tensor = tensor.op.inputs[0]
+    return tensor
+
+
+def _expanded(tensor, axis: int):
+    """t behind expand_dims(t, axis), else None."""
+    op = tensor.op
+    return op.inputs[0] if op.type == "ExpandDims" and _is(op.inputs[1], axis) else None
+
+
+def _length(tensor):
+    """(x, axis) when `tensor` is shape(x)[axis] (through casts), else None."""
+    op = _skip_cast(tensor).op
+    if op.type != "StridedSlice" or op.get_attr("shrink_axis_mask") != 1:
+        return None
+    shape, begin = op.inputs[0].op, _constant(op.inputs[1])
+    if shape.type != "Shape" or begin is None or begin.size != 1:
+        return None
+    return shape.inputs[0], int(begin[0])
+
+
+def _arange(tensor):
+    """(x, axis) when `tensor` is range(0, shape(x)[axis], 1) (+ 0), else None."""
+    op = tensor.op
+    if op.type in ("AddV2", "Add") and _is(op.inputs[1], 0):
+        op = op.inputs[0].op
+    if op.type != "Range" or not _is(op.inputs[0], 0) or not _is(op.inputs[2], 1):
+        return None
+    return _length(op.inputs[1])
+
+
+def _triangle(tensor):
+    """x when `tensor` is (cast of) broadcast_to(expand_dims(i >= j, 0), shape) with
+    i = range(T)[:, None], j = range(T), T = shape(x)[1], else None."""
+    op = _skip_cast(tensor).op
+    if op.type != "BroadcastTo":
+        return None
+    compare = _expanded(op.inputs[0], 0)
+    if compare is None or compare.op.type != "GreaterEqual":
+        return None
+    rows = _expanded(compare.op.inputs[0], 1)
+    i = None if rows is None else _arange(rows)
+    j = _arange(compare.op.inputs[1])
+    if i is None or j is None or i[0] is not j[0] or i[1] != 1 or j[1] != 1:
+        return None
+    return i[0]
+
+
+def causal_mask(condition):
+    """(x, padding [N, S] or None) when the boolean `condition` [N, 1, T, T] is the causal
+    mask of sequence x (T = x's axis 1), and-ed with padding > 0 if given; else None."""
+    op = condition.op
+    if op.type == "LogicalAnd":  # ones_like(scores) & mask (Keras's MultiHeadAttention)
+        for index in (0, 1):
+            fill = op.inputs[index].op
+            if fill.type == "Fill" and fill.inputs[0].op.type == "Shape" and _is(fill.inputs[1], 1):
+                return causal_mask(op.inputs[1 - index])
+        return None
+    if op.type == "ExpandDims" and condition.dtype.is_bool:  # the boolean triangle alone
+        x = _triangle(_expanded(condition, 1)) if _expanded(condition, 1) is not None else None
+        return None if x is None else (x, None)
+    if op.type != "Greater" or not _is(op.inputs[1], 0):
+        return None
+    merged = _expanded(op.inputs[0], 1)
+    if merged is None:
+        return None
+    if merged.op.type != "Minimum":
+        x = _triangle(merged)
+        return None if x is None else (x, None)
+    for index in (0, 1):
+        x = _triangle(merged.op.inputs[index])
+        padding = _expanded(merged.op.inputs[1 - index], 1)
+        if (x is not None and padding is not None and padding.shape.rank == 2
+                and padding.dtype.is_integer):
+            return x, padding
+    return None
