@@ -174,7 +174,7 @@ class ClassRenderer:
             if inplace:
                 attrs["inplace"] = True
             return str(self.macro(render.template, "forward")(inputs, attrs))
-        if stmt.render.call:  # a layer that takes its inputs in a structure (nn.LSTM's states)
+        if stmt.kind == "layer" and stmt.render.call:  # inputs in a structure (nn.LSTM's states)
             text = stmt.render.call.format(*inputs)
             for value, state in self.layer_states.items():  # h[0][None] is h itself
                 text = text.replace(f"{value}[None]", state)
