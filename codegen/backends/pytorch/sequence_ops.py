@@ -38,7 +38,7 @@ def position_embedding(node: Node, graph: Graph) -> Layer:
 
 
 @renderer("einsum", "matmul", "select", "unflatten", "flatten", "unsqueeze", "cast", "full_like", "expand_as",
-          "less", "logical_and", "where")
+          "less", "one_hot", "logical_and", "where")
 def sequence_op(node: Node, graph: Graph) -> Expr:
     attrs: dict = {"kind": node.op}
     if node.op == "einsum":
@@ -54,7 +54,9 @@ def sequence_op(node: Node, graph: Graph) -> Expr:
     elif node.op == "unsqueeze":
         attrs["axes"] = tuple(node.attrs["axes"])
     elif node.op == "cast":
-        attrs["method"] = {"bool": "bool"}[node.attrs["dtype"]]
+        attrs["method"] = {"bool": "bool", "float32": "float"}[node.attrs["dtype"]]
+    elif node.op == "one_hot":
+        attrs["depth"] = int(node.attrs["depth"])
     elif node.op == "full_like":
         attrs["value"] = node.attrs["value"]
         attrs["dtype"] = TORCH_DTYPES[node.attrs["dtype"]]
