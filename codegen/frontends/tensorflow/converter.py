@@ -64,6 +64,7 @@ class Converter:
         self._kinds: dict[str, str] = {}
         self._reads: dict[str, list[str]] = {}  # op -> the ops its handler reads past plumbing
         self._session = None  # for folding constant subgraphs
+        self._zeroed = False  # whether the session's variables are set (sample_run)
         self.warnings: list[str] = []
 
     # -- classification ------------------------------------------------------------
@@ -328,7 +329,7 @@ class Converter:
     def _zero_variables(self) -> None:
         """Set every variable of the folding session to zeros, once (for `sample_run`,
         which reads only shapes; the values come from the checkpoint, never from here)."""
-        if getattr(self, "_zeroed", False):
+        if self._zeroed:
             return
         from tensorflow.python.ops import array_ops, resource_variable_ops, state_ops
 
@@ -337,9 +338,11 @@ class Converter:
             for op in list(self.model.graph.get_operations()):
                 if op.type == "VarHandleOp":
                     shape = [dim.size for dim in op.get_attr("shape").dim]
+                    if any(size < 0 for size in shape):
+                        continue
                     zeros = array_ops.zeros(shape, op.get_attr("dtype"))
                     assigns.append(resource_variable_ops.assign_variable_op(op.outputs[0], zeros))
-                elif op.type in ("VariableV2", "Variable"):
+                elif op.type in ("VariableV2", "Variable") and op.outputs[0].shape.is_fully_defined():
                     zeros = array_ops.zeros(op.outputs[0].shape, op.outputs[0].dtype.base_dtype)
                     assigns.append(state_ops.assign(op.outputs[0], zeros).op)
         self._session_run(assigns)
