@@ -191,7 +191,9 @@ def test_tf1_bert_reads_like_a_hand_written_bert(bert) -> None:
     assert source.count("nn.LayerNorm(16, eps=1e-12)") == 2  # embeddings; Output class (x2 x2)
     assert source.count("F.scaled_dot_product_attention(") == 1  # one layer class, 2 instances
     assert "attn_mask=" in source and "scale=0.35355338" in source
-    assert "* -10000.0" in source and ".float()" in source  # the additive mask, made once
+    # the additive mask, made once in the encoder (the ones([B, T, 1]) broadcast left to SDPA)
+    assert "attention_mask = 1.0 - x0.unsqueeze(1).float().unsqueeze(1)" in source, source
+    assert source.count("* -10000.0") == 1
     assert "F.gelu(" in source and "approximate" not in source  # erf GELU
     assert "torch.tanh(self.pooler(" in source
     assert "class Layer(nn.Module):\n    \"\"\"TF scope bert/encoder/layer_* (2 instances)" in source

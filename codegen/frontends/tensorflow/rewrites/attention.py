@@ -108,14 +108,15 @@ def _broadcast_mask(ctx, adder) -> str | None:
         return name
     batch, _, keys = mask.shape.as_list()
     info = TensorInfo([batch, 1, 1, keys], "float32")
+    where = f"{ctx.of(scale).scope}/attention_mask"  # (the code names it so)
     wide = ctx.of(expand).emit("unsqueeze", [ctx.ref_of(mask)], attrs={"axes": [1]},
-                               suffix="broadcast", outputs=[info])
+                               suffix="broadcast", outputs=[info], scope=where)
     sub_ctx, scale_ctx = ctx.of(sub), ctx.of(scale)
     inverted = sub_ctx.emit("sub", [sub_ctx.input_or_scalar(0), wide], suffix="broadcast",
-                            outputs=[info])
+                            outputs=[info], scope=where)
     operands = [inverted, scale_ctx.input_or_scalar(c)]
     return scale_ctx.emit("mul", operands if c == 1 else operands[::-1], suffix="broadcast",
-                          outputs=[info])
+                          outputs=[info], scope=where)
 
 
 def _number(ctx, tensor) -> float | None:
