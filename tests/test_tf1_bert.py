@@ -248,7 +248,7 @@ def test_shapes_read_from_another_input(tmp_path) -> None:
         merged = tf.reshape(heads, [batch, length, 6])
         mask = tf.cast(tf.reshape(ids, [batch, 1, length]), tf.float32)  # [B, 1, T]
         ones = tf.ones([batch, length, 1], tf.float32)  # [B, T, 1]
-        hot = tf.reduce_sum(tf.one_hot(ids, 4) * 2.0, axis=2)  # [B, T]
+        hot = tf.reduce_sum(tf.one_hot(ids, 4) * tf.constant([1.0, 2.0, 4.0, 8.0]), axis=2)
         tf.identity(merged + tf.reduce_sum(ones * mask, axis=2, keepdims=True) + hot[:, :, None],
                     name="output")
     result, model, source = _convert_graph(tmp_path, graph, ["output"])
