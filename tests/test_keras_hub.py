@@ -11,10 +11,10 @@ import re
 import numpy as np
 import pytest
 import torch
+from test_transformers import _convert
 
 from codegen.frontends.tensorflow.compat import import_tf
 from codegen.zoo.keras_apps import save_keras_model
-from test_transformers import _convert
 
 keras_hub = pytest.importorskip("keras_hub")
 

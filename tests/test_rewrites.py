@@ -32,12 +32,23 @@ def layer_norm(tf, x, rng):
     return x * m + (-mean * m + beta)
 
 
+def layer_norm_tf1(tf, x, rng):
+    """As tf.contrib.layers.layer_norm lowers (BERT's modeling.py): moments, then
+    tf.nn.batch_normalization's x * m + (beta - mean * m)."""
+    c = x.shape[-1]
+    gamma, beta = (tf.constant(v, tf.float32) for v in (rng.uniform(0.5, 1.5, c), rng.normal(0, 0.3, c)))
+    mean, variance = tf.nn.moments(x, axes=[-1], keepdims=True)
+    return tf.nn.batch_normalization(x, mean, variance, beta, gamma, 1e-12)
+
+
 CASES = {  # rewrite module[:variant] -> (TF ops, the IR op it must become)
     "batch_norm": (batch_norm, "batch_norm"),
     "layer_norm": (layer_norm, "layer_norm"),
+    "layer_norm:tf1": (layer_norm_tf1, "layer_norm"),
     "swish": (lambda tf, x, rng: x * tf.sigmoid(x), "swish"),
     "gelu": (lambda tf, x, rng: tf.nn.gelu(x, approximate=False), "gelu"),
     "gelu:tanh": (lambda tf, x, rng: tf.nn.gelu(x, approximate=True), "gelu"),  # keras-hub BERT
+    "gelu:erf": (lambda tf, x, rng: x * 0.5 * (1.0 + tf.math.erf(x / tf.sqrt(2.0))), "gelu"),  # TF1 BERT
     "hard_swish": (lambda tf, x, rng: x * (tf.nn.relu6(x + 3.0) / 6.0), "hard_swish"),
 }
 
@@ -93,5 +104,6 @@ SEQUENCE_CASES = ("tensordot", "einsum_dense", "attention")  # in tests/test_tra
 
 def test_every_rewrite_module_has_a_case():
     modules = {case.partition(":")[0] for case in CASES}  # "module:variant" cases
-    elsewhere = ["dilated_conv", *SEQUENCE_CASES, "rnn_outputs"]  # rnn_outputs: tests/test_rnn.py
+    elsewhere = ["dilated_conv", *SEQUENCE_CASES, "rnn_outputs",  # rnn_outputs: tests/test_rnn.py
+                 "one_hot_embedding"]  # tests/test_tf1_bert.py
     assert sorted([*modules, *elsewhere]) == sorted(MODULES)

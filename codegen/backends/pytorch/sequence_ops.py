@@ -39,7 +39,7 @@ def position_embedding(node: Node, graph: Graph) -> Layer:
 
 
 @renderer("einsum", "matmul", "select", "unflatten", "flatten", "unsqueeze", "cast", "full_like", "expand_as",
-          "less", "logical_and", "where", "causal_mask", "expand")
+           "less", "one_hot", "logical_and", "where", "causal_mask", "expand")
 def sequence_op(node: Node, graph: Graph) -> Expr:
     attrs: dict = {"kind": node.op}
     if node.op == "einsum":
@@ -52,12 +52,12 @@ def sequence_op(node: Node, graph: Graph) -> Expr:
         attrs.update(axis=node.attrs["axis"], sizes=tuple(node.attrs["sizes"]))
     elif node.op == "flatten":
         attrs["axis"] = node.attrs["axis"]
-    elif node.op == "unsqueeze":
-        attrs["axes"] = tuple(node.attrs["axes"])
-    elif node.op == "expand":
+    elif node.op == "unsqueeze" or node.op == "expand":
         attrs["axes"] = tuple(node.attrs["axes"])
     elif node.op == "cast":
-        attrs["method"] = {"bool": "bool"}[node.attrs["dtype"]]
+        attrs["method"] = {"bool": "bool", "float32": "float"}[node.attrs["dtype"]]
+    elif node.op == "one_hot":
+        attrs["depth"] = int(node.attrs["depth"])
     elif node.op == "full_like":
         attrs["value"] = node.attrs["value"]
         attrs["dtype"] = TORCH_DTYPES[node.attrs["dtype"]]

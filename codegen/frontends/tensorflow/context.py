@@ -83,6 +83,11 @@ class Context:
     def runtime_shape(self, tensor) -> list[int]:
         return self.converter.runtime_shape(tensor)
 
+    def sample_run(self, tensors, shapes_of=()) -> list[list[np.ndarray]] | None:
+        """`tensors`' values and `shapes_of`'s shapes with the inputs at two sample sizes
+        (zeros), to check at conversion what a shape read from another tensor amounts to."""
+        return self.converter.sample_run(tensors, shapes_of)
+
     def variable_names(self) -> set[str]:
         return self.converter.model.variable_names()
 

@@ -64,6 +64,7 @@ class Converter:
         self._kinds: dict[str, str] = {}
         self._reads: dict[str, list[str]] = {}  # op -> the ops its handler reads past plumbing
         self._session = None  # for folding constant subgraphs
+        self._zeroed = False  # whether the session's variables are set (sample_run)
         self.warnings: list[str] = []
 
     # -- classification ------------------------------------------------------------
@@ -302,6 +303,50 @@ class Converter:
             values.append(self._run(tensor, feeds).reshape(-1).tolist())
         one, two = values
         return [-1 if a != b else int(a) for a, b in zip(one, two)]
+
+    def sample_run(self, tensors, shapes_of=()) -> list[list[np.ndarray]] | None:
+        """Values of `tensors`, then the shapes of `shapes_of`, run twice with the graph's
+        inputs as zeros of two sample sizes (an unknown size of axis i is the same in every
+        input, as `codegen verify` draws them); None if the graph does not run so."""
+        from tensorflow.python.ops.array_ops import shape as tf_shape
+
+        with self.model.graph.as_default():
+            fetches = [*tensors, *(tf_shape(t) for t in shapes_of)]
+        self._zero_variables()
+        runs = []
+        for sizes in ((2, 3, 5, 7, 11, 13), (3, 7, 11, 5, 13, 17)):
+            feeds = {}
+            for graph_input in self.inputs.values():
+                shape = [sizes[axis % len(sizes)] if size is None else size
+                         for axis, size in enumerate(graph_input.shape)]
+                feeds[f"{graph_input.name}:0"] = np.zeros(shape, graph_input.dtype)
+            try:
+                runs.append([np.asarray(v) for v in self._session_run(fetches, feeds)])
+            except Exception:  # noqa: BLE001 - the graph needs other values or inputs
+                return None
+        return runs
+
+    def _zero_variables(self) -> None:
+        """Set every variable of the folding session to zeros, once (for `sample_run`,
+        which reads only shapes; the values come from the checkpoint, never from here)."""
+        if self._zeroed:
+            return
+        from tensorflow.python.ops import array_ops, resource_variable_ops, state_ops
+
+        assigns = []
+        with self.model.graph.as_default():
+            for op in list(self.model.graph.get_operations()):
+                if op.type == "VarHandleOp":
+                    shape = [dim.size for dim in op.get_attr("shape").dim]
+                    if any(size < 0 for size in shape):
+                        continue
+                    zeros = array_ops.zeros(shape, op.get_attr("dtype"))
+                    assigns.append(resource_variable_ops.assign_variable_op(op.outputs[0], zeros))
+                elif op.type in ("VariableV2", "Variable") and op.outputs[0].shape.is_fully_defined():
+                    zeros = array_ops.zeros(op.outputs[0].shape, op.outputs[0].dtype.base_dtype)
+                    assigns.append(state_ops.assign(op.outputs[0], zeros).op)
+        self._session_run(assigns)
+        self._zeroed = True
 
     def read_source(self, source: WeightSource) -> np.ndarray:
         """The value of a weight's source as TF stores it, read from the checkpoint tensor

@@ -12,6 +12,7 @@ import numpy as np
 from codegen.frontends.tensorflow.context import tensor_info
 from codegen.frontends.tensorflow.handlers import handler
 from codegen.frontends.tensorflow.rewrites.causal_mask import causal_mask
+from codegen.ir.graph import TensorInfo
 
 
 def symbolic_dims(ctx, tensor) -> list[Any] | None:
@@ -75,17 +76,75 @@ def _same_as(ctx, dims, tensor) -> bool:
     return True
 
 
+def sizes_at_run_time(ctx, shape, like) -> list[tuple[list[int], list[int]]] | None:
+    """(the shape vector `shape`, the shape of `like`) at two sample input sizes, when
+    `shape` is computed from Shape ops (`symbolic_dims`) with some size unknown; else None."""
+    dims = symbolic_dims(ctx, shape)
+    if dims is None or all(isinstance(d, int) for d in dims) or like.shape.rank is None:
+        return None
+    runs = ctx.sample_run([shape], [like])
+    if runs is None:
+        return None
+    return [(run[0].reshape(-1).tolist(), run[1].reshape(-1).tolist()) for run in runs]
+
+
+def inserted_ones(runs) -> list[int] | None:
+    """The axes of the 1s that make the target out of like's shape, the same in every run
+    (`sizes_at_run_time`), else None: the target is like.unsqueeze(axes)."""
+    found = []
+    for target, shape in runs:
+        axes, index = [], 0
+        for axis, size in enumerate(target):
+            if index < len(shape) and size == shape[index]:
+                index += 1
+            elif size == 1:
+                axes.append(axis)
+            else:
+                return None
+        if index != len(shape):
+            return None
+        found.append(axes)
+    return found[0] if all(axes == found[0] for axes in found) else None
+
+
 @handler("Fill", ir="full_like", static=(0,))
 def fill(ctx) -> None:
-    """tf.ones_like / zeros_like of a computed tensor: Fill(Shape(t), value)."""
+    """tf.ones_like / zeros_like of a computed tensor: Fill(Shape(t), value); tf.ones([B,
+    T, 1]) with B, T read from t's shape: t.unsqueeze(2), then full_like."""
     shape_op = ctx.op.inputs[0].op
-    if shape_op.type != "Shape" or not ctx.is_const(1):
+    if not ctx.is_const(1):
         ctx.fail("only Fill(Shape(t), constant) (ones_like, zeros_like) is supported")
     value = ctx.const(1).reshape(())[()]
     dtype = ctx.output_info(0).dtype
     value = bool(value) if dtype == "bool" else float(value)
-    ctx.emit("full_like", [ctx.ref_of(shape_op.inputs[0])],
-             attrs={"value": value, "dtype": dtype})
+    if shape_op.type == "Shape":
+        like = ctx.ref_of(shape_op.inputs[0])
+    else:
+        like = _sized_like(ctx)
+        if like is None:
+            ctx.fail("only Fill(Shape(t), constant) (ones_like, zeros_like) or a shape of t's "
+                     "sizes and 1s is supported")
+    ctx.emit("full_like", [like], attrs={"value": value, "dtype": dtype})
+
+
+def _sized_like(ctx) -> str | None:
+    """A tensor of the Fill's shape: t.unsqueeze(axes) when the shape is t's sizes with
+    1s inserted (t read from the shape's Shape ops, checked at two sample sizes)."""
+    dims = symbolic_dims(ctx, ctx.op.inputs[0])
+    like = next((d[0] for d in dims or () if isinstance(d, tuple)), None)
+    runs = sizes_at_run_time(ctx, ctx.op.inputs[0], like) if like is not None else None
+    axes = inserted_ones(runs) if runs else None
+    if axes is None:
+        return None
+    try:
+        ref = ctx.ref_of(like)
+    except KeyError:  # t is read only for its shape: not converted
+        return None
+    if not axes:
+        return ref
+    shape = ctx.output_info(0).shape
+    return ctx.emit("unsqueeze", [ref], attrs={"axes": axes}, suffix="like",
+                    outputs=[TensorInfo(shape, like.dtype.base_dtype.name)])
 
 
 @handler("Slice", ir="position_embedding", static=(1, 2))

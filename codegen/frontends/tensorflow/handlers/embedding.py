@@ -1,5 +1,5 @@
 """Embedding lookups: a gather of whole rows from a weight table (Keras `Embedding`,
-`tf.nn.embedding_lookup`)."""
+`tf.nn.embedding_lookup`), and one-hot rows of ids (TF1 BERT's token types)."""
 
 from __future__ import annotations
 
@@ -37,3 +37,15 @@ def _unwrapped_ids(ctx):
             or ctx.value_of(wrapped.inputs[1]).reshape(-1).tolist() != [rows]:
         return None
     return ids
+
+
+@handler("OneHot", ir="one_hot")
+def one_hot(ctx) -> None:
+    """tf.one_hot(ids, depth) on the last axis with 1 / 0 (BERT's token types, read by a
+    matmul with their table: rewrites/one_hot_embedding.py makes that an nn.Embedding)."""
+    on, off = (float(ctx.const(i).reshape(-1)[0]) for i in (2, 3))
+    axis = ctx.attr("axis")
+    if (on, off) != (1.0, 0.0) or axis not in (-1, ctx.rank(0)) \
+            or ctx.output_info(0).dtype != "float32":
+        ctx.fail("only float32 one_hot(ids, depth) on the last axis with 1 / 0 is supported")
+    ctx.emit("one_hot", [ctx.input(0)], attrs={"depth": int(ctx.const(1).reshape(-1)[0])})

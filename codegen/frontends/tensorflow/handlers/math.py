@@ -50,6 +50,9 @@ def cast(ctx) -> None:
     if target == "bool" and source != "bool":  # a 0/1 mask read as booleans
         ctx.emit("cast", [ctx.input(0)], attrs={"dtype": "bool"})
         return
+    if target == "float32" and source in ("int32", "int64", "bool"):  # a mask read as numbers
+        ctx.emit("cast", [ctx.input(0)], attrs={"dtype": "float32"})
+        return
     if source != target and not (source in FLOATS and target == "float32"):
         ctx.fail(f"cast from {source} to {target} is not supported")
     ctx.emit("identity", [ctx.input(0)])

@@ -66,6 +66,8 @@ def reshape(ctx) -> None:
         return
     elif _batch_and_rest(ctx) is not None:  # [N, -1, C] of a tensor of known sizes but N
         shape = _batch_and_rest(ctx)
+    elif ctx.output_info(0).shape.count(None) > 1 and _sizes_read_at_run_time(ctx):
+        return
     else:  # a shape computed at run time: the static shape, batch as -1
         shape = ctx.output_info(0).shape
         if shape.count(None) > 1:  # e.g. Tensordot's [N * H * W, C]
@@ -117,6 +119,38 @@ def _batch_and_rest(ctx) -> list[int] | None:
     if known == 0 or size % known:
         return None
     return [-1] + [size // known if d == -1 else d for d in dims[1:]]
+def _sizes_read_at_run_time(ctx) -> bool:
+    """A reshape whose sizes are read from another tensor's shape (TF1 BERT's [B, T, H, D]
+    with B, T = tf.shape(input_ids)): at two sample input sizes, the target is x's shape
+    with 1s inserted (x.unsqueeze), or keeps x's unknown leading sizes and splits or merges
+    its known trailing ones (unflatten / flatten)."""
+    from codegen.frontends.tensorflow.handlers.dynamic import inserted_ones, sizes_at_run_time
+
+    x = ctx.op.inputs[0]
+    runs = sizes_at_run_time(ctx, ctx.op.inputs[1], x)
+    if runs is None:
+        return False
+    axes = inserted_ones(runs)
+    if axes:
+        ctx.emit("unsqueeze", [ctx.input(0)], attrs={"axes": axes})
+        return True
+    static = x.shape.as_list()
+    kept = 0
+    while kept < len(static) and static[kept] is None:
+        kept += 1
+    if any(size is None for size in static[kept:]) or kept == len(static):
+        return False
+    rest = [target[kept:] for target, _ in runs]
+    if any(target[:kept] != shape[:kept] or part != rest[0] for (target, shape), part
+           in zip(runs, rest)) or int(np.prod(rest[0])) != int(np.prod(static[kept:])):
+        return False
+    if len(rest[0]) == 1 and len(static) - kept > 1:
+        ctx.emit("flatten", [ctx.input(0)], attrs={"axis": kept})
+        return True
+    if len(static) - kept == 1 and len(rest[0]) > 1:
+        ctx.emit("unflatten", [ctx.input(0)], attrs={"axis": kept, "sizes": rest[0]})
+        return True
+    return False
 
 
 def _one_unknown(ctx) -> list[int] | None:

@@ -9,14 +9,21 @@ The other form Keras writes (keras-hub's BERT) moves the heads first and uses ma
     scores = transpose(matmul(transpose(k), transpose(q * scale)))   -> [N, H, T, S]
     probs = where(mask, softmax(where(mask, scores, -large)), 0)
     out = transpose(matmul(probs, transpose(v)))                     -> [N, T, H, D]
-(the zeros after the softmax only differ from SDPA for a query that may attend nothing)."""
+(the zeros after the softmax only differ from SDPA for a query that may attend nothing).
+TF1 (BERT's modeling.py) writes it heads first with an additive mask:
+    scores = matmul(q, k, transpose_b=True) * scale + adder                  -> [N, H, T, S]
+    out = transpose(matmul(softmax(scores), v), [0, 2, 1, 3])                -> [N, T, H, D]
+and the adder, a float mask SDPA adds to the scores itself, is
+(1 - expand_dims(ones([N, T, 1]) * mask [N, 1, S], 1)) * -10000: the ones only broadcast
+the mask over the queries, which SDPA does, so it is written (1 - mask.unsqueeze(1)) * c."""
 
 from __future__ import annotations
 
-from codegen.frontends.tensorflow.handlers.einsum import canonical
 from codegen.frontends.tensorflow.handlers.dynamic import emit_causal_mask
+from codegen.frontends.tensorflow.handlers.einsum import canonical
 from codegen.frontends.tensorflow.rewrites import rewrite
 from codegen.frontends.tensorflow.rewrites.causal_mask import causal_mask
+from codegen.ir.graph import TensorInfo
 
 SCORES = {"abcd,aecd->acbe": (0, 1), "abcd,aecd->aceb": (1, 0)}  # -> (query, key) operands
 CONTEXT = "abcd,adbe->acbe"  # probabilities [N, H, T, S] x values [N, S, H, D] -> [N, T, H, D]
@@ -37,6 +44,11 @@ def match_attention(ctx) -> bool:
     scores, mask = _unmasked(ctx, softmax.inputs[0])
     if scores is None or (probs.op.type == "SelectV2" and probs.op.inputs[0] is not mask):
         return False
+    adder = None
+    if mask is None and scores.op.type in ("Add", "AddV2"):  # scores + a float mask
+        scores, adder = _added(ctx, scores.op)
+        if scores is None:
+            return False
     scale, scores = _scaled(ctx, scores)
     pair = _scores(ctx, scores)
     if pair is None:
@@ -52,9 +64,71 @@ def match_attention(ctx) -> bool:
         mask = None
     if mask is not None:
         inputs.append(emit_causal_mask(ctx, mask) if causal else ctx.ref_of(mask))
-    attrs = {"scale": scale, "masked": mask is not None}
+    elif adder is not None:
+        inputs.append(_broadcast_mask(ctx, adder) or ctx.ref_of(adder))
+    attrs = {"scale": scale, "masked": mask is not None or adder is not None}
     ctx.emit("attention", inputs, attrs={**attrs, "causal": True} if causal else attrs)
     return True
+
+
+def _added(ctx, add):
+    """(scores, float mask) of scores + mask with scores a product of query and key
+    (perhaps scaled) and the mask [N or 1, H or 1, T or 1, S] computed; else (None, None)."""
+    for index in (0, 1):
+        scores, adder = add.inputs[index], add.inputs[1 - index]
+        if _scores(ctx, _scaled(ctx, scores)[1]) is None:
+            continue
+        if ctx.kind_of(adder) in ("constant", "weight") or not adder.dtype.is_floating \
+                or adder.shape.rank != 4:
+            return None, None
+        return scores, adder
+    return None, None
+
+
+def _broadcast_mask(ctx, adder) -> str | None:
+    """BERT's adder (1 - expand_dims(ones * mask, 1)) * c as (1 - mask.unsqueeze(1)) * c,
+    emitted once where the adder is made (every layer reads it); None for another form."""
+    scale = adder.op
+    if scale.type != "Mul":
+        return None
+    c = next((i for i in (0, 1) if _number(ctx, scale.inputs[i]) is not None), None)
+    sub = scale.inputs[1 - c].op if c is not None else None
+    if sub is None or sub.type != "Sub" or _number(ctx, sub.inputs[0]) != 1.0:
+        return None
+    expand = sub.inputs[1].op
+    if expand.type != "ExpandDims" or _number(ctx, expand.inputs[1]) != 1:
+        return None
+    product = expand.inputs[0].op
+    if product.type != "Mul":
+        return None
+    for ones, mask in (product.inputs, reversed(product.inputs)):
+        fill = ones.op
+        if fill.type == "Fill" and _number(ctx, fill.inputs[1]) == 1.0 and mask.shape.rank == 3 \
+                and mask.shape.as_list()[1] == 1 and ones.shape.as_list()[2:] == [1]:
+            break
+    else:
+        return None
+    name = f"{scale.name}/broadcast:0"
+    if ctx.ir_op(name) is not None:  # emitted for an earlier layer
+        return name
+    batch, _, keys = mask.shape.as_list()
+    info = TensorInfo([batch, 1, 1, keys], "float32")
+    where = f"{ctx.of(scale).scope}/attention_mask"  # (the code names it so)
+    wide = ctx.of(expand).emit("unsqueeze", [ctx.ref_of(mask)], attrs={"axes": [1]},
+                               suffix="broadcast", outputs=[info], scope=where)
+    sub_ctx, scale_ctx = ctx.of(sub), ctx.of(scale)
+    inverted = sub_ctx.emit("sub", [sub_ctx.input_or_scalar(0), wide], suffix="broadcast",
+                            outputs=[info], scope=where)
+    operands = [inverted, scale_ctx.input_or_scalar(c)]
+    return scale_ctx.emit("mul", operands if c == 1 else operands[::-1], suffix="broadcast",
+                          outputs=[info], scope=where)
+
+
+def _number(ctx, tensor) -> float | None:
+    if ctx.kind_of(tensor) != "constant":
+        return None
+    value = ctx.value_of(tensor)
+    return float(value.reshape(-1)[0]) if value.size == 1 else None
 
 
 def _context_einsum(ctx):

@@ -1,5 +1,6 @@
-"""GELU as tf.nn.gelu writes it: (0.5 * x) * erfc(-x * 0.7071...), and its tanh
-approximation: (0.5 * x) * (1 + tanh(0.7978... * (x + 0.044715 * x ** 3)))."""
+"""GELU as tf.nn.gelu writes it: (0.5 * x) * erfc(-x * 0.7071...), as BERT's modeling.py
+writes it: x * 0.5 * (1 + erf(x / sqrt(2))) (the three factors grouped any way), and its
+tanh approximation: (0.5 * x) * (1 + tanh(0.7978... * (x + 0.044715 * x ** 3)))."""
 
 from __future__ import annotations
 
@@ -61,3 +62,48 @@ def _plus_cube(ctx, add, x) -> bool:
                 and ctx.value_of(exponent).reshape(-1).tolist() == [3.0]:
             return True
     return False
+
+
+@rewrite("Mul")
+def match_gelu_erf(ctx) -> bool:
+    """x * 0.5 * (1 + erf(x / sqrt(2))), the product in any grouping: emit `gelu`."""
+    if ctx.op.type != "Mul":
+        return False
+    factors = _factors(ctx, ctx.op, depth=2)
+    half = [t for t in factors if _is_number(ctx, t, 0.5)]
+    tails = [t for t in factors if t.op.type in ("Add", "AddV2")]
+    if len(factors) != 3 or len(half) != 1 or len(tails) != 1:
+        return False
+    erf = plus_constant(ctx, tails[0].op, 1.0)
+    if erf is None or erf.op.type != "Erf":
+        return False
+    scaled = erf.op.inputs[0].op
+    if scaled.type == "RealDiv" and _is_number(ctx, scaled.inputs[1], 2 ** 0.5):
+        x = scaled.inputs[0]
+    elif scaled.type == "Mul":
+        x = times_constant(ctx, scaled, 2 ** -0.5)
+    else:
+        return False
+    rest = [t for t in factors if t is not half[0] and t is not tails[0]]
+    if x is None or rest != [x]:
+        return False
+    ctx.emit("gelu", [ctx.ref_of(x)], attrs={"approximate": "none"})
+    return True
+
+
+def _factors(ctx, op, depth: int) -> list:
+    """The factors of a product of Muls nested `depth` deep (a, b of a * b, recursively)."""
+    found = []
+    for tensor in op.inputs:
+        if tensor.op.type == "Mul" and depth > 1 and ctx.kind_of(tensor) != "constant":
+            found.extend(_factors(ctx, tensor.op, depth - 1))
+        else:
+            found.append(tensor)
+    return found
+
+
+def _is_number(ctx, tensor, expected: float) -> bool:
+    if ctx.kind_of(tensor) != "constant":
+        return False
+    value = ctx.value_of(tensor)
+    return value.size == 1 and abs(float(value.reshape(-1)[0]) - expected) < 1e-6

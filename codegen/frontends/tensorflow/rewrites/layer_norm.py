@@ -1,6 +1,9 @@
 """Layer norm written as arithmetic (Keras 3 LayerNormalization over the last axis):
     mean = mean(x, -1); var = mean((x - mean) ** 2, -1); m = rsqrt(var + eps) * gamma
     y = x * m + (-mean * m + beta)
+and as TF1 writes it (tf.nn.moments, then tf.nn.batch_normalization: what
+tf.contrib.layers.layer_norm lowers to, BERT's modeling.py) with gamma and beta variables:
+    y = x * m + (beta - mean * m)
 """
 
 from __future__ import annotations
@@ -83,3 +86,62 @@ def _layer_norm_offset(ctx, shift, m_op, channels: int):
     if not any(through(t).type == "Neg" for t in op.inputs):
         return None, None
     return beta, tensor
+
+
+@rewrite("Add", "AddV2")
+def match_moments_layer_norm(ctx) -> bool:
+    """Emit layer_norm for x * m + (beta - mean * m), m = rsqrt(var + eps) * gamma, the
+    moments over the last axis (this op is the final add)."""
+    if not ctx.rank(0) or not ctx.output_info(0).shape[-1]:
+        return False
+    channels = ctx.output_info(0).shape[-1]
+    for scaled, shift in (ctx.op.inputs, reversed(ctx.op.inputs)):
+        if scaled.op.type != "Mul" or shift.op.type != "Sub":
+            continue
+        for x, m in (scaled.op.inputs, reversed(scaled.op.inputs)):
+            found = _scale(ctx, m.op, channels)
+            if found is None or ctx.kind_of(x) == "constant":
+                continue
+            gamma, epsilon_add = found
+            epsilon = _moments(ctx, x, epsilon_add, channels)
+            beta = _beta(ctx, shift.op, m, x, channels)
+            if epsilon is None or beta is None:
+                continue
+            ctx.emit("layer_norm", [ctx.ref_of(x)],
+                     attrs={"axis": ctx.rank(0) - 1, "epsilon": epsilon},
+                     weights={"scale": gamma, "offset": beta},
+                     scope=ctx.scope.removesuffix("/batchnorm"))
+            return True
+    return False
+
+
+def _vector(ctx, op, index: int, channels: int) -> str | None:
+    """The IR weight of input `index` of `op` if it is a [channels] variable or constant."""
+    tensor = op.inputs[index]
+    if ctx.kind_of(tensor) in ("weight", "variable") and tensor.shape.as_list() == [channels]:
+        return ctx.of(op).weight(index)
+    value = channels_of(ctx, tensor, channels)
+    return None if value is None else ctx.channel_weight(tensor, value, f"{op.name}/value")
+
+
+def _scale(ctx, op, channels: int):
+    """(gamma's IR weight, the var + eps op) if op is rsqrt(var + eps) * gamma, else None."""
+    if op.type != "Mul":
+        return None
+    for index in (0, 1):
+        rsqrt = op.inputs[index].op
+        if rsqrt.type == "Rsqrt":
+            gamma = _vector(ctx, op, 1 - index, channels)
+            return None if gamma is None else (gamma, rsqrt.inputs[0].op)
+    return None
+
+
+def _beta(ctx, sub, m, x, channels: int) -> str | None:
+    """beta's IR weight if `sub` is beta - mean(x, -1) * m, else None."""
+    product = sub.inputs[1].op
+    if product.type != "Mul" or not any(t is m for t in product.inputs):
+        return None
+    mean = next(through(t) for t in product.inputs if t is not m)
+    if mean.type != "Mean" or mean.inputs[0] is not x:
+        return None
+    return _vector(ctx, sub, 0, channels)
