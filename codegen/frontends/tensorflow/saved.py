@@ -222,11 +222,9 @@ def _short_names(graph_def, keep: set[str]) -> dict[str, str]:
     renames, taken = {}, set(names)
     for name in sorted(stripped):
         parts = stripped[name].split("/")
-        if suffixed and len(parts) > 1:  # (the model's own ops too, e.g. a Keras mask)
-            parts[0] = parts[0].removesuffix("_1")
+        if suffixed:  # every scope of the trace (not the op's own name) took one "_1"
+            parts[:-1] = [part.removesuffix("_1") for part in parts[:-1]]
         if len(parts) > 2:  # model/layer/op...: the Keras layout
-            if suffixed:
-                parts[1] = parts[1].removesuffix("_1")
             parts[1:2] = _layer_path(parts[1])
         short = "/".join(parts)
         if short != name and short not in taken:
