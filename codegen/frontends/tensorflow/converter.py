@@ -270,12 +270,18 @@ class Converter:
         the whole graph copies the whole graph, weights included, for every new fetch, and
         keeps each copy: 124 folds of BERT took 19 s and several GB.)"""
         if tensor.op.type == "Const":
-            from tensorflow.python.framework.tensor_util import MakeNdarray as make_ndarray
-
-            return make_ndarray(tensor.op.get_attr("value"))
+            return self.const_value(tensor.op)
         if tensor.name not in self._folded:
             self._folded[tensor.name] = self._run_alone(tensor)
         return self._folded[tensor.name].copy()
+
+    def const_value(self, op) -> np.ndarray:
+        """A Const's value (from `model.aside` where the loader set it aside)."""
+        if op.name in self.model.aside:
+            return self.model.aside[op.name]
+        from tensorflow.python.framework.tensor_util import MakeNdarray as make_ndarray
+
+        return make_ndarray(op.get_attr("value"))
 
     def _run_alone(self, tensor) -> np.ndarray:
         from codegen.frontends.tensorflow.compat import import_tf_core
@@ -292,6 +298,10 @@ class Converter:
         for op in needed.values():
             node = graph_def.node.add()
             node.CopyFrom(op.node_def)
+            if op.name in self.model.aside:  # its value, in place of the one zero
+                value = node.attr["value"].tensor
+                value.ClearField("float_val")
+                value.tensor_content = self.model.aside[op.name].tobytes()
             kept = [ref for ref in node.input if not ref.startswith("^")]
             del node.input[:]
             node.input.extend(kept)

@@ -101,9 +101,9 @@ def freeze(tf, function, variables=()) -> FrozenFunction:
     from tensorflow.python.framework import convert_to_constants
 
     captured = _captured_variables(function, variables)
-    data = convert_to_constants._FunctionConverterDataInEager(  # noqa: SLF001
+    data = convert_to_constants._FunctionConverterDataInEager(
         func=function, lower_control_flow=True, aggressive_inlining=False)
-    graph_def, _ = convert_to_constants._replace_variables_by_constants(data)  # noqa: SLF001
+    graph_def, _ = convert_to_constants._replace_variables_by_constants(data)
     del data  # the variables' values as numpy arrays, now copied into graph_def
     graph_def = _inline_calls(tf, graph_def)
     inputs = [t.op.name for t in function.inputs if t.dtype != tf.resource]
