@@ -70,6 +70,11 @@ class Context:
         """Let `tensor` (an output of this op) stand for the IR value `ref`."""
         self.converter.refs[tensor.name] = ref
 
+    def of(self, op) -> Context:
+        """The context of another op of a pattern, e.g. to register the weight one of its
+        inputs reads (`ctx.of(matmul).weight(1)`)."""
+        return Context(self.converter, op)
+
     def runtime_shape(self, tensor) -> list[int]:
         return self.converter.runtime_shape(tensor)
 

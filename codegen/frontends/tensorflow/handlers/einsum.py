@@ -9,7 +9,6 @@ import re
 
 import numpy as np
 
-from codegen.frontends.tensorflow.context import Context
 from codegen.frontends.tensorflow.handlers import handler
 from codegen.ir.graph import TensorInfo
 
@@ -58,7 +57,7 @@ def emit_dense(ctx, op, bias: int | None = None) -> None:
         x = ctx.emit("flatten", [x], attrs={"axis": len(x_shape) - 2}, suffix="flatten",
                      outputs=[_info(ctx, [*x_shape[:-2], fan_in])], scope=scope)
     steps = [("reshape", (fan_in, fan_out))] if kernel != [fan_in, fan_out] else None
-    weights = {"kernel": Context(ctx.converter, op).weight(1, transforms=steps)}
+    weights = {"kernel": ctx.of(op).weight(1, transforms=steps)}
     if bias is not None:
         weights["bias"] = ctx.weight(bias, transforms=[("reshape", (fan_out,))]
                                      if ctx.input_info(bias).rank != 1 else None)

@@ -33,8 +33,7 @@ def match_tensordot(ctx) -> bool:
     kernel = matmul.inputs[1].shape.as_list()
     if kernel[0] != shape.as_list()[-1] or out.as_list()[-1] != kernel[1]:
         return False
-    from codegen.frontends.tensorflow.context import Context
-
-    weights = {"kernel": Context(ctx.converter, matmul).weight(1)}
+    
+    weights = {"kernel": ctx.of(matmul).weight(1)}
     ctx.emit("linear", [ctx.ref_of(x)], weights=weights)
     return True
