@@ -221,7 +221,7 @@ def report(ours: list[Measurement], peers: list[Measurement], inference: list[di
         "| --- | ---: | ---: | ---: | ---: |",
     ]
     tf_time = next(r["median"] for r in inference if r["engine"] == "tf")
-    names = {"ours": "codegen model.py, load_model() (BatchNorms fused)",
+    names = {"ours": "codegen model.py, load_model()" + ("" if model == "bert_base" else " (BatchNorms fused)"),
              "ours_unfused": "codegen model.py, load_model(fused=False) (plain modules)",
              "tf": tf_name,
              "ours_compiled": "codegen model.py, torch.compile(freezing) (opt-in, inference only)",
