@@ -1,4 +1,6 @@
-"""Time one inference engine on ResNet V2 152: python bench/infer.py ENGINE WORK_DIR RUNS.
+"""Time one inference engine: python bench/infer.py ENGINE WORK_DIR RUNS [MODEL].
+
+MODEL is resnet_v2_152 (the default) or bert_base (below, `bert_*`).
 
 ENGINE is ours (the generated model.py via load_model(): BatchNorms fused), ours_unfused
 (load_model(fused=False): the plain modules, as for fine-tuning), ours_compiled (the same under
@@ -99,9 +101,99 @@ def engine_onnxruntime(work: Path):
     return lambda: session.run(None, {name: x})[0]
 
 
+# -- BERT-base (keras-hub BertBackbone, SavedModel): batch 8, length 128, int32 token_ids,
+# segment_ids and padding_mask (bench/bert.py's bench_inputs); the output saved is the
+# sequence output and the pooled output, flattened and side by side.
+LENGTH = 128
+
+
+def bert_inputs() -> dict:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bert import bench_inputs
+
+    return bench_inputs(BATCH, LENGTH)
+
+
+def _by_rank(outputs) -> np.ndarray:
+    """[sequence output (rank 3), pooled output (rank 2)], flattened per example."""
+    arrays = sorted((np.asarray(o) for o in outputs), key=lambda a: -a.ndim)
+    return np.concatenate([a.reshape(BATCH, -1) for a in arrays], axis=1)
+
+
+def bert_ours(work: Path, compiled: bool = False):
+    import importlib.util
+
+    import torch
+
+    torch.set_num_threads(THREADS)
+    spec = importlib.util.spec_from_file_location("generated_model", work / "ours" / "model" / "model.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    model = module.load_model()
+    if compiled:
+        import torch._inductor.config
+
+        torch._inductor.config.freezing = True
+        model = torch.compile(model)
+    feeds = {name: torch.from_numpy(value) for name, value in bert_inputs().items()}
+
+    def run():
+        with torch.inference_mode():
+            return [t.numpy() for t in model(**feeds)]
+    return run
+
+
+def bert_ours_compiled(work: Path):
+    return bert_ours(work, compiled=True)
+
+
+def bert_tf(work: Path):
+    """The SavedModel's serving_default signature (what both converters read)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(THREADS)
+    tf.config.threading.set_inter_op_parallelism_threads(THREADS)
+    function = tf.saved_model.load(str(work / "bert_base")).signatures["serving_default"]
+    feeds = {name: tf.constant(value) for name, value in bert_inputs().items()}
+    return lambda: [v.numpy() for v in function(**feeds).values()]
+
+
+def bert_onnx2torch(work: Path):
+    import onnx2torch
+    import torch
+
+    torch.set_num_threads(THREADS)
+    model = onnx2torch.convert(str(work / "peers" / "model.onnx")).eval()
+    import onnx
+
+    names = [i.name for i in onnx.load(str(work / "peers" / "model.onnx"), load_external_data=False).graph.input]
+    feeds = bert_inputs()
+    args = [torch.from_numpy(feeds[name.split(":")[0]]) for name in names]
+
+    def run():
+        with torch.inference_mode():
+            return [t.numpy() for t in model(*args)]
+    return run
+
+
+def bert_onnxruntime(work: Path):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = THREADS, 1
+    session = ort.InferenceSession(str(work / "peers" / "model.onnx"), options,
+                                   providers=["CPUExecutionProvider"])
+    feeds = bert_inputs()
+    feeds = {i.name: feeds[i.name.split(":")[0]] for i in session.get_inputs()}
+    return lambda: session.run(None, feeds)
+
+
 def main() -> None:
     engine, work, runs = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
-    run = globals()[f"engine_{engine}"](work)
+    model = sys.argv[4] if len(sys.argv) > 4 else "resnet_v2_152"
+    run = globals()[f"bert_{engine}" if model == "bert_base" else f"engine_{engine}"](work)
+    flat = _by_rank if model == "bert_base" else np.asarray  # (outside the timed calls)
     for _ in range(WARMUP):
         output = run()
     times = []
@@ -109,7 +201,7 @@ def main() -> None:
         start = time.perf_counter()
         output = run()
         times.append(time.perf_counter() - start)
-    np.save(work / f"output_{engine}.npy", np.asarray(output).reshape(BATCH, -1))
+    np.save(work / f"output_{engine}.npy", flat(output).reshape(BATCH, -1))
     print(json.dumps({"engine": engine, "median": statistics.median(times), "times": times}))
 
 

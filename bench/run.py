@@ -1,6 +1,11 @@
-"""codegen vs tf2onnx + onnx2torch on TF-slim ResNet V2 152, in one run.
+"""codegen vs tf2onnx + onnx2torch on TF-slim ResNet V2 152 (or BERT-base), in one run.
 
-    python bench/run.py [--runs 16] [--processes 4] [--work bench/work]
+    python bench/run.py [--model resnet_v2_152|bert_base] [--runs 16] [--processes 4] [--work bench/work]
+
+--model bert_base: keras-hub's BertBackbone at BERT-base size (110 M parameters) with
+deterministic random weights, exported as a SavedModel whose sequence length is unknown
+(bench/bert.py; cached in WORK/bert/); the same steps, tf2onnx reading the SavedModel
+(--opset 17); inference at batch 8, length 128. Its section of RESULTS.md is its own.
 
 1. makes (or reuses) the checkpoint with `codegen extract resnet_v2_152 --random-weights`;
 2. makes (or reuses) bench/.venv for the peers: tf2onnx, onnx, onnxruntime and onnx2torch
@@ -65,6 +70,15 @@ def ensure_checkpoint(work: Path) -> None:
                    env=codegen_env(), check=True)
 
 
+def ensure_bert(work: Path) -> None:
+    if (work / "bert_base" / "saved_model.pb").is_file():
+        return
+    print("making the BERT-base SavedModel (about half a minute)...", flush=True)
+    work.mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, str(BENCH / "bert.py"), str(work / "bert_base")],
+                   env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, check=True)
+
+
 def ensure_venv(path: Path) -> Path:
     python = path / "bin" / "python"
     marker = path / ".codegen-bench-ready"
@@ -96,14 +110,15 @@ def compile_codegen() -> None:
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "codegen")], check=True)
 
 
-def convert_ours(work: Path) -> list[Measurement]:
+def convert_ours(work: Path, model: str = "resnet_v2_152") -> list[Measurement]:
     out = work / "ours"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     cli = [sys.executable, "-m", "codegen.cli"]
+    source = ([str(work / "bert_base")] if model == "bert_base" else
+              [str(work / "ckpt" / f"{CKPT}.meta"), "-w", str(work / "ckpt" / CKPT), "--dst-node", "output"])
     steps = [
-        ("codegen to-ir", ["to-ir", str(work / "ckpt" / f"{CKPT}.meta"), "-w", str(work / "ckpt" / CKPT),
-                           "--dst-node", "output", "-o", str(out / "ir")]),
+        ("codegen to-ir", ["to-ir", *source, "-o", str(out / "ir")]),
         ("codegen build", ["build", str(out / "ir"), "-o", str(out / "model")]),
         ("codegen dump", ["dump", str(out / "model"), "-o", str(out / "model.pth")]),
     ]
@@ -111,14 +126,18 @@ def convert_ours(work: Path) -> list[Measurement]:
             for label, args in steps]
 
 
-def convert_peers(work: Path, python: Path) -> list[Measurement]:
+def convert_peers(work: Path, python: Path, model: str = "resnet_v2_152") -> list[Measurement]:
     out = work / "peers"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     env.pop("PYTHONPATH", None)
-    tf2onnx = [str(python), "-m", "tf2onnx.convert", "--checkpoint", str(work / "ckpt" / f"{CKPT}.meta"),
-               "--inputs", "input:0", "--outputs", "output:0", "--output", str(out / "model.onnx")]
+    if model == "bert_base":
+        tf2onnx = [str(python), "-m", "tf2onnx.convert", "--saved-model", str(work / "bert_base"),
+                   "--opset", "17", "--output", str(out / "model.onnx")]
+    else:
+        tf2onnx = [str(python), "-m", "tf2onnx.convert", "--checkpoint", str(work / "ckpt" / f"{CKPT}.meta"),
+                   "--inputs", "input:0", "--outputs", "output:0", "--output", str(out / "model.onnx")]
     to_torch = [str(python), "-c", ("import sys, onnx2torch, torch; "
                 "torch.save(onnx2torch.convert(sys.argv[1]).state_dict(), sys.argv[2])"),
                 str(out / "model.onnx"), str(out / "model.pth")]
@@ -127,10 +146,11 @@ def convert_peers(work: Path, python: Path) -> list[Measurement]:
 
 
 ENGINES = ("ours", "ours_unfused", "tf", "onnx2torch", "onnxruntime", "ours_compiled")
+BERT_ENGINES = ("ours", "tf", "onnx2torch", "onnxruntime")  # ours_compiled: opt-in
 
 
 def time_inference(work: Path, python: Path | None, runs: int, rounds: int,
-                   engines: tuple[str, ...] = ENGINES) -> list[dict]:
+                   engines: tuple[str, ...] = ENGINES, model: str = "resnet_v2_152") -> list[dict]:
     """Each engine in its own process, the engines taking turns for `rounds` rounds (a shared
     machine's load then falls on all of them alike); median over all timed runs, and the
     lowest and highest median of one process."""
@@ -142,7 +162,7 @@ def time_inference(work: Path, python: Path | None, runs: int, rounds: int,
         for engine in engines:
             exe = sys.executable if engine in ("ours", "ours_unfused", "tf", "ours_compiled") \
                 else str(python)
-            done = subprocess.run([exe, str(BENCH / "infer.py"), engine, str(work), str(per_round)],
+            done = subprocess.run([exe, str(BENCH / "infer.py"), engine, str(work), str(per_round), model],
                                   env=env, check=False, capture_output=True, text=True)
             if done.returncode != 0:
                 raise SystemExit(f"inference of {engine} failed:\n{done.stderr[-3000:]}")
@@ -159,12 +179,22 @@ def time_inference(work: Path, python: Path | None, runs: int, rounds: int,
     return results
 
 
+TITLES = {
+    "resnet_v2_152": ("## Conversion: TF-slim ResNet V2 152 checkpoint -> PyTorch weights",
+                      "batch 8, 224x224, float32", "TensorFlow session (checkpoint)"),
+    "bert_base": (("## Conversion: keras-hub BERT-base SavedModel (110 M parameters, length unknown) "
+                   "-> PyTorch weights"), "batch 8, length 128, int32 ids (a quarter padded)",
+                  "TensorFlow SavedModel (serving_default)"),
+}
+
+
 def report(ours: list[Measurement], peers: list[Measurement], inference: list[dict], runs: int,
-           repeat: int, processes: int) -> str:
+           repeat: int, processes: int, model: str = "resnet_v2_152") -> str:
+    title, case, tf_name = TITLES[model]
     ours_wall, peers_wall = sum(m.wall for m in ours), sum(m.wall for m in peers)
     ours_peak, peers_peak = max(m.peak for m in ours), max(m.peak for m in peers)
     lines = [
-        "## Conversion: TF-slim ResNet V2 152 checkpoint -> PyTorch weights",
+        title,
         "",
         (f"Machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
         f"Python {platform.python_version()}, load average at the end {os.getloadavg()[0]:.1f} "
@@ -184,16 +214,16 @@ def report(ours: list[Measurement], peers: list[Measurement], inference: list[di
         f"| tf2onnx + onnx2torch | {peers_wall:.2f} s | {peers_peak / 2**20:,.0f} MB |",
         f"| **ratio codegen / peers** | **{ours_wall / peers_wall:.3f}x** | **{ours_peak / peers_peak:.3f}x** |",
         "",
-        (f"## Inference: batch 8, 224x224, float32, 2 threads, median of {runs} runs ({processes} "
+        (f"## Inference: {case}, 2 threads, median of {runs} runs ({processes} "
          "processes per engine, the engines taking turns, each process after 3 warm-up runs)"),
         "",
         "| engine | median | vs TF | one process's median: lowest - highest | max abs diff / max abs TF |",
         "| --- | ---: | ---: | ---: | ---: |",
     ]
     tf_time = next(r["median"] for r in inference if r["engine"] == "tf")
-    names = {"ours": "codegen model.py, load_model() (BatchNorms fused)",
+    names = {"ours": "codegen model.py, load_model()" + ("" if model == "bert_base" else " (BatchNorms fused)"),
              "ours_unfused": "codegen model.py, load_model(fused=False) (plain modules)",
-             "tf": "TensorFlow session (checkpoint)",
+             "tf": tf_name,
              "ours_compiled": "codegen model.py, torch.compile(freezing) (opt-in, inference only)",
              "onnx2torch": "onnx2torch model (eager)", "onnxruntime": "onnxruntime (CPU EP)"}
     for r in inference:
@@ -212,6 +242,9 @@ def report(ours: list[Measurement], peers: list[Measurement], inference: list[di
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", choices=tuple(TITLES), default="resnet_v2_152",
+                        help="resnet_v2_152 (TF-slim checkpoint, the default) or bert_base "
+                             "(keras-hub SavedModel, work in WORK/bert/)")
     parser.add_argument("--work", type=Path, default=BENCH / "work", help="checkpoint and outputs")
     parser.add_argument("--venv", type=Path, default=BENCH / ".venv", help="the peers' environment")
     parser.add_argument("--runs", type=int, default=16, help="timed inference runs per engine")
@@ -219,46 +252,51 @@ def main() -> None:
                         help="inference processes per engine (the runs are spread over them)")
     parser.add_argument("--repeat", type=int, default=3, help="conversion rounds (median reported)")
     parser.add_argument("--skip-inference", action="store_true")
-    parser.add_argument("--engines", default=",".join(ENGINES),
-                        help=f"inference engines, comma-separated (default: all: {','.join(ENGINES)})")
+    parser.add_argument("--engines", default=None,
+                        help=f"inference engines, comma-separated (default: all: {','.join(ENGINES)}; "
+                             f"for bert_base: {','.join(BERT_ENGINES)}, ours_compiled as an opt-in)")
     parser.add_argument("--inference-only", action="store_true",
                         help="no conversion rounds (codegen converts once, untimed, if needed); "
                              "with --engines ours,ours_unfused,tf no peers' environment is needed")
     args = parser.parse_args()
-    work = args.work.resolve()
-    engines = tuple(e for e in args.engines.split(",") if e)
-    if set(engines) - set(ENGINES) or "tf" not in engines:
-        raise SystemExit(f"--engines: a comma-separated choice of {', '.join(ENGINES)}, "
+    model = args.model
+    bert = model == "bert_base"
+    work = args.work.resolve() / ("bert" if bert else "")
+    known = tuple(e for e in ENGINES if e != "ours_unfused") if bert else ENGINES
+    engines = tuple(e for e in (args.engines or ",".join(BERT_ENGINES if bert else ENGINES)).split(",") if e)
+    if set(engines) - set(known) or "tf" not in engines:
+        raise SystemExit(f"--engines: a comma-separated choice of {', '.join(known)}, "
                          "with tf (every figure is relative to it)")
-    ensure_checkpoint(work)
+    ensure_bert(work) if bert else ensure_checkpoint(work)
     compile_codegen()
+    owner = "run.py" + (f" --model {model}" if bert else "")
     if args.inference_only:
         if not (work / "ours" / "model" / "model.py").is_file():
-            convert_ours(work)
+            convert_ours(work, model)
         peers_needed = {"onnx2torch", "onnxruntime"} & set(engines)
         python = ensure_venv(args.venv.resolve()) if peers_needed else None
-        inference = time_inference(work, python, args.runs, args.processes, engines)
-        text = report_inference(inference, args.runs, args.processes)
-        write_section(BENCH / "RESULTS.md", "run.py --inference-only", text)
+        inference = time_inference(work, python, args.runs, args.processes, engines, model)
+        text = report_inference(inference, args.runs, args.processes, model)
+        write_section(BENCH / "RESULTS.md", owner + " --inference-only", text)
         print(text)
         return
     python = ensure_venv(args.venv.resolve())
     ours_runs, peers_runs = [], []
     for round_ in range(1, args.repeat + 1):
         print(f"round {round_}/{args.repeat}: converting with codegen...", flush=True)
-        ours_runs.append(convert_ours(work))
+        ours_runs.append(convert_ours(work, model))
         print(f"round {round_}/{args.repeat}: converting with tf2onnx + onnx2torch...", flush=True)
-        peers_runs.append(convert_peers(work, python))
+        peers_runs.append(convert_peers(work, python, model))
         for m in ours_runs[-1] + peers_runs[-1]:
             print(f"  {m.label}: {m.wall:.2f} s, {m.peak_mb:,.0f} MB", flush=True)
     ours, peers = median_steps(ours_runs), median_steps(peers_runs)
     inference = []
     if not args.skip_inference:
         print("timing inference...", flush=True)
-        inference = time_inference(work, python, args.runs, args.processes, engines)
-    text = (report(ours, peers, inference, args.runs, args.repeat, args.processes) if inference
-            else report_conversion_only(ours, peers, args.repeat))
-    write_section(BENCH / "RESULTS.md", "run.py", text)
+        inference = time_inference(work, python, args.runs, args.processes, engines, model)
+    text = (report(ours, peers, inference, args.runs, args.repeat, args.processes, model) if inference
+            else report_conversion_only(ours, peers, args.repeat, model))
+    write_section(BENCH / "RESULTS.md", owner, text)
     print(text)
 
 
@@ -268,16 +306,17 @@ def median_steps(runs: list[list[Measurement]]) -> list[Measurement]:
             for steps in zip(*runs)]
 
 
-def report_inference(inference: list[dict], runs: int, processes: int) -> str:
+def report_inference(inference: list[dict], runs: int, processes: int,
+                     model: str = "resnet_v2_152") -> str:
     """The inference table alone (`--inference-only`)."""
     text = report([Measurement("-", 1.0, 1)], [Measurement("-", 1.0, 1)], inference, runs, 1,
-                  processes)
+                  processes, model)
     return "## Inference" + text.split("## Inference", 1)[1]
 
 
-def report_conversion_only(ours, peers, repeat: int) -> str:
-    return report(ours, peers, [{"engine": "tf", "median": 1.0, "rel_error": 0.0}], 0,
-                  repeat).split("## Inference")[0]
+def report_conversion_only(ours, peers, repeat: int, model: str = "resnet_v2_152") -> str:
+    return report(ours, peers, [{"engine": "tf", "median": 1.0, "rel_error": 0.0, "spread": (1.0, 1.0)}],
+                  0, repeat, 0, model).split("## Inference")[0]
 
 
 if __name__ == "__main__":

@@ -112,7 +112,7 @@ class Context:
         if self.converter.kind(tensor) != "constant":
             self.fail(f"input {index} must be a constant, it is computed at run time")
         if tensor.op.type == "Const":
-            return _const_value(tensor.op)
+            return self.converter.const_value(tensor.op)
         return self.converter.fold(tensor)
 
     def input(self, index: int) -> str:
@@ -190,7 +190,7 @@ class Context:
                               *(transforms or ())]
             # a Const's value is read as it is; anything else is folded (one source per output)
             key = const.name if len(const.outputs) == 1 else f"{const.name}:{tensor.value_index}"
-            value = _const_value(const) if const.type == "Const" else self.const(index)
+            value = self.converter.const_value(const) if const.type == "Const" else self.const(index)
             source = WeightSource("constant", key, None, value=value)
             if reshaped:  # read through Reshape/Squeeze: the same values in another shape
                 transforms = [("reshape", tuple(tensor.shape.as_list())), *(transforms or ())]
@@ -213,7 +213,7 @@ class Context:
         weight `name`."""
         const, _ = _constant_op(tensor) if tensor is not None else (None, False)
         if const is not None and const.type == "Const":
-            stored = _const_value(const)
+            stored = self.converter.const_value(const)
             if stored.dtype == value.dtype and stored.size == value.size and np.array_equal(
                     stored.reshape(value.shape), value):
                 steps = [("reshape", tuple(value.shape))] if stored.shape != value.shape else []
@@ -299,12 +299,6 @@ def _unstacked_row(op, tensor) -> tuple[int, int] | None:
     if const.type != "Const" or const.outputs[0].shape != op.inputs[0].shape:
         return None
     return op.get_attr("axis") % op.inputs[0].shape.rank, tensor.value_index
-
-
-def _const_value(op) -> np.ndarray:
-    from tensorflow.python.framework.tensor_util import MakeNdarray as make_ndarray
-
-    return make_ndarray(op.get_attr("value"))
 
 
 def _variable_op(tensor):

@@ -28,6 +28,9 @@ class TFModel:
     bn_decay: float | None = None  # a Keras model's BatchNormalization momentum
     # Const op of a frozen TF2 function -> the variable it holds (Keras `variable.path`)
     source_names: dict[str, str] = field(default_factory=dict)
+    # Const op -> its value, kept out of `graph` (load_model(weights_aside=True)); in the
+    # graph the Const holds one zero, repeated to its shape
+    aside: dict[str, Any] = field(default_factory=dict)
 
     def variable_names(self) -> set[str]:
         return set(self.reader.get_variable_to_shape_map()) if self.reader else set()
@@ -54,11 +57,14 @@ def checkpoint_prefix(model: Path, weights: Path | None) -> Path:
 
 
 def load_model(model: Path, weights: Path | None = None, *,
-               signature: str = "serving_default", only: list[str] | None = None) -> TFModel:
+               signature: str = "serving_default", only: list[str] | None = None,
+               weights_aside: bool = False) -> TFModel:
     """Load a checkpoint, frozen graph, SavedModel or Keras file; InputError on bad files.
 
     With `only` (output node names) just what they depend on is imported: savers,
-    initialisers, optimisers and summaries are left out, and loading is faster."""
+    initialisers, optimisers and summaries are left out, and loading is faster.
+    With `weights_aside`, the large float constants of a frozen TF2 model stay out of the
+    tf.Graph (`TFModel.aside`): importing them copied the weights three more times."""
     model = Path(model)
     outputs: list[str] = []
     inputs: list[str] = []
@@ -88,6 +94,7 @@ def load_model(model: Path, weights: Path | None = None, *,
                          "or a SavedModel folder)")
     if only:
         graph_def = _needed(graph_def, only)
+    aside = _set_aside(graph_def) if tf2 and weights_aside else {}
     graph = tf.Graph()
     try:
         with graph.as_default():
@@ -97,7 +104,31 @@ def load_model(model: Path, weights: Path | None = None, *,
                          "ops of a newer TensorFlow or be damaged: export it again") from None
     return TFModel(graph=graph, reader=reader, model_path=model, weights_path=prefix,
                    outputs=outputs, inputs=inputs, source_names=source_names,
-                   bn_decay=bn_decay)
+                   bn_decay=bn_decay, aside=aside)
+
+
+ASIDE_BYTES = 1 << 16
+DT_FLOAT = 1
+
+
+def _set_aside(graph_def) -> dict[str, Any]:
+    """Take the value of each float Const of 64 KiB or more out of `graph_def` (a view of
+    its bytes) and leave one zero in its place, which TF repeats to the Const's shape:
+    shapes and dtypes stay; a run of the graph sees zeros there (the converter runs only
+    shape computations on it, and constant subgraphs as graphs of their own, values put
+    back)."""
+    import numpy as np
+
+    aside = {}
+    for node in graph_def.node:
+        tensor = node.attr["value"].tensor if node.op == "Const" else None
+        if tensor is None or tensor.dtype != DT_FLOAT or len(tensor.tensor_content) < ASIDE_BYTES:
+            continue
+        shape = [dim.size for dim in tensor.tensor_shape.dim]
+        aside[node.name] = np.frombuffer(tensor.tensor_content, np.float32).reshape(shape)
+        tensor.ClearField("tensor_content")
+        tensor.float_val.append(0.0)
+    return aside
 
 
 def _needed(graph_def, outputs: list[str]):

@@ -33,7 +33,8 @@ def convert_model(
     """Translate the graph (no file written yet); unsupported ops raise first.
 
     Without `dst_nodes`, the outputs of a SavedModel/Keras signature are used."""
-    model = load_model(Path(model_path), weights, signature=signature, only=dst_nodes)
+    model = load_model(Path(model_path), weights, signature=signature, only=dst_nodes,
+                       weights_aside=True)
     if not dst_nodes and not model.outputs:
         raise UsageError(f"{model_path}: name the output node(s) with --dst-node "
                          "('codegen inspect' lists candidates)")
