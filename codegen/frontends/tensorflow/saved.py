@@ -138,6 +138,9 @@ def freeze(tf, function, variables=()) -> FrozenFunction:
     graph_def, _ = convert_to_constants._replace_variables_by_constants(data)
     del data  # the variables' values as numpy arrays, now copied into graph_def
     graph_def = _inline_calls(tf, graph_def)
+    for node in graph_def.node:  # colocation hints may name nodes inlining removed
+        if "_class" in node.attr:
+            del node.attr["_class"]
     inputs = [t.op.name for t in function.inputs if t.dtype != tf.resource]
     outputs = [t.op.name for t in function.outputs]
     renames = _short_names(graph_def, keep=set(inputs) | set(outputs))
@@ -228,9 +231,11 @@ def _short_names(graph_def, keep: set[str]) -> dict[str, str]:
     renames, taken = {}, set(names)
     for name in sorted(stripped):
         parts = stripped[name].split("/")
-        if suffixed:  # every scope of the trace (not the op's own name) took one "_1"
-            parts[:-1] = [part.removesuffix("_1") for part in parts[:-1]]
+        if suffixed and len(parts) > 1:  # (the model's own ops too, e.g. a Keras mask)
+            parts[0] = parts[0].removesuffix("_1")
         if len(parts) > 2:  # model/layer/op...: the Keras layout
+            if suffixed:  # (deeper scopes keep theirs: `einsum_1` may be a second einsum)
+                parts[1] = parts[1].removesuffix("_1")
             parts[1:2] = _layer_path(parts[1])
         short = "/".join(parts)
         if short != name and short not in taken:
