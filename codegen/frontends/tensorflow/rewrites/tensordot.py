@@ -26,15 +26,12 @@ def match_tensordot(ctx) -> bool:
             return False
         x = x.op.inputs[0]
     shape, out = x.shape, ctx.op.outputs[0].shape
-    if shape.rank is None or shape.rank < 3 or out.rank != shape.rank:
-        return False
-    if None not in shape.as_list()[1:] and shape.rank != 3:
-        return False  # sizes known but the batch: the existing reshapes are fine ([N, T, C]
-        # is a sequence: one linear, so that its bias folds in)
+    if shape.rank != 3 or out.rank != 3:
+        return False  # a sequence [N, T, C] only: Dense on an image [N, H, W, C] stays the
+        # reshapes around a MatMul, which the pointwise pass makes a 1x1 conv
     kernel = matmul.inputs[1].shape.as_list()
     if kernel[0] != shape.as_list()[-1] or out.as_list()[-1] != kernel[1]:
         return False
-    
     weights = {"kernel": ctx.of(matmul).weight(1)}
     ctx.emit("linear", [ctx.ref_of(x)], weights=weights)
     return True
