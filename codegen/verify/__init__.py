@@ -164,7 +164,7 @@ def verify(model_path: Path, weights: Path | None, out_dir: Path, *, batches=(4,
     results = []
     lengths = dict(zip(batches, SEQUENCE_LENGTHS))  # two batches, two sequence lengths
     for batch in progress_bar(batches, "verify", quiet=quiet):
-        feeds = given or random_inputs(io, batch, seed + batch, lengths.get(batch, 16))
+        feeds = given or random_inputs(io, batch, seed + batch, lengths.get(batch, SEQUENCE_LENGTHS[0]))
         expected = runner.run([o["tf_name"] for o in io["outputs"]], feeds)
         tensors = torch_inputs(io, feeds)
         with torch.no_grad():

@@ -185,7 +185,7 @@ class Context:
             const, reshaped = _constant_op(tensor)
             row = _unstacked_row(const, tensor)
             if row is not None:  # one row of a Const (tf_keras unstacks a GRU's two biases)
-                const, (axis, position) = _constant_op(const.inputs[0])[0], row
+                const, axis, position = row
                 transforms = [("take", (axis, position)), ("reshape", tuple(tensor.shape.as_list())),
                               *(transforms or ())]
             # a Const's value is read as it is; anything else is folded (one source per output)
@@ -291,14 +291,15 @@ def _constant_op(tensor) -> tuple[Any, bool]:
     return op, reshaped
 
 
-def _unstacked_row(op, tensor) -> tuple[int, int] | None:
-    """(axis, index) when `tensor` is one output of an Unpack of a Const (of known shape)."""
+def _unstacked_row(op, tensor) -> tuple[Any, int, int] | None:
+    """(the Const, axis, index) when `tensor` is one output of an Unpack of a Const (of
+    known shape)."""
     if op.type != "Unpack" or tensor.op is not op or not tensor.shape.is_fully_defined():
         return None
     const, _ = _constant_op(op.inputs[0])
     if const.type != "Const" or const.outputs[0].shape != op.inputs[0].shape:
         return None
-    return op.get_attr("axis") % op.inputs[0].shape.rank, tensor.value_index
+    return const, op.get_attr("axis") % op.inputs[0].shape.rank, tensor.value_index
 
 
 def _variable_op(tensor):

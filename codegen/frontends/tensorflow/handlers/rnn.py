@@ -157,7 +157,7 @@ def recognise(ctx) -> Loop:
               and tensor.dtype.is_floating]
     biases = [index for index in others if ctx.input_info(index).shape[-1] == kernel[1]]
     if len(biases) == 2:  # tf_keras unstacks a GRU's [2, 3 * units] bias before the loop
-        recurrent_side = _added_to(body, [t for t in body.inputs][biases[0]], loop.recurrent, arg)
+        recurrent_side = _added_to(body, body.inputs[biases[0]], loop.recurrent, arg)
         loop.bias, loop.recurrent_bias = biases[::-1] if recurrent_side else biases
     elif len(biases) > 2:
         _refuse(ctx, f"{len(biases)} bias-like inputs")
@@ -324,25 +324,19 @@ def _torch_weights(ctx, loop: Loop) -> dict[str, str]:
                  ("reshape", (rows, gates * units)), ("transpose", (1, 0))]
         return ctx.weight(index, steps)
 
+    def vector(index: int, row: tuple = ()) -> str:  # (row: one row of a [2, gates * units])
+        steps = [("reshape", (2, gates, units)), ("take", (0, *row))] if row else []
+        steps += [("reshape", (gates, units)), ("take", (0, *order)), ("reshape", (gates * units,))]
+        return ctx.weight(index, steps)
+
     weights = {"weight_ih": matrix(loop.kernel), "weight_hh": matrix(loop.recurrent)}
     if loop.bias is None:
         return weights
-    shape = ctx.input_info(loop.bias).shape
     if loop.recurrent_bias is not None:  # GRU reset_after, the two rows passed apart
-
-        def vector(index: int) -> str:
-            return ctx.weight(index, [("reshape", (gates, units)), ("take", (0, *order)),
-                                      ("reshape", (gates * units,))])
-
         return {**weights, "bias_ih": vector(loop.bias), "bias_hh": vector(loop.recurrent_bias)}
-    if len(shape) == 2:  # GRU reset_after: [input bias, recurrent bias]
-        for row, role in enumerate(("bias_ih", "bias_hh")):
-            weights[role] = ctx.weight(loop.bias, [("reshape", (2, gates, units)),
-                                                   ("take", (0, row)), ("take", (1, *order)),
-                                                   ("reshape", (gates * units,))])
-        return weights
-    weights["bias_ih"] = ctx.weight(loop.bias, [("reshape", (gates, units)), ("take", (0, *order)),
-                                                ("reshape", (gates * units,))])
+    if len(ctx.input_info(loop.bias).shape) == 2:  # GRU reset_after: [input bias, recurrent bias]
+        return {**weights, "bias_ih": vector(loop.bias, (0,)), "bias_hh": vector(loop.bias, (1,))}
+    weights["bias_ih"] = vector(loop.bias)
     if not loop.reset_after:  # GRUResetBefore has the input bias only
         return weights
     weights["bias_hh"] = ctx.new_weight(f"{ctx.name}/{loop.kind}/zero_recurrent_bias",

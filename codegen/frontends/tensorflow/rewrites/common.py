@@ -57,3 +57,12 @@ def plus_constant(ctx, op, expected: float):
             if value.size == 1 and float(value.reshape(-1)[0]) == expected:
                 return other
     return None
+
+
+def weight_matmul(ctx, tensor):
+    """The MatMul behind `tensor` when it is a plain x @ W of a weight or constant W (no
+    transposed operand), else None."""
+    matmul = tensor.op
+    if matmul.type != "MatMul" or matmul.get_attr("transpose_a") or matmul.get_attr("transpose_b"):
+        return None
+    return matmul if ctx.kind_of(matmul.inputs[1]) in ("weight", "constant") else None

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 from codegen.frontends.tensorflow.handlers.dynamic import sizes_at_run_time
 from codegen.frontends.tensorflow.rewrites import rewrite
+from codegen.frontends.tensorflow.rewrites.common import weight_matmul
 
 
 @rewrite("Reshape")
 def match_one_hot_embedding(ctx) -> bool:
-    matmul = ctx.op.inputs[0].op
-    if matmul.type != "MatMul" or matmul.get_attr("transpose_a") or matmul.get_attr("transpose_b"):
-        return False
-    if ctx.kind_of(matmul.inputs[1]) not in ("weight", "constant"):
+    matmul = weight_matmul(ctx, ctx.op.inputs[0])
+    if matmul is None:
         return False
     one_hot = matmul.inputs[0].op
     if one_hot.type != "OneHot" or one_hot.get_attr("axis") != -1:

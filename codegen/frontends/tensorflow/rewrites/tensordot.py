@@ -5,16 +5,15 @@ is one `linear` over the last axis, whatever the run-time sizes of the other axe
 from __future__ import annotations
 
 from codegen.frontends.tensorflow.rewrites import rewrite
+from codegen.frontends.tensorflow.rewrites.common import weight_matmul
 
 
 @rewrite("Reshape")
 def match_tensordot(ctx) -> bool:
     """Emit `linear` when this Reshape ends a tensordot over x's last axis whose other
     sizes are not all known (with known sizes the plain reshapes are exact already)."""
-    matmul = ctx.op.inputs[0].op
-    if matmul.type != "MatMul" or matmul.get_attr("transpose_a") or matmul.get_attr("transpose_b"):
-        return False
-    if ctx.kind_of(matmul.inputs[1]) not in ("weight", "constant"):
+    matmul = weight_matmul(ctx, ctx.op.inputs[0])
+    if matmul is None:
         return False
     flat = matmul.inputs[0].op
     if flat.type != "Reshape":
