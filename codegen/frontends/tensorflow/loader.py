@@ -8,12 +8,14 @@ tensor, never all at once.
 
 from __future__ import annotations
 
+from collections import ChainMap
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from codegen.errors import InputError
-from codegen.frontends.tensorflow import saved
+from codegen.frontends.tensorflow import saved, saved_files
 from codegen.frontends.tensorflow.compat import import_tf, import_tf_core
 
 
@@ -30,7 +32,7 @@ class TFModel:
     source_names: dict[str, str] = field(default_factory=dict)
     # Const op -> its value, kept out of `graph` (load_model(weights_aside=True)); in the
     # graph the Const holds one zero, repeated to its shape
-    aside: dict[str, Any] = field(default_factory=dict)
+    aside: Mapping[str, Any] = field(default_factory=dict)
 
     def variable_names(self) -> set[str]:
         return set(self.reader.get_variable_to_shape_map()) if self.reader else set()
@@ -75,10 +77,13 @@ def load_model(model: Path, weights: Path | None = None, *,
     if not model.exists():
         raise InputError(f"{model}: no such model file")
     tf2 = saved.is_saved_model(model) or saved.is_keras_file(model)
-    full = import_tf() if tf2 else None  # SavedModel and Keras need the whole TensorFlow
     tf = import_tf_core()  # enough for checkpoints and frozen graphs, and quick to import
+    # a SavedModel's variables can stay in its checkpoint until each is read
+    streamed = (saved_files.load(tf, model, signature)
+                if weights_aside and saved.is_saved_model(model) else None)
     if tf2:
-        frozen = saved.load(full, model, signature)
+        # else SavedModel and Keras need the whole TensorFlow
+        frozen = streamed.frozen if streamed else saved.load(import_tf(), model, signature)
         graph_def, prefix, reader, outputs = frozen.graph_def, None, None, frozen.outputs
         source_names, inputs, bn_decay = frozen.variables, frozen.inputs, frozen.bn_decay
     elif model.suffix == ".meta":
@@ -95,6 +100,8 @@ def load_model(model: Path, weights: Path | None = None, *,
     if only:
         graph_def = _needed(graph_def, only)
     aside = _set_aside(graph_def) if tf2 and weights_aside else {}
+    if streamed:
+        aside = ChainMap(aside, streamed.values)
     graph = tf.Graph()
     try:
         with graph.as_default():

@@ -137,18 +137,27 @@ def freeze(tf, function, variables=()) -> FrozenFunction:
         func=function, lower_control_flow=False, aggressive_inlining=False)
     graph_def, _ = convert_to_constants._replace_variables_by_constants(data)
     del data  # the variables' values as numpy arrays, now copied into graph_def
-    graph_def = _inline_calls(tf, graph_def)
+    graph_def = inline_calls(graph_def)
+    inputs = [t.op.name for t in function.inputs if t.dtype != tf.resource]
+    outputs = [t.op.name for t in function.outputs]
+    return finish(graph_def, inputs, outputs, captured)[0]
+
+
+def finish(graph_def, inputs: list[str], outputs: list[str],
+           captured: dict[str, str]) -> tuple[FrozenFunction, dict[str, str]]:
+    """The frozen function of an inlined GraphDef whose variables are Consts: colocation
+    hints dropped, names made short (the renames are returned too). `captured` maps each
+    variable's Const to the variable's own name."""
     for node in graph_def.node:  # colocation hints may name nodes inlining removed
         if "_class" in node.attr:
             del node.attr["_class"]
-    inputs = [t.op.name for t in function.inputs if t.dtype != tf.resource]
-    outputs = [t.op.name for t in function.outputs]
     renames = _short_names(graph_def, keep=set(inputs) | set(outputs))
     _rename(graph_def, renames)
     consts = {node.name for node in graph_def.node if node.op == "Const"}
     names = {renames.get(op, op): name for op, name in captured.items()}
-    return FrozenFunction(graph_def, inputs, outputs,
-                          {op: name for op, name in names.items() if op in consts})
+    frozen = FrozenFunction(graph_def, inputs, outputs,
+                            {op: name for op, name in names.items() if op in consts})
+    return frozen, renames
 
 
 def _captured_variables(function, variables) -> dict[str, str]:
@@ -170,7 +179,7 @@ def _captured_variables(function, variables) -> dict[str, str]:
 CALL_OPS = ("StatefulPartitionedCall", "PartitionedCall")
 
 
-def _inline_calls(tf, graph_def):
+def inline_calls(graph_def):
     """Replace each function call node (Keras puts some convolutions in XLA functions) by
     the function's body, named `<call>/<node>`, until none is left."""
     from tensorflow.python.framework.function_def_to_graph import function_def_to_graph_def
