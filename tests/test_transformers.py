@@ -219,6 +219,10 @@ def test_keras_hub_bert_backbone(tmp_path) -> None:
                 error = np.abs(value.numpy() - reference).max() / np.abs(reference).max()
                 assert error <= 1e-4, (name, batch, length, error)
     assert source.count("F.scaled_dot_product_attention(") == 1  # one layer class, 2 instances
+    # in an nn.ModuleList, called in a loop with the mask
+    assert "self.transformer_layers = nn.ModuleList([TransformerLayer() for _ in range(2)])" in source
+    assert "for layer in self.transformer_layers:" in source
+    assert "transformer_layer = layer(padding_mask, transformer_layer)" in source
     assert 'F.gelu(' in source and 'approximate="tanh"' in source and "[:, 0])" in source
     assert "nn.LayerNorm(32, eps=1e-12)" in source and "torch.matmul" not in source
     assert len(torch_model.state_dict()) == len(bert.weights)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from codegen.backends.pytorch.modules import ModuleClass, Plan, Planner
+from codegen.backends.pytorch.modules import ModuleClass, Plan, Planner, items_of
 from codegen.backends.pytorch.naming import doc_text, identifier
 from codegen.backends.pytorch.render import ClassRenderer, environment, format_source, scope_pattern
 from codegen.backends.pytorch.structure import build_tree
@@ -85,11 +85,11 @@ def _outputs(graph: Graph) -> str:
 
 
 def _layer_items(planner: Planner, plan: Plan, prefix: str = ""):
-    """(module path, layer stmt) for every layer of the model, nn.Sequential items included."""
+    """(module path, layer stmt) for every layer of the model, the modules of an
+    nn.Sequential or nn.ModuleList included."""
     for stmt in plan.stmts:
-        items = [(f"{prefix}{stmt.attr}.{i}", it) for i, it in enumerate(stmt.items)] \
-            if stmt.kind == "seq" else [(f"{prefix}{stmt.attr}", stmt)]
-        for path, item in items:
+        for parts, item in items_of(stmt):
+            path = prefix + ".".join(parts)
             if item.kind == "layer":
                 yield path, item
             elif item.kind == "module":

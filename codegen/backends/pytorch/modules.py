@@ -3,11 +3,16 @@
 Scopes with the same signature (same statements, wiring, attribute names and layer
 types) share one class. Constructor values that differ between its instances (channel
 counts, strides, ...) become the class's parameters; equal ones stay literals.
-A module that only chains child modules becomes an `nn.Sequential`.
+A module that only chains child modules becomes an `nn.Sequential`; a run of modules of
+one class that take several inputs, each taking the one before's output and otherwise the
+same inputs (a transformer's layers, each also given the mask), becomes an `nn.ModuleList`
+and a loop.
 """
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,20 +23,22 @@ from codegen.ir.graph import Node
 
 # when two varying values always agree, the merged parameter takes the first name here
 PREFERRED = ("in_channels", "out_channels", "channels", "num_features", "stride")
+STACK_MIN = 2  # modules in a run before it becomes an nn.ModuleList
 SHORT_KIND = {"Conv2d": "Conv", "BatchNorm2d": "BN", "BatchNorm1d": "BN", "Linear": "Linear",
               "MaxPool2d": "MaxPool", "AvgPool2d": "AvgPool"}
 
 
 @dataclass
 class Stmt:
-    kind: str  # "layer" | "module" | "seq" | "expr"
+    kind: str  # "layer" | "module" | "seq" | "stack" | "expr"
     attr: str  # attribute name (layer/module/seq) or local name hint (expr)
     inputs: list[str]
     outputs: list[str]
     node: Node | None = None  # layer / expr
     render: Layer | Expr | None = None
     scope: Scope | None = None  # module
-    items: list[Stmt] = field(default_factory=list)  # seq
+    items: list[Stmt] = field(default_factory=list)  # seq, stack
+    carry: int = 0  # stack: the input each module's output replaces for the next one
     reuse: bool = False  # a later call of a layer an earlier statement defines
 
 
@@ -89,7 +96,7 @@ class Planner:
             first = min(tree.position[n.name] for n in child.all_nodes())
             stmts.append((first, self.child_stmt(child, attr)))
         ordered = _order([s for _, s in sorted(stmts, key=lambda p: p[0])])
-        plan = Plan(scope, ordered)
+        plan = Plan(scope, self.stacks(ordered, scope, names))
         self.plans[id(scope)] = plan
         return plan
 
@@ -111,6 +118,48 @@ class Planner:
         if _is_chain(plan):
             return Stmt("seq", attr, child.inputs, child.outputs, scope=child, items=plan.stmts)
         return Stmt("module", attr, child.inputs, child.outputs, scope=child)
+
+    def stacks(self, stmts: list[Stmt], scope: Scope, names: Namespace) -> list[Stmt]:
+        """Runs of STACK_MIN or more modules of one structure, each feeding the next (see
+        `stack_run`), as one "stack" statement each."""
+        uses = Counter(ref for stmt in stmts for ref in stmt.inputs) + Counter(scope.outputs)
+        result, index = [], 0
+        while index < len(stmts):
+            run, carry = self.stack_run(stmts, index, uses)
+            if len(run) < STACK_MIN:
+                result.append(stmts[index])
+                index += 1
+                continue
+            base = re.sub(r"_?\d+$", "", run[0].attr) or "layer"
+            attr = names.create(base if base.endswith("s") else base + "s")
+            result.append(Stmt("stack", attr, run[0].inputs, run[-1].outputs, items=run,
+                               carry=carry))
+            index += len(run)
+        return result
+
+    def stack_run(self, stmts: list[Stmt], start: int, uses: Counter) -> tuple[list[Stmt], int]:
+        """The modules from `start` on with the first's signature where each one's single
+        output is read only by the next, always in the same input position, and the other
+        inputs are the same values; and that position."""
+        first = stmts[start]
+        if first.kind != "module" or len(first.outputs) != 1 or len(first.inputs) < 2:
+            return [first], 0  # (modules of one input chain as an nn.Sequential, or inline)
+        sig = self.signature(self.plans[id(first.scope)])
+        run, carry = [first], None
+        for stmt in stmts[start + 1:]:
+            previous = run[-1].outputs[0]
+            if (stmt.kind != "module" or len(stmt.outputs) != 1 or uses[previous] != 1
+                    or previous not in stmt.inputs or len(stmt.inputs) != len(first.inputs)
+                    or self.signature(self.plans[id(stmt.scope)]) != sig):
+                break
+            position = stmt.inputs.index(previous)
+            same = all(ref == other for i, (ref, other) in enumerate(zip(stmt.inputs, run[-1].inputs))
+                       if i != position)
+            if not same or carry not in (None, position):
+                break
+            carry = position
+            run.append(stmt)
+        return run, carry or 0
 
     # -- signatures -------------------------------------------------------------------------
     def signature(self, plan: Plan) -> tuple:
@@ -137,7 +186,7 @@ class Planner:
             plan = self.plans[id(stmt.scope)]
             return self.signature(plan), plan.depth
         sigs = [self.stmt_sig(item) for item in stmt.items]
-        return tuple(s for s, _ in sigs), max(d for _, d in sigs)
+        return (stmt.carry, *(s for s, _ in sigs)), max(d for _, d in sigs)
 
     # -- classes ---------------------------------------------------------------------------
     def classes(self, root: Scope) -> list[ModuleClass]:
@@ -165,7 +214,7 @@ class Planner:
         """The attribute path from `plan`'s module to the layer computing `node_name`
         ('embeddings.word_embeddings', 'blocks[0].fc'): identifiers and indices only."""
         for stmt in plan.stmts:
-            for prefix, item in _items(stmt):
+            for prefix, item in items_of(stmt):
                 path = "".join(f"[{part}]" if part.isdigit() else f".{part}" for part in prefix)
                 if item.kind == "layer" and item.node.name == node_name:
                     return path[1:]
@@ -187,7 +236,7 @@ class Planner:
     def raw_values(self, plan: Plan) -> dict[tuple, Any]:
         values: dict[tuple, Any] = {}
         for stmt in plan.stmts:
-            for prefix, item in _items(stmt):
+            for prefix, item in items_of(stmt):
                 values.update({(*prefix, *path): v for path, v in self.item_values(item).items()})
         return values
 
@@ -199,8 +248,10 @@ class Planner:
         return {}
 
 
-def _items(stmt: Stmt):
-    if stmt.kind == "seq":
+def items_of(stmt: Stmt) -> list[tuple[tuple[str, ...], Stmt]]:
+    """(attribute path, statement) of a statement, or of each module of an nn.Sequential or
+    nn.ModuleList (`blocks`, `0`)."""
+    if stmt.kind in ("seq", "stack"):
         return [((stmt.attr, str(i)), item) for i, item in enumerate(stmt.items)]
     return [((stmt.attr,), stmt)]
 

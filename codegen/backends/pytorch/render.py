@@ -89,12 +89,17 @@ class ClassRenderer:
         return f"{child.cls.name}({', '.join(_call_args(child.cls.params, args))})"
 
     def init_text(self, cls: ModuleClass, plan: Plan, stmt: Stmt) -> str:
-        if stmt.kind != "seq":
+        if stmt.kind not in ("seq", "stack"):
             return self.item_init(cls, plan, (stmt.attr,), stmt)
         texts = [self.item_init(cls, plan, (stmt.attr, str(i)), item)
                  for i, item in enumerate(stmt.items)]
+        runs = _runs(texts)
+        if stmt.kind == "stack":  # nn.ModuleList([TransformerLayer() for _ in range(12)])
+            if len(runs) == 1:
+                return f"nn.ModuleList([{texts[0]} for _ in range({len(texts)})])"
+            return f"nn.ModuleList([{', '.join(texts)}])"
         parts = []
-        for text, count in _runs(texts):
+        for text, count in runs:
             parts += [f"*[{text} for _ in range({count})]"] if count >= 3 else [text] * count
         return f"nn.Sequential({', '.join(parts)})"
 
@@ -111,6 +116,9 @@ class ClassRenderer:
         fresh: set[str] = set()  # values that are new tensors no one else holds
         producers = {ref: stmt for stmt in plan.stmts for ref in stmt.outputs}
         for stmt in plan.stmts:
+            if stmt.kind == "stack":
+                lines += self.loop(stmt, names, values)
+                continue
             owned = {ref for ref in stmt.inputs if ref in fresh and uses[ref] == 1}
             into = _accumulator(stmt, owned, producers)
             if into is not None:  # `total += other`: the sum lands in a fresh operand
@@ -140,6 +148,18 @@ class ClassRenderer:
             values.update(zip(stmt.outputs, targets))
         result = ", ".join(values[ref] for ref in scope.outputs)
         return args, lines, result
+
+    @staticmethod
+    def loop(stmt: Stmt, names: Namespace, values: dict) -> list[str]:
+        """An nn.ModuleList's modules called in turn, each on the one before's output:
+        `for layer in self.transformer_layers: hidden = layer(mask, hidden)`."""
+        hidden = names.create(identifier(stmt.attr.removesuffix("s")))
+        layer = names.create("layer")
+        args = [values[ref] for ref in stmt.inputs]
+        first, args[stmt.carry] = args[stmt.carry], hidden
+        values[stmt.outputs[0]] = hidden
+        return [f"{hidden} = {first}", f"for {layer} in self.{stmt.attr}:",
+                f"    {hidden} = {layer}({', '.join(args)})"]
 
     def unpacked(self, stmt: Stmt, text: str, names: Namespace, uses: Counter, values: dict) -> str:
         """The assignment of a layer that returns a structure (nn.LSTM's output, (h, c));
