@@ -223,6 +223,9 @@ def test_keras_hub_bert_backbone(tmp_path) -> None:
     assert "self.transformer_layers = nn.ModuleList([TransformerLayer() for _ in range(2)])" in source
     assert "for layer in self.transformer_layers:" in source
     assert "transformer_layer = layer(padding_mask, transformer_layer)" in source
+    # sublayers named as in Keras (the second trace's `query_1` scopes read `query`)
+    assert "self.self_attention_layer = SelfAttentionLayer()" in source
+    assert "self.query = nn.Linear(32, 32)" in source and "_1 = " not in source
     assert 'F.gelu(' in source and 'approximate="tanh"' in source and "[:, 0])" in source
     assert "nn.LayerNorm(32, eps=1e-12)" in source and "torch.matmul" not in source
     assert len(torch_model.state_dict()) == len(bert.weights)

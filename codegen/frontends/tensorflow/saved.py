@@ -151,7 +151,8 @@ def finish(graph_def, inputs: list[str], outputs: list[str],
     for node in graph_def.node:  # colocation hints may name nodes inlining removed
         if "_class" in node.attr:
             del node.attr["_class"]
-    renames = _short_names(graph_def, keep=set(inputs) | set(outputs))
+    layers = {part for name in captured.values() for part in name.split("/")[:-1]}
+    renames = _short_names(graph_def, keep=set(inputs) | set(outputs), layers=layers)
     _rename(graph_def, renames)
     consts = {node.name for node in graph_def.node if node.op == "Const"}
     names = {renames.get(op, op): name for op, name in captured.items()}
@@ -229,22 +230,28 @@ def _inline(graph_def, call, function, to_graph_def) -> None:
     graph_def.node.remove(call)
 
 
-def _short_names(graph_def, keep: set[str]) -> dict[str, str]:
+def _short_names(graph_def, keep: set[str], layers: set[str] = frozenset()) -> dict[str, str]:
     """Readable node names, where they stay unique: no wrapper prefix, and Keras layer
-    scopes split into stage/block/layer (see `_layer_path`)."""
+    scopes split into stage/block/layer (see `_layer_path`). `layers`: the scope names the
+    variables' own paths use (`self_attention_layer`, `query`)."""
     names = {node.name for node in graph_def.node}
     stripped = {name: _strip_wrapper(name) for name in names - keep}
-    layers = {parts[1] for parts in (n.split("/") for n in stripped.values()) if len(parts) > 2}
+    tops = {parts[1] for parts in (n.split("/") for n in stripped.values()) if len(parts) > 2}
     # tracing a Keras model a second time names (nearly) every layer scope `<layer>_1`
-    suffixed = sum(layer.endswith("_1") for layer in layers) > 0.8 * len(layers)
+    suffixed = sum(layer.endswith("_1") for layer in tops) > 0.8 * len(tops)
     renames, taken = {}, set(names)
     for name in sorted(stripped):
         parts = stripped[name].split("/")
         if suffixed and len(parts) > 1:  # (the model's own ops too, e.g. a Keras mask)
             parts[0] = parts[0].removesuffix("_1")
         if len(parts) > 2:  # model/layer/op...: the Keras layout
-            if suffixed:  # (deeper scopes keep theirs: `einsum_1` may be a second einsum)
+            if suffixed:
                 parts[1] = parts[1].removesuffix("_1")
+                # a sublayer's scope too (`query_1`), where a variable's path names the
+                # layer (`query`) and not the suffixed name; others keep theirs (`einsum_1`
+                # may be a second einsum, `add_1` a second add)
+                parts[2:-1] = [part[:-2] if part.endswith("_1") and part[:-2] in layers
+                               and part not in layers else part for part in parts[2:-1]]
             parts[1:2] = _layer_path(parts[1])
         short = "/".join(parts)
         if short != name and short not in taken:
