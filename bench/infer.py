@@ -131,10 +131,12 @@ def bert_ours(work: Path, compiled: bool = False):
     spec.loader.exec_module(module)
     model = module.load_model()
     if compiled:
+        # dynamic=True: one compiled model for every batch and length; with sizes unknown,
+        # Inductor also runs each nn.Linear through oneDNN, the GELU fused into it
         import torch._inductor.config
 
         torch._inductor.config.freezing = True
-        model = torch.compile(model)
+        model = torch.compile(model, dynamic=True)
     feeds = {name: torch.from_numpy(value) for name, value in bert_inputs().items()}
 
     def run():
