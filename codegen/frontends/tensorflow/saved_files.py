@@ -52,16 +52,9 @@ class Streamed:
 
 def load(tf, path: Path, signature: str) -> Streamed | None:
     """The signature's function with its variables as Consts, or None (see the module)."""
-    from tensorflow.core.protobuf import saved_model_pb2
-
-    model = saved_model_pb2.SavedModel()
-    try:
-        model.ParseFromString((path / "saved_model.pb").read_bytes())
-    except Exception:  # noqa: BLE001 - damaged: tf.saved_model.load gives the message
+    meta = _meta_graph(path)
+    if meta is None:
         return None
-    if len(model.meta_graphs) != 1:
-        return None
-    meta = model.meta_graphs[0]
     signatures = {name for name in meta.signature_def if not name.startswith("__")}
     if signature not in signatures:
         known = ", ".join(sorted(signatures)) or "none"
@@ -74,40 +67,62 @@ def load(tf, path: Path, signature: str) -> Streamed | None:
     if call is None or keys is None or call.attr["f"].func.name not in functions:
         return None
     function = functions[call.attr["f"].func.name]
-    arguments = [arg.name for arg in function.signature.input_arg]
-    sources = {arg: nodes.get(ref.split(":")[0]) for arg, ref in zip(arguments, call.input)}
+    # what the call passes each argument: an input, a variable or a captured constant
+    sources = {arg.name: nodes.get(ref.split(":")[0])
+               for arg, ref in zip(function.signature.input_arg, call.input)}
     if any(node is None or node.op not in ("Placeholder", "VarHandleOp", "Const")
            for node in sources.values()):
         return None
     handles = {arg: node.name for arg, node in sources.items() if node.op == "VarHandleOp"}
-    constants = {arg: node for arg, node in sources.items() if node.op == "Const"}
-    if any(handle not in keys for handle in handles.values()):
-        return None
-    try:
-        reader = tf.CheckpointReader(str(path / "variables" / "variables"))
-    except (tf.errors.OpError, ValueError):
+    reader = _open_checkpoint(tf, path)
+    if reader is None or any(handle not in keys for handle in handles.values()):
         return None
     graph_def = _function_graph(tf, function, meta.graph_def)
-    for node in graph_def.node:  # a captured constant (ViT's class token id): its value
-        if node.name in constants:
-            node.op = "Const"
-            node.ClearField("attr")
-            node.attr.MergeFrom(constants[node.name].attr)
-    variables = {arg: keys[handle] for arg, handle in handles.items()}
-    aside = _variables_to_consts(graph_def, variables, reader)
+    _constants_to_consts(graph_def, {arg: node for arg, node in sources.items() if node.op == "Const"})
+    aside = _variables_to_consts(graph_def, {arg: keys[h] for arg, h in handles.items()}, reader)
     if aside is None:
         return None
     inputs = [arg for arg, node in sources.items() if node.op == "Placeholder"]
     outputs = [function.ret[arg.name].split(":")[0] for arg in function.signature.output_arg]
     names = _variable_names(meta.object_graph_def)
-    captured = {arg: names.get(key, nodes[handle].attr["shared_name"].s.decode())
-                for arg, (handle, key) in ((a, (h, keys[h])) for a, h in handles.items())}
+    captured = {arg: names.get(keys[handle]) or nodes[handle].attr["shared_name"].s.decode()
+                for arg, handle in handles.items()}
     frozen, renames = saved.finish(graph_def, inputs, outputs, captured)
     order = _positional_names(meta.object_graph_def)
     if sorted(order) == sorted(frozen.inputs):
         frozen.inputs = order
     values = CheckpointValues(reader, {renames.get(op, op): key for op, key in aside.items()})
     return Streamed(frozen, values)
+
+
+def _meta_graph(path: Path):
+    """The one MetaGraphDef of saved_model.pb, or None (damaged, or several: the loading
+    path gives the message or makes the choice)."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    model = saved_model_pb2.SavedModel()
+    try:
+        model.ParseFromString((path / "saved_model.pb").read_bytes())
+    except Exception:  # noqa: BLE001 - protobuf raises several kinds
+        return None
+    return model.meta_graphs[0] if len(model.meta_graphs) == 1 else None
+
+
+def _open_checkpoint(tf, path: Path):
+    try:
+        return tf.CheckpointReader(str(path / "variables" / "variables"))
+    except (tf.errors.OpError, ValueError):  # no variables folder: the loading path decides
+        return None
+
+
+def _constants_to_consts(graph_def, constants: dict) -> None:
+    """Each argument that the call passes a captured constant (ViT's class token id) becomes
+    that Const."""
+    for node in graph_def.node:
+        if node.name in constants:
+            node.op = "Const"
+            node.ClearField("attr")
+            node.attr.MergeFrom(constants[node.name].attr)
 
 
 def _signature_call(signature, nodes):
