@@ -81,8 +81,7 @@ def load_model(model: Path, weights: Path | None = None, *,
     # a SavedModel's variables can stay in its checkpoint until each is read
     streamed = (saved_files.load(tf, model, signature)
                 if weights_aside and saved.is_saved_model(model) else None)
-    if tf2:
-        # else SavedModel and Keras need the whole TensorFlow
+    if tf2:  # (loaded with tf.saved_model.load or Keras: the whole TensorFlow)
         frozen = streamed.frozen if streamed else saved.load(import_tf(), model, signature)
         graph_def, prefix, reader, outputs = frozen.graph_def, None, None, frozen.outputs
         source_names, inputs, bn_decay = frozen.variables, frozen.inputs, frozen.bn_decay
@@ -114,6 +113,8 @@ def load_model(model: Path, weights: Path | None = None, *,
                    bn_decay=bn_decay, aside=aside)
 
 
+# float constants this large stay out of the tf.Graph (and a SavedModel's float variables
+# this large stay on disk until read: saved_files.py)
 ASIDE_BYTES = 1 << 16
 DT_FLOAT = 1
 

@@ -51,12 +51,22 @@ def load_saved_model(tf, path: Path, signature: str) -> FrozenFunction:
     except Exception as exc:  # noqa: BLE001 - TF raises many kinds; all mean "not usable"
         raise InputError(f"{path}: not a loadable SavedModel ({first_line(exc)})") from None
     signatures = dict(getattr(loaded, "signatures", {}))
-    if signature not in signatures:
-        known = ", ".join(sorted(signatures)) or "none"
-        raise InputError(f"{path}: no signature {signature!r} (signatures: {known}); "
-                         "choose one with --signature")
+    check_signature(path, signature, signatures)
     frozen = freeze(tf, signatures[signature], getattr(loaded, "variables", ()))
-    order = _positional_names(tf, loaded)  # a signature sorts its inputs by name
+    return in_model_order(frozen, _positional_names(tf, loaded))
+
+
+def check_signature(path: Path, signature: str, known) -> None:
+    """InputError naming the signatures there are, when `signature` is not one of them."""
+    if signature not in known:
+        listed = ", ".join(sorted(known)) or "none"
+        raise InputError(f"{path}: no signature {signature!r} (signatures: {listed}); "
+                         "choose one with --signature")
+
+
+def in_model_order(frozen: FrozenFunction, order: list[str]) -> FrozenFunction:
+    """`frozen` with its inputs in `order` (the model's own, where the SavedModel keeps it)
+    when that names the same inputs: a signature sorts its inputs by name."""
     if sorted(order) == sorted(frozen.inputs):
         frozen.inputs = order
     return frozen

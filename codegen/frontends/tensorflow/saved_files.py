@@ -15,17 +15,12 @@ freezes the model through `tf.saved_model.load` (saved.py).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from codegen.errors import InputError
 from codegen.frontends.tensorflow import saved
-
-DT_FLOAT = 1
-DT_RESOURCE = 20
-ASIDE_BYTES = 1 << 16  # float variables this large stay on disk until read
 
 
 class CheckpointValues(Mapping):
@@ -55,11 +50,8 @@ def load(tf, path: Path, signature: str) -> Streamed | None:
     meta = _meta_graph(path)
     if meta is None:
         return None
-    signatures = {name for name in meta.signature_def if not name.startswith("__")}
-    if signature not in signatures:
-        known = ", ".join(sorted(signatures)) or "none"
-        raise InputError(f"{path}: no signature {signature!r} (signatures: {known}); "
-                         "choose one with --signature")
+    saved.check_signature(path, signature,
+                          {name for name in meta.signature_def if not name.startswith("__")})
     nodes = {node.name: node for node in meta.graph_def.node}
     functions = {f.signature.name: f for f in meta.graph_def.library.function}
     call = _signature_call(meta.signature_def[signature], nodes)
@@ -88,9 +80,7 @@ def load(tf, path: Path, signature: str) -> Streamed | None:
     captured = {arg: names.get(keys[handle]) or nodes[handle].attr["shared_name"].s.decode()
                 for arg, handle in handles.items()}
     frozen, renames = saved.finish(graph_def, inputs, outputs, captured)
-    order = _positional_names(meta.object_graph_def)
-    if sorted(order) == sorted(frozen.inputs):
-        frozen.inputs = order
+    frozen = saved.in_model_order(frozen, _positional_names(meta.object_graph_def))
     values = CheckpointValues(reader, {renames.get(op, op): key for op, key in aside.items()})
     return Streamed(frozen, values)
 
@@ -199,7 +189,11 @@ def _variables_to_consts(graph_def, variables: dict[str, str], reader) -> dict[s
     ReadVariableOp of it an Identity, as `convert_variables_to_constants_v2` does. Large
     float values stay in the checkpoint: the Const holds one zero repeated to its shape,
     and the returned map names its key. None if a variable is used another way."""
+    from tensorflow.core.framework.types_pb2 import DT_FLOAT, DT_RESOURCE
     from tensorflow.python.framework.tensor_util import make_tensor_proto
+
+    # the bound of loader._set_aside (the loader imports this module)
+    from codegen.frontends.tensorflow.loader import ASIDE_BYTES
 
     for node in graph_def.node:
         for ref in node.input:
@@ -221,10 +215,7 @@ def _variables_to_consts(graph_def, variables: dict[str, str], reader) -> dict[s
             node.ClearField("attr")
             node.attr["dtype"].type = dtype.as_datatype_enum
             tensor = node.attr["value"].tensor
-            size = dtype.size
-            for dim in shape:
-                size *= dim
-            if dtype.as_datatype_enum == DT_FLOAT and size >= ASIDE_BYTES:
+            if dtype.as_datatype_enum == DT_FLOAT and math.prod(shape) * dtype.size >= ASIDE_BYTES:
                 tensor.dtype = DT_FLOAT
                 for dim in shape:
                     tensor.tensor_shape.dim.add(size=dim)
@@ -266,17 +257,10 @@ def _positional_names(object_graph) -> list[str]:
         return []
     try:
         from tensorflow.python.saved_model import nested_structure_coder
+        from tensorflow.python.util import nest
 
         args, _ = nested_structure_coder.decode_proto(
             object_graph.concrete_functions[concrete[0]].canonicalized_input_signature)
     except Exception:  # noqa: BLE001 - an encoding we do not know: keep the signature's order
         return []
-    return [spec.name for spec in _flatten(args) if getattr(spec, "name", None)]
-
-
-def _flatten(value: Any) -> list:
-    if isinstance(value, (list, tuple)):
-        return [leaf for item in value for leaf in _flatten(item)]
-    if isinstance(value, dict):
-        return [leaf for key in sorted(value) for leaf in _flatten(value[key])]
-    return [value]
+    return [spec.name for spec in nest.flatten(args) if getattr(spec, "name", None)]
