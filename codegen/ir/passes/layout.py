@@ -156,6 +156,43 @@ class LayoutPass:
         node.attrs["axes"] = [None if axis is None else AXIS_TO_NCHW[axis]
                               for axis in node.attrs["axes"]]
 
+    def visit_cumsum(self, node: Node) -> None:
+        if node.outputs[0].rank != 4:
+            return self.fallback(node)
+        node.attrs["axis"] = AXIS_TO_NCHW[node.attrs["axis"]]
+        self.mark_output(node)
+
+    def visit_space_to_depth(self, node: Node) -> None:
+        self.mark_output(node)  # the op is defined with TF's channel order in either layout
+
+    def visit_depth_to_space(self, node: Node) -> None:
+        """TF's channel order (DCR) as the op's own; where a conv (and its bias, and
+        elementwise ops) alone feeds it, the conv's output channels are permuted into
+        pixel_shuffle's order (CRD) once, at conversion, and the op is a plain pixel_shuffle."""
+        self.mark_output(node)
+        chain, ref = [], node.inputs[0]
+        while True:
+            producer = self.graph.nodes.get(ref.rpartition(":")[0])
+            readers = [n for n in self.graph.nodes.values() if ref in n.inputs]
+            if (producer is None or len(readers) != 1 or len(producer.inputs) != 1
+                    or any(output.source == ref for output in self.graph.outputs)):
+                return
+            chain.append(producer)
+            if producer.op == "conv2d" or layout_class(producer.op) != "elementwise" and \
+                    producer.op != "bias_add":
+                break
+            ref = producer.inputs[0]
+        if chain[-1].op != "conv2d":
+            return
+        channels, block = node.outputs[0].shape[1], node.attrs["block_size"]
+        order = [depth * channels + channel for channel in range(channels)
+                 for depth in range(block * block)]  # CRD position -> DCR channel
+        for producer in chain:
+            for role in ("kernel", "bias"):
+                if role in producer.weights:
+                    self.graph.transform_weight(producer, role, ("take", (0, *order)))
+        node.attrs["crd"] = True
+
     def visit_layer_norm(self, node: Node) -> None:
         node.attrs["axis"] = AXIS_TO_NCHW[node.attrs["axis"]]
         self.mark_output(node)

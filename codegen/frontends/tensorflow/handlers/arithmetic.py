@@ -16,9 +16,18 @@ BINARY = {
 }
 
 
+CLAMPS = {"Maximum": "min", "Minimum": "max"}  # max(x, 0.0) is x.clamp(min=0.0)
+
+
 def _binary(ctx) -> None:
     compare = ctx.op.type == "NotEqual"  # `ids != 0`: an integer scalar is fine there
-    ctx.emit(BINARY[ctx.op.type], [ctx.input_or_scalar(0, compare), ctx.input_or_scalar(1, compare)])
+    inputs = [ctx.input_or_scalar(0, compare), ctx.input_or_scalar(1, compare)]
+    scalars = [ctx.ir_op(ref) == "scalar" for ref in inputs]
+    if ctx.op.type in CLAMPS and scalars.count(True) == 1:  # torch.maximum takes no number
+        bound = {CLAMPS[ctx.op.type]: float(ctx.const(scalars.index(True)).reshape(-1)[0])}
+        ctx.emit("clamp", [inputs[scalars.index(False)]], attrs=bound)
+        return
+    ctx.emit(BINARY[ctx.op.type], inputs)
 
 
 for _tf_op, _ir_op in BINARY.items():

@@ -1,5 +1,6 @@
-"""Elementwise math: Rsqrt, Sqrt, Neg, Exp, Log, Erf, Erfc, Square, Abs, Softplus, LeakyRelu,
-SquaredDifference, Pow, Cast between float types, and Sum."""
+"""Elementwise math: Rsqrt, Sqrt, Neg, Exp, Log, Erf, Erfc, Square, Abs, Softplus, Sign, Ceil,
+Floor, Round, ZerosLike, OnesLike, LeakyRelu, SquaredDifference, Pow, ClipByValue, Cast
+between float types, Sum and Cumsum."""
 
 from __future__ import annotations
 
@@ -17,6 +18,12 @@ UNARY = {
     "Square": "square",
     "Abs": "abs",
     "Softplus": "softplus",
+    "Sign": "sign",
+    "Ceil": "ceil",
+    "Floor": "floor",
+    "Round": "round",  # halves to even, as torch.round
+    "ZerosLike": "zeros_like",
+    "OnesLike": "ones_like",
 }
 FLOATS = {"float16", "bfloat16", "float32", "float64"}
 
@@ -61,3 +68,22 @@ def cast(ctx) -> None:
 @handler("Sum", ir="reduce_sum")
 def reduce_sum(ctx) -> None:
     reduction(ctx, "reduce_sum")
+
+
+@handler("ClipByValue", ir="clamp")
+def clip_by_value(ctx) -> None:
+    """x.clamp(min, max) for number bounds; tensor bounds are torch.maximum / torch.minimum."""
+    bounds = [ctx.const(i) if ctx.is_const(i) else None for i in (1, 2)]
+    if all(b is not None and b.size == 1 for b in bounds):
+        low, high = (float(b.reshape(-1)[0]) for b in bounds)
+        ctx.emit("clamp", [ctx.input(0)], attrs={"min": low, "max": high})
+        return
+    low = ctx.emit("maximum", [ctx.input(0), ctx.input(1)], suffix="min")
+    ctx.emit("minimum", [low, ctx.input(2)])
+
+
+@handler("Cumsum", ir="cumsum", static=(1,))
+def cumsum(ctx) -> None:
+    axis = int(ctx.const(1).reshape(-1)[0]) % ctx.rank(0)
+    ctx.emit("cumsum", [ctx.input(0)], attrs={"axis": axis, "exclusive": bool(ctx.attr("exclusive")),
+                                              "reverse": bool(ctx.attr("reverse"))})

@@ -1,0 +1,130 @@
+"""TF's image resampling and pixel shuffles against the generated PyTorch: each sampling
+TF offers is either the F.interpolate mode that computes the same numbers (checked here on
+upscales, downscales and non-integer ratios, with the size fixed, a multiple of the input's
+or read from another tensor at run time) or refused at to-ir with the mode named."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from codegen.backends.pytorch.build import build
+from codegen.errors import Exit, UnsupportedOpsError
+from codegen.frontends.tensorflow.compat import import_tf
+from codegen.frontends.tensorflow.to_ir import to_ir
+from codegen.verify import import_generated
+
+SIZES = [(9, 11), (16, 6), (5, 20)]  # input sizes: outputs (7, 9) are up, down and in between
+OUTPUTS = ["fixed", "scaled", "like"]
+
+
+def _resize(tf, name: str):
+    ops = tf.raw_ops
+    return {
+        "nearest": lambda x, s: ops.ResizeNearestNeighbor(images=x, size=s),
+        "nearest_half_pixel": lambda x, s: ops.ResizeNearestNeighbor(
+            images=x, size=s, half_pixel_centers=True),
+        "bilinear": lambda x, s: ops.ResizeBilinear(images=x, size=s, half_pixel_centers=True),
+        "bilinear_align_corners": lambda x, s: ops.ResizeBilinear(images=x, size=s,
+                                                                  align_corners=True),
+        "antialias_bilinear": lambda x, s: tf.image.resize(x, s, antialias=True),
+        "antialias_bicubic": lambda x, s: tf.image.resize(x, s, "bicubic", antialias=True),
+    }[name]
+
+
+def _graph(tf, resize, shape=(None, None, None, 3)):
+    """Three resizes of one input: to a fixed size, by (2, 3), to a skip tensor's size."""
+    graph = tf.Graph()
+    with graph.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, shape, name="input")
+        tf.identity(resize(x, tf.constant([7, 9])), name="fixed")
+        tf.identity(resize(x, tf.shape(x)[1:3] * tf.constant([2, 3])), name="scaled")
+        skip = tf.nn.avg_pool2d(x, 2, 2, "SAME")
+        small = tf.nn.max_pool2d(x, 3, 3, "VALID")
+        tf.add(resize(small, tf.shape(skip)[1:3]), skip, name="like")
+    return graph
+
+
+def _convert(tf, graph, tmp_path, outputs):
+    (tmp_path / "g.pb").write_bytes(graph.as_graph_def().SerializeToString())
+    to_ir(tmp_path / "g.pb", None, outputs, tmp_path / "ir", quiet=True)
+    build(tmp_path / "ir", tmp_path / "model", quiet=True)
+    source = (tmp_path / "model" / "model.py").read_text()
+    return import_generated(tmp_path / "model"), " ".join(source.split())  # black's breaks aside
+
+
+def _compare(tf, graph, model, outputs, sizes, batch: int = 2) -> float:
+    rng = np.random.default_rng(0)
+    worst = 0.0
+    for height, width in sizes:
+        images = rng.normal(0, 1, (batch, height, width, 3)).astype(np.float32)
+        with tf.compat.v1.Session(graph=graph) as session:
+            expected = session.run([f"{name}:0" for name in outputs], {"input:0": images})
+        with torch.no_grad():
+            ours = model.load_model()(torch.from_numpy(images.transpose(0, 3, 1, 2).copy()))
+        ours = ours if isinstance(ours, tuple) else (ours,)
+        for mine, reference in zip(ours, expected):
+            mine = mine.numpy().transpose(0, 2, 3, 1)
+            assert mine.shape == reference.shape
+            worst = max(worst, float(np.abs(mine - reference).max() / np.abs(reference).max()))
+    return worst
+
+
+FORMS = {
+    "nearest": 'mode="nearest"',
+    "nearest_half_pixel": 'mode="nearest-exact"',
+    "bilinear": 'mode="bilinear", align_corners=False',
+    "bilinear_align_corners": 'mode="bilinear", align_corners=True',
+    "antialias_bilinear": 'mode="bilinear", align_corners=False, antialias=True',
+    "antialias_bicubic": 'mode="bicubic", align_corners=False, antialias=True',
+}
+
+
+@pytest.mark.parametrize("name", list(FORMS))
+def test_resize_matches_tensorflow(name, tmp_path) -> None:
+    tf = import_tf()
+    graph = _graph(tf, _resize(tf, name))
+    model, source = _convert(tf, graph, tmp_path, OUTPUTS)
+    error = _compare(tf, graph, model, OUTPUTS, SIZES)
+    print(f"\n{name}: {error:.3g}", end="")
+    assert error <= 1e-5, (name, error)
+    assert source.count(FORMS[name]) == 3, source
+    assert "size=(7, 9)" in source and "scale_factor=(2, 3)" in source
+    assert "size=pool.shape[-2:]" in source, source  # the skip's size, read at run time
+
+
+def test_area_at_integer_ratios(tmp_path) -> None:
+    tf = import_tf()
+    graph = tf.Graph()
+    with graph.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, (None, 12, 18, 3), name="input")
+        tf.identity(tf.image.resize(x, [4, 6], "area"), name="down")
+        tf.identity(tf.image.resize(x, [24, 54], "area"), name="up")
+    model, source = _convert(tf, graph, tmp_path, ["down", "up"])
+    assert _compare(tf, graph, model, ["down", "up"], [(12, 18)], batch=3) <= 1e-5
+    assert source.count('mode="area"') == 2, source
+
+
+REFUSED = {
+    "nearest with align_corners": lambda tf, x: tf.raw_ops.ResizeNearestNeighbor(
+        images=x, size=[7, 9], align_corners=True),
+    "legacy": lambda tf, x: tf.compat.v1.image.resize_bilinear(x, [7, 9]),
+    "bicubic": lambda tf, x: tf.image.resize(x, [7, 9], "bicubic"),
+    "area from 12 to 7": lambda tf, x: tf.image.resize(x, [7, 9], "area"),
+    "'lanczos3' kernel": lambda tf, x: tf.image.resize(x, [7, 9], "lanczos3", antialias=True),
+}
+
+
+@pytest.mark.parametrize("mode", list(REFUSED))
+def test_inexact_modes_are_refused_by_name(mode, tmp_path) -> None:
+    tf = import_tf()
+    graph = tf.Graph()
+    with graph.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, (None, 12, 18, 3), name="input")
+        tf.identity(REFUSED[mode](tf, x), name="output")
+    (tmp_path / "g.pb").write_bytes(graph.as_graph_def().SerializeToString())
+    with pytest.raises(UnsupportedOpsError, match=mode) as error:
+        to_ir(tmp_path / "g.pb", None, ["output"], tmp_path / "ir", quiet=True)
+    assert error.value.exit_code == Exit.UNSUPPORTED == 4
+    assert not (tmp_path / "ir").exists()
