@@ -55,6 +55,8 @@ UNARY = {
     "sqrt": lambda x: np.sqrt(np.abs(x)), "neg": np.negative, "exp": np.exp,
     "log": lambda x: np.log(np.abs(x)), "erf": np.vectorize(math.erf),
     "erfc": np.vectorize(math.erfc), "square": np.square, "abs": np.abs,
+    "sign": np.sign, "ceil": np.ceil, "floor": np.floor, "round": np.round,  # halves to even
+    "zeros_like": np.zeros_like, "ones_like": np.ones_like,
 }
 POSITIVE = {"rsqrt", "sqrt", "log"}  # given |x|
 BINARY = {
@@ -94,3 +96,41 @@ def test_form_op_renders_and_computes_its_reference(op):
     ours = eval(text, {"torch": torch, "F": F, "a": torch.from_numpy(a), "b": torch.from_numpy(b)})
     expected = UNARY[op](a) if op in UNARY else BINARY[op](a, b)
     np.testing.assert_allclose(ours.numpy(), expected, rtol=1e-5, atol=1e-6, err_msg=text)
+
+
+def _run_math(node_op: str, attrs: dict, x: np.ndarray, dtype: str = "float32") -> np.ndarray:
+    """Render a clamp / cumsum node as forward writes it and run it on x."""
+    from codegen.backends.pytorch.ops import render_op
+    from codegen.backends.pytorch.render import literal
+    from codegen.ir.graph import Node, TensorInfo
+
+    node = Node("n", node_op, ["a:0"], [TensorInfo(list(x.shape), dtype)], attrs=attrs)
+    render = render_op(node, None)
+    values = {key: value if key == "kind" else literal(value) for key, value in render.attrs.items()}
+    text = str(environment().get_template(render.template).module.forward(["a"], values))
+    return eval(text, {"torch": torch, "F": F, "a": torch.from_numpy(x)}).numpy()
+
+
+@pytest.mark.parametrize("bounds", [{"min": -0.5, "max": 1.0}, {"min": 0.0}, {"max": 6.0}])
+def test_clamp_computes_clip(bounds):
+    x = np.random.default_rng(1).uniform(-2, 8, (2, 3)).astype(np.float32)
+    expected = np.clip(x, bounds.get("min"), bounds.get("max"))
+    np.testing.assert_array_equal(_run_math("clamp", bounds, x), expected)
+
+
+@pytest.mark.parametrize("exclusive", [False, True])
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_cumsum_exclusive_and_reverse(axis, exclusive, reverse):
+    """TF's Cumsum attributes, with numpy's cumsum as the reference (int32 stays int32)."""
+    for x in (np.arange(24, dtype=np.int32).reshape(2, 3, 4),
+              np.random.default_rng(2).normal(size=(2, 3, 4)).astype(np.float32)):
+        flipped = np.flip(x, axis) if reverse else x
+        expected = np.cumsum(flipped, axis, dtype=x.dtype)
+        if exclusive:
+            expected = expected - flipped
+        expected = np.flip(expected, axis) if reverse else expected
+        attrs = {"axis": axis, "exclusive": exclusive, "reverse": reverse}
+        ours = _run_math("cumsum", attrs, x, str(x.dtype))
+        assert ours.dtype == x.dtype
+        np.testing.assert_allclose(ours, expected, rtol=1e-6, atol=1e-6)

@@ -128,3 +128,28 @@ def test_inexact_modes_are_refused_by_name(mode, tmp_path) -> None:
         to_ir(tmp_path / "g.pb", None, ["output"], tmp_path / "ir", quiet=True)
     assert error.value.exit_code == Exit.UNSUPPORTED == 4
     assert not (tmp_path / "ir").exists()
+
+
+def test_small_math_ops_match_tensorflow(tmp_path) -> None:
+    """Round halves to even; ClipByValue and Maximum with Python numbers are x.clamp (not
+    torch.minimum(x, 6.0), which raises); Cumsum's exclusive and reverse, on NCHW axes."""
+    tf = import_tf()
+    graph = tf.Graph()
+    names = ["round", "clip", "clip_op", "relu_floor", "cumsum_w", "cumsum_c", "cumsum_h"]
+    with graph.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, (None, 4, 6, 3), name="input")
+        tf.round(tf.floor(x * 4) / 2, name="round")  # every value a multiple of 1/2
+        tf.clip_by_value(x, -0.5, 1.0, name="clip")  # Minimum, then Maximum
+        tf.raw_ops.ClipByValue(t=x, clip_value_min=-0.5, clip_value_max=1.0, name="clip_op")
+        tf.maximum(x, 0.25, name="relu_floor")
+        tf.cumsum(x, axis=2, exclusive=True, reverse=True, name="cumsum_w")
+        tf.cumsum(x, axis=-1, name="cumsum_c")
+        tf.cumsum(x, axis=1, exclusive=True, name="cumsum_h")
+    model, source = _convert(tf, graph, tmp_path, names)
+    assert _compare(tf, graph, model, names, [(4, 6)], batch=3) <= 1e-6
+    assert "x.clamp(min=-0.5, max=1.0)" in source and "x.clamp(min=0.25)" in source, source
+    assert "x.clamp(max=1.0).clamp(min=-0.5)" in source, source
+    assert "torch.maximum" not in source and "torch.round(div)" in source
+    assert "F.pad(x, (0, 0, 1, -1)).cumsum(2)" in source, source  # exclusive along H
+    assert "F.pad(x, (-1, 1)).flip(3).cumsum(3).flip(3)" in source, source  # W, from the end
+    assert "x.cumsum(1)" in source, source  # the channels
