@@ -153,3 +153,20 @@ def test_small_math_ops_match_tensorflow(tmp_path) -> None:
     assert "F.pad(x, (0, 0, 1, -1)).cumsum(2)" in source, source  # exclusive along H
     assert "F.pad(x, (-1, 1)).flip(3).cumsum(3).flip(3)" in source, source  # W, from the end
     assert "x.cumsum(1)" in source, source  # the channels
+
+
+def test_depth_to_space_and_back(tmp_path) -> None:
+    """TF orders DepthToSpace's channels block-major (DCR), pixel_shuffle channel-major: a
+    view puts them in order (on a graph input, nothing to permute); SpaceToDepth likewise."""
+    tf = import_tf()
+    graph = tf.Graph()
+    with graph.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, (None, None, None, 3), name="input")
+        tiled = tf.concat([x * float(k + 1) for k in range(4)], axis=3)  # 12 channels
+        tf.identity(tf.nn.depth_to_space(tiled, 2), name="d2s")
+        tf.identity(tf.nn.space_to_depth(x, 2), name="s2d")
+    model, source = _convert(tf, graph, tmp_path, ["d2s", "s2d"])
+    assert _compare(tf, graph, model, ["d2s", "s2d"], [(4, 6), (8, 2)], batch=3) == 0.0
+    compact = "".join(source.split())
+    assert ".unflatten(1,(4,-1)).transpose(1,2).flatten(1,2),2" in compact, source
+    assert "F.pixel_unshuffle(x,2).unflatten(1,(-1,4)).transpose(1,2).flatten(1,2)" in compact

@@ -37,7 +37,7 @@ def pixel_shuffle(node: Node, graph: Graph) -> Expr:
     block = node.attrs["block_size"]
     attrs = {"kind": node.op, "block_size": block, "blocks": block * block,
              "crd": node.attrs.get("crd", False)}
-    return Expr(IMAGE, attrs, hint="x")
+    return Expr(IMAGE, attrs, hint=node.op)
 
 
 @renderer("clamp")
