@@ -63,8 +63,8 @@ def espcn():
 
 
 def segmentation_head():
-    """Keras 3: encoder of strided convs; the decoder upsamples bilinearly, resizes to
-    each skip's size and concatenates; class scores at the input size."""
+    """Keras 3: encoder of strided convs; the decoder upsamples (nearest), resizes to each
+    skip's size (bilinear) and concatenates; class scores at the input size."""
     import keras
     from keras import layers
 
@@ -74,7 +74,7 @@ def segmentation_head():
     f1 = layers.Conv2D(8, 3, strides=2, padding="same", activation="relu")(inputs)
     f2 = layers.Conv2D(12, 3, strides=2, padding="same", activation="relu")(f1)
     f3 = layers.Conv2D(16, 3, strides=2, padding="same", activation="relu")(f2)
-    x = resize_like()(f3, f2)
+    x = resize_like()(layers.UpSampling2D((2, 3))(f3), f2)  # nearest: ops.repeat twice
     x = layers.Concatenate()([x, f2])
     x = layers.Conv2D(12, 3, padding="same", activation="relu")(x)
     x = resize_like()(x, f1)
@@ -105,7 +105,10 @@ def _convert(path, tmp_path):
     to_ir(path, None, None, tmp_path / "ir", quiet=True)
     build(tmp_path / "ir", tmp_path / "model", quiet=True)
     source = (tmp_path / "model" / "model.py").read_text()
-    return import_generated(tmp_path / "model").load_model(), source
+    module = import_generated(tmp_path / "model")
+    model = module.load_model()  # (BatchNorms fused into their convs for inference)
+    model.trainable_count = sum(p.numel() for p in module.build_model().parameters())
+    return model, source
 
 
 def _errors(model, torch_model, sizes=SIZES) -> list[float]:
@@ -114,7 +117,7 @@ def _errors(model, torch_model, sizes=SIZES) -> list[float]:
     for height, width in sizes:
         for batch in BATCHES:
             images = rng.uniform(-1, 1, (batch, height, width, 3)).astype(np.float32)
-            expected = np.asarray(model(images, training=False))
+            expected = model(images, training=False).numpy()
             with torch.no_grad():
                 ours = torch_model(torch.from_numpy(images.transpose(0, 3, 1, 2).copy()))
             ours = ours.numpy().transpose(0, 2, 3, 1)
@@ -142,7 +145,7 @@ def test_espcn_super_resolution(espcn_files, fmt, tmp_path) -> None:
     errors = _errors(model, torch_model)
     print(f"\nESPCN [{fmt}]: max rel error {max(errors):.3g}", end="")
     assert max(errors) <= 1e-4, errors
-    assert sum(p.numel() for p in torch_model.parameters()) == _trainable(model)
+    assert torch_model.trainable_count == _trainable(model)
     assert re.search(r"return F\.pixel_shuffle\(conv\w*, 3\)", source), source
     assert "unflatten" not in source and "permute" not in source
 
@@ -160,10 +163,11 @@ def test_segmentation_head(segmentation_files, fmt, tmp_path) -> None:
     errors = _errors(model, torch_model)
     print(f"\nsegmentation head [{fmt}]: max rel error {max(errors):.3g}", end="")
     assert max(errors) <= 1e-4, errors
-    assert sum(p.numel() for p in torch_model.parameters()) == _trainable(model)
+    assert torch_model.trainable_count == _trainable(model)
     text = " ".join(source.split())
     assert text.count('mode="bilinear", align_corners=False') == 3, source
-    assert "permute" not in source
+    assert 'scale_factor=(2, 3), mode="nearest",' in text, source  # one resize, not 2 repeats
+    assert "permute" not in source and ".repeat" not in source and "expand" not in source
 
 
 @pytest.mark.parametrize("fmt", ["savedmodel"])
@@ -180,7 +184,7 @@ def test_tf_keras_upsampling(fmt, tmp_path) -> None:
     errors = _errors(model, torch_model, [(12, 16), (8, 20)])
     print(f"\ntf_keras upsampling head [{fmt}]: max rel error {max(errors):.3g}", end="")
     assert max(errors) <= 1e-4, errors
-    assert sum(p.numel() for p in torch_model.parameters()) == _trainable(model)
+    assert torch_model.trainable_count == _trainable(model)
     text = " ".join(source.split())
     assert 'scale_factor=2, mode="bilinear", align_corners=False' in text, source
     assert 'scale_factor=(2, 3), mode="nearest-exact"' in text, source  # half-pixel centers
@@ -199,7 +203,43 @@ def test_keras_upsampling_and_resizing(fmt, tmp_path) -> None:
         errors = _errors(model, torch_model, [(size, size)])
         print(f"\nKeras upsampling head {size} [{fmt}]: max rel error {max(errors):.3g}", end="")
         assert max(errors) <= 1e-4, errors
-        assert sum(p.numel() for p in torch_model.parameters()) == _trainable(model)
+        assert torch_model.trainable_count == _trainable(model)
         text = " ".join(source.split())
         assert f'size=({size + 3}, {size - 5}), mode="bilinear", align_corners=False' in text
         assert f'size=({size // 2}, {size // 2}), mode="bilinear"' in text, source
+
+
+def deeplab_v3(size: int):
+    """keras-hub's DeepLabV3ImageSegmenter on the smallest ResNet keras-hub accepts (its first
+    stack must have 64 filters), built from constructors, offline. Its bilinear UpSampling2D
+    needs known sizes: one model per input size."""
+    keras_hub = pytest.importorskip("keras_hub")
+    import keras
+
+    from codegen.zoo.keras_apps import calibrate_batch_norm
+
+    keras.utils.set_random_seed(11)
+    encoder = keras_hub.models.ResNetBackbone(
+        input_conv_filters=[64], input_conv_kernel_sizes=[3], stackwise_num_filters=[64, 16],
+        stackwise_num_blocks=[1, 1], stackwise_num_strides=[1, 2], block_type="basic_block",
+        use_pre_activation=False, image_shape=(size, size, 3))
+    backbone = keras_hub.models.DeepLabV3Backbone(
+        image_encoder=encoder, spatial_pyramid_pooling_key="P3", upsampling_size=2,
+        dilation_rates=[1, 2], projection_filters=8, low_level_feature_key="P2",
+        image_shape=(size, size, 3))
+    model = keras_hub.models.DeepLabV3ImageSegmenter(backbone=backbone, num_classes=3)
+    calibrate_batch_norm(model, size, seed=11)
+    return model
+
+
+def test_keras_hub_deeplab_v3(tmp_path) -> None:
+    import_tf()
+    for size in (32, 48):
+        model = deeplab_v3(size)
+        paths = save_keras_model(model, tmp_path / str(size), "deeplab", formats=("keras",))
+        torch_model, source = _convert(paths["keras"], tmp_path / str(size))
+        errors = _errors(model, torch_model, [(size, size)])
+        print(f"\nDeepLabV3 {size} [keras]: max rel error {max(errors):.3g}", end="")
+        assert max(errors) <= 1e-4, errors
+        assert torch_model.trainable_count == _trainable(model)
+        assert 'mode="bilinear", align_corners=False' in " ".join(source.split())

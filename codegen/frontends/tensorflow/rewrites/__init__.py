@@ -13,7 +13,8 @@ import importlib
 from collections.abc import Callable
 
 MODULES = ("batch_norm", "layer_norm", "swish", "gelu", "hard_swish", "dilated_conv",
-           "tensordot", "einsum_dense", "attention", "rnn_outputs", "one_hot_embedding")
+           "tensordot", "einsum_dense", "attention", "rnn_outputs", "one_hot_embedding",
+           "repeat")
 
 REWRITES: dict[str, list[Callable]] = {}  # anchor TF op -> matchers, in MODULES order
 
