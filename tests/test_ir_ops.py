@@ -152,7 +152,37 @@ SHAPE_OPS = [  # op, attrs, reference on NHWC x [2, 4, 5, 3], output shape
      lambda x: x[:, 1:3, ::2, 0:2], [None, 2, 3, 2]),
     ("identity", {}, lambda x: x, [None, 4, 5, 3]),
     ("flip", {"axes": [1]}, lambda x: x[:, ::-1], [None, 4, 5, 3]),
+    ("clamp", {"min": -0.5, "max": 0.25}, lambda x: np.clip(x, -0.5, 0.25), [None, 4, 5, 3]),
+    ("cumsum", {"axis": 2, "exclusive": True, "reverse": True},  # along W, from the end
+     lambda x: np.flip(np.cumsum(np.flip(x, 2), 2) - np.flip(x, 2), 2), [None, 4, 5, 3]),
 ]
+
+
+def _depth_to_space(x, b):  # TF's order: block rows, block columns, then channels
+    n, h, w, c = x.shape
+    return x.reshape(n, h, w, b, b, c // b // b).transpose(0, 1, 3, 2, 4, 5).reshape(
+        n, h * b, w * b, c // b // b)
+
+
+def _space_to_depth(x, b):
+    n, h, w, c = x.shape
+    return x.reshape(n, h // b, b, w // b, b, c).transpose(0, 1, 3, 2, 4, 5).reshape(
+        n, h // b, w // b, b * b * c)
+
+
+IMAGE_OPS = [  # op, attrs, reference on NHWC x [2, 4, 6, 8], output shape
+    ("depth_to_space", {"block_size": 2}, lambda x: _depth_to_space(x, 2), [None, 8, 12, 2]),
+    ("space_to_depth", {"block_size": 2}, lambda x: _space_to_depth(x, 2), [None, 2, 3, 32]),
+    ("resize", {"mode": "nearest", "align_corners": False, "antialias": False, "size": None,
+                "scale": [2, 3]}, lambda x: x.repeat(2, 1).repeat(3, 2), [None, 8, 18, 8]),
+]
+
+
+@pytest.mark.parametrize("op, attrs, reference, shape", IMAGE_OPS, ids=[s[0] for s in IMAGE_OPS])
+def test_image_ops(tmp_path, op, attrs, reference, shape):
+    x = images(2, 4, 6, 8)
+    ours = run_one_op(tmp_path, op, x, shape, attrs=attrs)
+    np.testing.assert_array_equal(ours, reference(x))
 
 
 @pytest.mark.parametrize("op, attrs, reference, shape", SHAPE_OPS, ids=[s[0] for s in SHAPE_OPS])
@@ -230,7 +260,7 @@ def test_recurrent_layers(tmp_path, op, gates, attrs):
 
 TESTED_HERE = {"conv2d", "bias_add", "linear", "embedding", "batch_norm", "layer_norm",
                "max_pool2d", "avg_pool2d", "squeeze", "concat", "constant", "scalar", "mul", "add",
-               "lstm", "gru", "rnn", *(op for op, *_ in SHAPE_OPS)}
+               "lstm", "gru", "rnn", *(op for op, *_ in SHAPE_OPS), *(op for op, *_ in IMAGE_OPS)}
 
 
 def test_every_catalogue_op_has_a_tf_free_test():

@@ -33,6 +33,8 @@ PATTERNS = [
      "linear"),
     (("scores einsum (or transposes + BatchMatMul), scale, `where(mask, s, -large)`, softmax, "
       "context einsum (Keras MultiHeadAttention, keras-hub BERT)"), "attention"),
+    ("ExpandDims, Tile, Reshape repeating rows then columns (Keras 3 nearest UpSampling2D)",
+     "resize"),
     ("Identity, IdentityN, StopGradient, Snapshot, PreventGradient, CheckNumerics", "(passed through)"),
     ("Shape, StridedSlice, Pack, GatherV2, Prod, ConcatV2 feeding a shape operand",
      "(read statically)"),
