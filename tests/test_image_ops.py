@@ -30,6 +30,14 @@ def _resize(tf, name: str):
                                                                   align_corners=True),
         "antialias_bilinear": lambda x, s: tf.image.resize(x, s, antialias=True),
         "antialias_bicubic": lambda x, s: tf.image.resize(x, s, "bicubic", antialias=True),
+        # no F.interpolate mode: TF's own arithmetic, the generated helper tf_resize
+        "nearest_align_corners": lambda x, s: ops.ResizeNearestNeighbor(images=x, size=s,
+                                                                        align_corners=True),
+        "bilinear_legacy": lambda x, s: ops.ResizeBilinear(images=x, size=s),
+        "bicubic": lambda x, s: tf.image.resize(x, s, "bicubic"),
+        "bicubic_legacy": lambda x, s: ops.ResizeBicubic(images=x, size=s),
+        "bicubic_align_corners": lambda x, s: ops.ResizeBicubic(images=x, size=s,
+                                                                align_corners=True),
     }[name]
 
 
@@ -78,6 +86,11 @@ FORMS = {
     "bilinear_align_corners": 'mode="bilinear", align_corners=True',
     "antialias_bilinear": 'mode="bilinear", align_corners=False, antialias=True',
     "antialias_bicubic": 'mode="bicubic", align_corners=False, antialias=True',
+    "nearest_align_corners": '"nearest",align_corners=True',  # tf_resize's arguments
+    "bilinear_legacy": '"bilinear"',
+    "bicubic": '"bicubic",half_pixel_centers=True',
+    "bicubic_legacy": '"bicubic"',
+    "bicubic_align_corners": '"bicubic",align_corners=True',
 }
 
 
@@ -89,9 +102,15 @@ def test_resize_matches_tensorflow(name, tmp_path) -> None:
     error = _compare(tf, graph, model, OUTPUTS, SIZES)
     print(f"\n{name}: {error:.3g}", end="")
     assert error <= 1e-5, (name, error)
-    assert source.count(FORMS[name]) == 3, source
-    assert "size=(7, 9)" in source and "scale_factor=(2, 3)" in source
-    assert "size=pool.shape[-2:]" in source, source  # the skip's size, read at run time
+    if "mode=" in FORMS[name]:
+        assert source.count(FORMS[name]) == 3, source
+        assert "size=(7, 9)" in source and "scale_factor=(2, 3)" in source
+        assert "size=pool.shape[-2:]" in source, source  # the skip's size, read at run time
+    else:  # tf_resize(x, size, mode, ...): TF's arithmetic, no F.interpolate mode
+        compact, form = "".join(source.split()), FORMS[name]
+        assert f"tf_resize(x,(7,9),{form})" in compact, source
+        assert f"tf_resize(x,None,{form},scale_factor=(2,3))" in compact, source
+        assert f"pool.shape[-2:],{form})" in compact, source
 
 
 def test_area_at_integer_ratios(tmp_path) -> None:
@@ -107,10 +126,6 @@ def test_area_at_integer_ratios(tmp_path) -> None:
 
 
 REFUSED = {
-    "nearest with align_corners": lambda tf, x: tf.raw_ops.ResizeNearestNeighbor(
-        images=x, size=[7, 9], align_corners=True),
-    "legacy": lambda tf, x: tf.compat.v1.image.resize_bilinear(x, [7, 9]),
-    "bicubic": lambda tf, x: tf.image.resize(x, [7, 9], "bicubic"),
     "area from 12 to 7": lambda tf, x: tf.image.resize(x, [7, 9], "area"),
     "'lanczos3' kernel": lambda tf, x: tf.image.resize(x, [7, 9], "lanczos3", antialias=True),
 }

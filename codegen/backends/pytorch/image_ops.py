@@ -27,6 +27,12 @@ def resize(node: Node, graph: Graph) -> Expr:
         attrs["align_corners"] = node.attrs["align_corners"]
     if node.attrs["antialias"]:
         attrs["antialias"] = True
+    if node.attrs.get("tf_sampling"):  # TF's own positions and weights (a helper)
+        if "scale" in attrs:
+            attrs["scale"] = tuple(node.attrs["scale"])
+        attrs.update(kind="tf_resize", align_corners=node.attrs["align_corners"],
+                     half_pixel_centers=node.attrs["half_pixel_centers"])
+        return Expr(IMAGE, attrs, hint="resized", helpers=("tf_resize",))
     return Expr(IMAGE, attrs, hint="resized")
 
 

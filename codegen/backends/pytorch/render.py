@@ -27,7 +27,7 @@ INLINE_LIMIT = 60  # a single-use value is written inside its reader when this s
 FRESH_OUTPUT_TEMPLATES = {"ops/conv2d.py.jinja", "ops/linear.py.jinja", "ops/batch_norm.py.jinja",
                           "ops/layer_norm.py.jinja", "ops/binary.py.jinja"}
 HELPER_DEPENDENCIES = {"Conv2dSame": ("same_pad",), "MaxPool2dSame": ("same_pad",),
-                       "AvgPool2dSame": ("same_pad",)}
+                       "AvgPool2dSame": ("same_pad",), "tf_resize": ("tf_resize_taps",)}
 
 
 def environment(user_dir: Path | None = None) -> jinja2.Environment:
@@ -223,7 +223,8 @@ class ClassRenderer:
         module = self.env.get_template("helpers.py.jinja").module
         order = ["same_pad", "PaddedConv2d", "Conv2dSame", "MaxPool2dSame",
                  "AvgPool2dSame", "LayerNorm2d", "Constant", "PositionEmbedding", "one_bias",
-                 "GRUResetBefore", "Masked"]
+                 "GRUResetBefore", "Masked",
+                 "tf_resize_taps", "tf_resize"]
         return [str(getattr(module, name)()) for name in order if name in needed]
 
 

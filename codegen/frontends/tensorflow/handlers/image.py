@@ -1,8 +1,9 @@
 """Image resampling: ResizeNearestNeighbor, ResizeBilinear, ResizeBicubic, ResizeArea,
 ScaleAndTranslate (tf.image.resize with antialias), DepthToSpace and SpaceToDepth.
 
-Each TF sampling is mapped to the `F.interpolate` mode that computes the same numbers, or
-refused with the mode named (measured against TF in tests/test_image_ops.py):
+Each TF sampling is mapped to the `F.interpolate` mode that computes the same numbers, to
+the generated helper `tf_resize` that computes TF's own positions and weights, or refused
+with the mode named (measured against TF in tests/test_image_ops.py):
 
 | TF op (align_corners, half_pixel_centers) | PyTorch |
 | --- | --- |
@@ -12,11 +13,11 @@ refused with the mode named (measured against TF in tests/test_image_ops.py):
 | ResizeBilinear (True, False) | mode="bilinear", align_corners=True |
 | ScaleAndTranslate triangle / keyscubic (antialias=True) | antialias=True |
 | ResizeArea, every ratio an integer | mode="area" |
+| ResizeNearestNeighbor (True, False): rounds half away from zero | tf_resize |
+| ResizeBilinear (False, False): TF1's legacy src = dst * in / out | tf_resize |
+| ResizeBicubic: weights from a 1024-step table; Keys a = -0.5 renormalised at the border with half-pixel centers, else a = -0.75 | tf_resize |
 
-Refused: nearest with align_corners (TF rounds half away from zero), bilinear with neither
-flag (TF's legacy src = dst * in / out), ResizeBicubic (TF reads its cubic weights from a
-1024-entry table and, with half-pixel centers, renormalises them at the border), ResizeArea
-at a non-integer ratio, the other ScaleAndTranslate kernels.
+Refused: ResizeArea at a non-integer ratio, the other ScaleAndTranslate kernels.
 """
 
 from __future__ import annotations
@@ -33,25 +34,19 @@ RESIZE_OPS = ("ResizeNearestNeighbor", "ResizeBilinear", "ResizeBicubic", "Resiz
 def resize(ctx) -> None:
     kind = ctx.op.type
     align, half = bool(ctx.attr("align_corners", False)), bool(ctx.attr("half_pixel_centers", False))
+    tf_sampling = False
     if kind == "ResizeNearestNeighbor":
-        if align:
-            ctx.fail("nearest with align_corners=True rounds half away from zero; PyTorch has "
-                     "no such mode")
         mode = "nearest-exact" if half else "nearest"
+        tf_sampling = align  # rounded half away from zero: no PyTorch mode
     elif kind == "ResizeBilinear":
-        if not (align or half):
-            ctx.fail("bilinear with align_corners=False and half_pixel_centers=False (TF's "
-                     "legacy sampling, src = dst * in / out) has no PyTorch mode")
-        mode = "bilinear"
+        mode, tf_sampling = "bilinear", not (align or half)  # TF1's legacy src = dst * in / out
     elif kind == "ResizeBicubic":
-        ctx.fail("bicubic without antialias: TF reads its cubic weights from a 1024-entry "
-                 "table (and renormalises them at the border with half-pixel centers), "
-                 "PyTorch computes them exactly with a = -0.75; no exact PyTorch form")
+        mode, tf_sampling = "bicubic", True  # weights from a 1024-step table
     else:
         mode = "area"
         if align:
             ctx.fail("area with align_corners=True has no PyTorch mode")
-    _emit(ctx, mode, align_corners=align, antialias=False)
+    _emit(ctx, mode, align_corners=align, antialias=False, tf_sampling=tf_sampling, half=half)
 
 
 KERNELS = {"triangle": "bilinear", "keyscubic": "bicubic"}
@@ -88,12 +83,15 @@ def _plain_scale(ctx) -> bool:
     return True
 
 
-def _emit(ctx, mode: str, *, align_corners: bool, antialias: bool) -> None:
+def _emit(ctx, mode: str, *, align_corners: bool, antialias: bool, tf_sampling: bool = False,
+          half: bool = False) -> None:
     """The output size: fixed, the input's size times integers, or another tensor's size."""
     x = ctx.op.inputs[0]
     in_hw, out_hw = x.shape.as_list()[1:3], ctx.output_info(0).shape[1:3]
     attrs = {"mode": mode, "align_corners": align_corners, "antialias": antialias,
              "size": None, "scale": None}
+    if tf_sampling:
+        attrs.update(tf_sampling=True, half_pixel_centers=half)
     inputs = [ctx.input(0)]
     dims = _size_dims(ctx, ctx.op.inputs[1])
     if None not in in_hw and None not in out_hw:
