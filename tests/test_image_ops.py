@@ -113,20 +113,28 @@ def test_resize_matches_tensorflow(name, tmp_path) -> None:
         assert f"pool.shape[-2:],{form})" in compact, source
 
 
-def test_area_at_integer_ratios(tmp_path) -> None:
+def test_area(tmp_path) -> None:
+    """F.interpolate's area where the output size divides the input's or is 2 ** k times
+    it; TF's overlap weights (tf_resize) at the other ratios, down and up."""
     tf = import_tf()
     graph = tf.Graph()
+    outputs = {"down": [4, 6], "up": [24, 72], "odd_down": [7, 5], "odd_up": [17, 25],
+               "up_by_3": [36, 54]}
     with graph.as_default():
         x = tf.compat.v1.placeholder(tf.float32, (None, 12, 18, 3), name="input")
-        tf.identity(tf.image.resize(x, [4, 6], "area"), name="down")
-        tf.identity(tf.image.resize(x, [24, 54], "area"), name="up")
-    model, source = _convert(tf, graph, tmp_path, ["down", "up"])
-    assert _compare(tf, graph, model, ["down", "up"], [(12, 18)], batch=3) <= 1e-5
-    assert source.count('mode="area"') == 2, source
+        for name, size in outputs.items():
+            tf.identity(tf.image.resize(x, size, "area"), name=name)
+    model, source = _convert(tf, graph, tmp_path, list(outputs))
+    error = _compare(tf, graph, model, list(outputs), [(12, 18)], batch=3)
+    print(f"\narea: {error:.3g}", end="")
+    assert error <= 1e-6
+    assert source.count('mode="area"') == 2, source  # 12 -> 4, 18 -> 6; 12 -> 24, 18 -> 72
+    compact = "".join(source.split())
+    for size in ("(7,5)", "(17,25)", "(36,54)"):  # TF's float32 scale 1/3 rounds up: its own
+        assert f'tf_resize(x,{size},"area")' in compact, source
 
 
 REFUSED = {
-    "area from 12 to 7": lambda tf, x: tf.image.resize(x, [7, 9], "area"),
     "'lanczos3' kernel": lambda tf, x: tf.image.resize(x, [7, 9], "lanczos3", antialias=True),
 }
 

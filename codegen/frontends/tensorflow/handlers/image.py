@@ -12,12 +12,13 @@ with the mode named (measured against TF in tests/test_image_ops.py):
 | ResizeBilinear (False, True): tf.image.resize, Keras Resizing / UpSampling2D | mode="bilinear" |
 | ResizeBilinear (True, False) | mode="bilinear", align_corners=True |
 | ScaleAndTranslate triangle / keyscubic (antialias=True) | antialias=True |
-| ResizeArea, every ratio an integer | mode="area" |
+| ResizeArea, the output size dividing the input's or 2 ** k times it | mode="area" |
 | ResizeNearestNeighbor (True, False): rounds half away from zero | tf_resize |
 | ResizeBilinear (False, False): TF1's legacy src = dst * in / out | tf_resize |
 | ResizeBicubic: weights from a 1024-step table; Keys a = -0.5 renormalised at the border with half-pixel centers, else a = -0.75 | tf_resize |
+| ResizeArea at other ratios: each input pixel weighs its overlap | tf_resize |
 
-Refused: ResizeArea at a non-integer ratio, the other ScaleAndTranslate kernels.
+Refused: the ScaleAndTranslate kernels other than triangle and keyscubic.
 """
 
 from __future__ import annotations
@@ -43,9 +44,7 @@ def resize(ctx) -> None:
     elif kind == "ResizeBicubic":
         mode, tf_sampling = "bicubic", True  # weights from a 1024-step table
     else:
-        mode = "area"
-        if align:
-            ctx.fail("area with align_corners=True has no PyTorch mode")
+        mode, tf_sampling = "area", True  # F.interpolate's area where exact (_area_ratio)
     _emit(ctx, mode, align_corners=align, antialias=False, tf_sampling=tf_sampling, half=half)
 
 
@@ -105,20 +104,23 @@ def _emit(ctx, mode: str, *, align_corners: bool, antialias: bool, tf_sampling: 
     else:
         ctx.fail("the output size must be fixed, the input's size times integers, or the "
                  "size of another tensor")
-    if mode == "area":
-        _check_area_ratio(ctx, attrs, in_hw)
+    if mode == "area" and not align_corners and _area_ratio(attrs, in_hw):
+        del attrs["tf_sampling"], attrs["half_pixel_centers"]
     ctx.emit("resize", inputs, attrs=attrs)
 
 
-def _check_area_ratio(ctx, attrs, in_hw) -> None:
+def _area_ratio(attrs, in_hw) -> bool:
+    """PyTorch's area (adaptive average pooling) is TF's ResizeArea where the output size
+    divides the input's, or is a power-of-two multiple of it (TF's scale 1/3 rounds up in
+    float32, so a 3x upscale spills weights of ~1e-6 into the next pixel)."""
+    def exact(size, out):
+        return size % out == 0 or (out % size == 0 and (out // size) & (out // size - 1) == 0)
+
     if attrs["scale"] is not None:
-        return
+        return all(exact(1, k) for k in attrs["scale"])
     if attrs["size"] is None or None in in_hw:
-        ctx.fail("area to a size known only at run time: exact only at integer ratios")
-    for size, out in zip(in_hw, attrs["size"]):
-        if size % out and out % size:
-            ctx.fail(f"area from {size} to {out}: PyTorch's area (adaptive average pooling) "
-                     "equals TF's ResizeArea only where one size divides the other")
+        return False
+    return all(exact(size, out) for size, out in zip(in_hw, attrs["size"]))
 
 
 def _read(dim, x, axis: int) -> bool:
