@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import check_export_and_compile
 
 from codegen.backends.pytorch.build import build
 from codegen.errors import Exit, UnsupportedOpsError
@@ -101,6 +102,8 @@ def test_resize_matches_tensorflow(name, tmp_path) -> None:
     model, source = _convert(tf, graph, tmp_path, OUTPUTS)
     error = _compare(tf, graph, model, OUTPUTS, SIZES)
     print(f"\n{name}: {error:.3g}", end="")
+    if name in ("bilinear", "bicubic"):  # F.interpolate, and the tf_resize helper
+        check_export_and_compile(model.load_model(), torch.randn(2, 3, 13, 17))
     assert error <= 1e-5, (name, error)
     if "mode=" in FORMS[name]:
         assert source.count(FORMS[name]) == 3, source
