@@ -178,8 +178,8 @@ class LayoutPass:
                     or any(output.source == ref for output in self.graph.outputs)):
                 return
             chain.append(producer)
-            if producer.op == "conv2d" or layout_class(producer.op) != "elementwise" and \
-                    producer.op != "bias_add":
+            passes_channels = producer.op == "bias_add" or layout_class(producer.op) == "elementwise"
+            if not passes_channels:  # the conv, or an op the permutation cannot pass
                 break
             ref = producer.inputs[0]
         if chain[-1].op != "conv2d":
