@@ -196,3 +196,26 @@ def test_depth_to_space_and_back(tmp_path) -> None:
     compact = "".join(source.split())
     assert ".unflatten(1,(4,-1)).transpose(1,2).flatten(1,2),2" in compact, source
     assert "F.pixel_unshuffle(x,2).unflatten(1,(-1,4)).transpose(1,2).flatten(1,2)" in compact
+
+
+def test_conv_before_depth_to_space_is_permuted_and_verified_per_layer(tmp_path) -> None:
+    """conv -> bias -> tanh -> DepthToSpace: the conv's output channels are permuted once
+    into pixel_shuffle's order; verify --per-layer reads TF's conv output in that order
+    (no false jump at the conv)."""
+    from codegen.verify.layers import verify_layers
+
+    tf = import_tf()
+    rng = np.random.default_rng(3)
+    graph = tf.Graph()
+    with graph.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, (None, 6, 8, 3), name="input")
+        kernel = tf.constant(rng.normal(0, 0.5, (3, 3, 3, 12)).astype(np.float32))
+        bias = tf.constant(rng.normal(0, 0.5, 12).astype(np.float32))
+        h = tf.tanh(tf.nn.bias_add(tf.nn.conv2d(x, kernel, 1, "SAME"), bias))
+        tf.identity(tf.nn.depth_to_space(h, 2), name="output")
+    model, source = _convert(tf, graph, tmp_path, ["output"])
+    assert _compare(tf, graph, model, ["output"], [(6, 8)], batch=3) <= 1e-6
+    assert "F.pixel_shuffle(torch.tanh(self.conv(x)), 2)" in source, source
+    report = verify_layers(tmp_path / "g.pb", None, tmp_path / "model", quiet=True)
+    assert not report.skipped and len(report.rows) == 2, report
+    assert report.first_jump is None and report.worst.rel <= 1e-6, report

@@ -91,6 +91,8 @@ def verify_layers(model_path: Path, weights: Path | None, out_dir: Path, *, batc
             fetched = runner.session.run([row["tf_tensor"] for row in layers + outputs],
                                          {f"{k}:0": v for k, v in feeds.items()})
             results[step] = [_to_nchw(a, row["nchw"]) for a, row in zip(fetched, layers + outputs)]
+            results[step] = [a[:, row["channels"]] if "channels" in row else a  # our order
+                             for a, row in zip(results[step], layers + outputs)]
         else:
             dtype = torch.float64 if step.endswith("64") else torch.float32
             results[step] = _run_hooked(model.to(dtype), [layer["module"] for layer in layers],

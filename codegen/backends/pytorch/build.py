@@ -280,4 +280,6 @@ def _layers(graph: Graph, layers: dict[str, str], tf_layout: str) -> list[dict]:
         rows.append({"module": module, "node": node_name,
                      "tf_tensor": graph.tf_tensor(f"{node_name}:0"), "shape": shape,
                      "nchw": tf_layout == "NHWC" and len(shape) == 4})
+        if "channel_order" in graph.nodes[node_name].attrs:  # a conv before a pixel shuffle
+            rows[-1]["channels"] = graph.nodes[node_name].attrs["channel_order"]
     return rows

@@ -191,6 +191,7 @@ class LayoutPass:
             for role in ("kernel", "bias"):
                 if role in producer.weights:
                     self.graph.transform_weight(producer, role, ("take", (0, *order)))
+        chain[-1].attrs["channel_order"] = order  # (verify --per-layer reads TF's so)
         node.attrs["crd"] = True
 
     def visit_layer_norm(self, node: Node) -> None:
