@@ -1,4 +1,5 @@
-"""Elementwise binary ops: Add, AddV2, Sub, Mul, RealDiv, Maximum, Minimum."""
+"""Elementwise binary ops: Add, AddV2, Sub, Mul, RealDiv, Maximum, Minimum, NotEqual; a
+Maximum / Minimum with a number is x.clamp, and tf.clip_by_value's pair one x.clamp(lo, hi)."""
 
 from __future__ import annotations
 
@@ -24,10 +25,31 @@ def _binary(ctx) -> None:
     inputs = [ctx.input_or_scalar(0, compare), ctx.input_or_scalar(1, compare)]
     scalars = [ctx.ir_op(ref) == "scalar" for ref in inputs]
     if ctx.op.type in CLAMPS and scalars.count(True) == 1:  # torch.maximum takes no number
-        bound = {CLAMPS[ctx.op.type]: float(ctx.const(scalars.index(True)).reshape(-1)[0])}
-        ctx.emit("clamp", [inputs[scalars.index(False)]], attrs=bound)
+        index = scalars.index(False)
+        bounds = {CLAMPS[ctx.op.type]: float(ctx.const(1 - index).reshape(-1)[0])}
+        x, inner = inputs[index], _other_bound(ctx, ctx.op.inputs[index])
+        merged = {**bounds, **inner[1]} if inner is not None else {}
+        if merged and merged["min"] <= merged["max"]:  # (else TF's result is lo, torch's hi)
+            x, bounds = inner[0], merged  # clip_by_value: x.clamp(lo, hi)
+        ctx.emit("clamp", [x], attrs={key: bounds[key] for key in ("min", "max") if key in bounds})
         return
     ctx.emit(BINARY[ctx.op.type], inputs)
+
+
+def _other_bound(ctx, tensor):
+    """(x's ref, {"max": hi}) when `tensor` is Minimum(x, hi) of a number (or Maximum(x,
+    lo)) that only this op reads: min then max of numbers is one clamp."""
+    op = tensor.op
+    if op.type != {"Maximum": "Minimum", "Minimum": "Maximum"}[ctx.op.type] or \
+            len(tensor.consumers()) != 1:
+        return None
+    inner = ctx.of(op)
+    numbers = [inner.kind(i) == "constant" and op.inputs[i].dtype.is_floating
+               and op.inputs[i].shape.num_elements() == 1 for i in (0, 1)]
+    if numbers.count(True) != 1 or op.inputs[numbers.index(False)].shape != op.outputs[0].shape:
+        return None
+    value = float(inner.const(numbers.index(True)).reshape(-1)[0])
+    return ctx.ref_of(op.inputs[numbers.index(False)]), {CLAMPS[op.type]: value}
 
 
 for _tf_op, _ir_op in BINARY.items():
