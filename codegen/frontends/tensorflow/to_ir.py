@@ -86,9 +86,6 @@ def to_ir(
     for warning in converter.warnings:
         if not quiet:
             print(f"codegen: warning: {warning}", file=sys.stderr)
-    note = bn_note(model_path, graph, converter)
-    if note and not quiet:
-        print(f"note: {note}", file=sys.stderr)
     with staged_dir(Path(out_dir)) as temp:
         readers: dict[tuple[str, str], list[str]] = {}  # one source -> its IR weights
         for name, source in converter.weight_sources.items():
@@ -113,4 +110,7 @@ def to_ir(
         if problems:  # (the JSON Schema check runs in `codegen build` and in the tests)
             raise InvalidIRError(f"internal: the IR fails its checks: {problems[0]}", details=problems)
         graph.save(temp)
+    note = bn_note(model_path, graph, converter)  # once the IR is written: not before an error
+    if note and not quiet:
+        print(f"note: {note}", file=sys.stderr)
     return graph
