@@ -238,3 +238,36 @@ def test_slim_decay_from_the_training_graph(is_training, capsys, tmp_path):
         assert ("note: BatchNorm momentum not recorded in this checkpoint's graph (exported "
                 "with is_training=False): assumed TF-slim's decay 0.997 for 2 layers; pass "
                 "--bn-decay to set it") in err
+
+
+def test_nested_and_custom_layers_of_a_tf_keras_savedmodel(capsys, tmp_path):
+    """A BatchNorm in a nested Sequential and one inside a custom layer (whose config does
+    not hold its sublayers): keras_metadata.pb has an entry for each tracked layer."""
+    from codegen.frontends.tensorflow.compat import import_tf
+
+    import_tf()
+    import tf_keras
+
+    layers = tf_keras.layers
+
+    class ConvNorm(layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.conv = layers.Conv2D(4, 1, name="conv")
+            self.norm = layers.BatchNormalization(momentum=0.7, name="norm")
+
+        def call(self, x, training=None):
+            return self.norm(self.conv(x), training=training)
+
+    tf_keras.utils.set_random_seed(1)
+    inner = tf_keras.Sequential([layers.Conv2D(4, 3, padding="same", name="conv"),
+                                 layers.BatchNormalization(momentum=0.8, name="bn")], name="inner")
+    inputs = tf_keras.Input((8, 8, 3))
+    x = ConvNorm(name="custom")(inner(inputs))
+    outputs = layers.BatchNormalization(momentum=0.95, name="top_bn")(x)
+    tf_keras.Model(inputs, outputs).save(tmp_path / "saved", save_format="tf")
+    code, _, err = run_cli(capsys, "to-ir", tmp_path / "saved", "-o", tmp_path / "ir")
+    assert code == 0 and "momentum" not in err, err
+    nodes = json.loads((tmp_path / "ir" / "graph.json").read_text())["nodes"]
+    assert {node["name"].split("/")[1]: node["attrs"]["momentum"] for node in nodes
+            if node["op"] == "batch_norm"} == {"inner": 0.2, "custom": 0.3, "top_bn": 0.05}

@@ -38,7 +38,7 @@ def from_keras_layers(model) -> dict[str, float]:
     from codegen.frontends.tensorflow.saved import variable_name
 
     decays = {}
-    for layer in model._flatten_layers():  # noqa: SLF001 - every layer, nested ones too
+    for layer in model._flatten_layers():  # every layer, nested ones too
         mean, momentum = getattr(layer, "moving_mean", None), getattr(layer, "momentum", None)
         if mean is not None and isinstance(momentum, (int, float)):
             decays[layer_of(variable_name(mean))] = float(momentum)
@@ -114,7 +114,8 @@ def from_graph(graph_def) -> dict[str, float]:
     """The decay of each moving statistic's update in `graph_def`: AssignSub(moving_mean,
     (moving_mean - batch_mean) * factor), factor = 1 - decay (tf.compat.v1 Keras layers,
     TF-slim unfused) or `1 - decay` computed in the graph (TF-slim fused). Where the factor
-    is not a constant (is_training a tensor: a tf.cond picks it), the layer is left out."""
+    is not a constant (is_training a tensor: an `If` picks it), the layer is left out (such
+    a graph's batch norm is an `If` too, which the converter refuses)."""
     nodes = {node.name: node for node in graph_def.node}
     decays = {}
     for node in graph_def.node:
