@@ -281,8 +281,8 @@ def _unlisted(tensor):
 
 
 def _refuse(ctx, reason: str) -> None:
-    ctx.fail(f"while loop {ctx.name!r} is not recognised as a Keras LSTM, GRU or SimpleRNN: "
-             f"{reason}")
+    ctx.fail(f"while loop {ctx.name!r} is not recognised as a Keras LSTM, GRU, SimpleRNN or "
+             f"TimeDistributed: {reason}")
 
 
 # -- inputs and weights -----------------------------------------------------------------------
