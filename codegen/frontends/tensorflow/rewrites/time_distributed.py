@@ -12,12 +12,26 @@ the other steps, the stack and the pfor ops are never converted."""
 
 from __future__ import annotations
 
-import functools
+import weakref
 from dataclasses import dataclass
 
 from codegen.frontends.tensorflow.rewrites import rewrite
 
 LIMIT = 20000  # ops a walk may visit: a TimeDistributed body is far smaller
+_FOUND: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # graph -> {op: result}
+
+
+def _memo(function):
+    """`function(op)` computed once per op, kept only while the op's graph lives."""
+
+    def memoised(op):
+        found = _FOUND.setdefault(op.graph, {})
+        key = (function.__name__, op)
+        if key not in found:
+            found[key] = function(op)
+        return found[key]
+
+    return memoised
 SOURCES = ("Placeholder", "PlaceholderWithDefault")
 
 
@@ -81,7 +95,7 @@ def _per_step(output, step_input, time_major) -> bool:
                    (op is not step_input and _step_slice(op, time_major)) for op in walk[0])
 
 
-@functools.lru_cache(maxsize=None)
+@_memo
 def distributed(out) -> Distributed | None:
     """The TimeDistributed whose output transpose is `out` (stack or pfor form)."""
     if not _swaps(out):
@@ -152,7 +166,7 @@ def _dead_ends(step) -> list:
     return ends
 
 
-@functools.lru_cache(maxsize=None)
+@_memo
 def _outputs_of(time_major) -> tuple:
     """The TimeDistributed output transposes fed by the time-major tensor."""
     seen, stack, found = set(), [time_major], []
