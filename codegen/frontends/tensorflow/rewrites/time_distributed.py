@@ -40,6 +40,7 @@ class Distributed:
     source: object  # the batch-first tensor [N, T, ...]
     step_input: object  # the op that stands for x[:, t] (a StridedSlice of the time-major x)
     step_output: object  # the layer's output for that step [N, ...]
+    body: frozenset = frozenset()  # the names of the ops from step_input to step_output
 
 
 def _value(tensor):
@@ -85,14 +86,16 @@ def _step_slice(op, time_major) -> bool:
             and not any(op.get_attr(m) for m in ("ellipsis_mask", "new_axis_mask")))
 
 
-def _per_step(output, step_input, time_major) -> bool:
-    """The layer's output for one step reads the time-major tensor only through its step
-    (nothing of the other steps, no model input)."""
+def _per_step(output, step_input, time_major) -> frozenset | None:
+    """The names of the ops of the layer's one-step body, if its output reads the
+    time-major tensor only through its step (nothing of the other steps, no model input)."""
     walk = _walk_back([output], lambda op: op is step_input)
     if walk is None or step_input not in walk[1]:
-        return False
-    return not any(op is time_major or op.type in SOURCES or _swaps(op) or
-                   (op is not step_input and _step_slice(op, time_major)) for op in walk[0])
+        return None
+    if any(op is time_major or op.type in SOURCES or _swaps(op) or
+           (op is not step_input and _step_slice(op, time_major)) for op in walk[0]):
+        return None
+    return frozenset(op.name for op in walk[0])
 
 
 @_memo
@@ -120,7 +123,7 @@ def distributed(out) -> Distributed | None:
             return None
         if not all(_per_step(pack.inputs[i], by_index[i], time_major) for i in range(length)):
             return None
-        return Distributed(source, by_index[0], pack.inputs[0])
+        return Distributed(source, by_index[0], pack.inputs[0], frozenset())
     # T unknown: pfor. The one-step body on x_t[pfor's loop index] ends in one tensor that
     # nothing reads, of the output's rank less one
     indexed = [step for step in steps if _value(step.inputs[1]) is None
@@ -129,9 +132,8 @@ def distributed(out) -> Distributed | None:
         return None
     ends = [t for t in _dead_ends(indexed[0]) if t.shape.rank == rank - 1
             and t.dtype == out.outputs[0].dtype and _fits(t, out.outputs[0])]
-    if len(ends) != 1 or not _per_step(ends[0], indexed[0], time_major):
-        return None
-    return Distributed(source, indexed[0], ends[0])
+    body = _per_step(ends[0], indexed[0], time_major) if len(ends) == 1 else None
+    return None if body is None else Distributed(source, indexed[0], ends[0], body)
 
 
 def _fits(step, out) -> bool:
@@ -210,6 +212,13 @@ def match_output(ctx) -> bool:
         return False
     ctx.emit("unflatten_as", [ctx.ref_of(found.step_output), ctx.ref_of(found.source)],
              attrs={"axis": 0, "count": 2})
+    # vectorized_map scopes the one-step body one level deeper than the layer: named as
+    # the layer's own ops are when the length is known
+    levels = {name[len(ctx.scope) + 1:].partition("/")[0] for name in found.body
+              if name.startswith(ctx.scope + "/")}
+    if found.body and len(levels) == 1 and all(
+            name.startswith(f"{ctx.scope}/{next(iter(levels))}/") for name in found.body):
+        ctx.rescope(set(found.body), f"{ctx.scope}/{next(iter(levels))}", ctx.scope)
     return True
 
 
