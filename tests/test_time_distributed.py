@@ -26,10 +26,10 @@ from codegen.verify import import_generated
 SIZE, FIXED, LENGTHS, BATCHES = 10, 5, (4, 7), (1, 3)
 
 
-def _video_classifier(keras_module, length, recurrent: str):
+def _video_classifier(keras_module, length, recurrent: str, size):
     K, L = keras_module, keras_module.layers
     K.utils.set_random_seed(0)
-    clip = K.Input((length, SIZE, SIZE, 3), name="clip")
+    clip = K.Input((length, size, size, 3), name="clip")
     x = L.TimeDistributed(L.Conv2D(4, 3, padding="same", activation="relu"))(clip)
     x = L.TimeDistributed(L.BatchNormalization())(x)
     x = L.TimeDistributed(L.GlobalAveragePooling2D())(x)
@@ -58,18 +58,21 @@ def _save(model, path, fmt: str, keras3: bool):
 
 CASES = [("keras3", "keras", None), ("keras3", "keras", FIXED), ("keras3", "savedmodel", None),
          ("keras3", "savedmodel", FIXED), ("tf_keras", "h5", None), ("tf_keras", "h5", FIXED),
-         ("tf_keras", "savedmodel", None)]
+         ("tf_keras", "savedmodel", None), ("keras3", "keras", "images"),
+         ("tf_keras", "h5", "images")]  # "images": frame sizes unknown too
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0]}-{c[1]}-T{c[2]}")
 def test_video_classifier(case, tmp_path):
     flavour, fmt, length = case
+    size = None if length == "images" else SIZE
+    length = None if length == "images" else length
     import_tf()
     if flavour == "keras3":
         import keras as keras_module
     else:
         import tf_keras as keras_module
-    model = _video_classifier(keras_module, length, "GRU" if flavour == "keras3" else "LSTM")
+    model = _video_classifier(keras_module, length, "GRU" if flavour == "keras3" else "LSTM", size)
     path = _save(model, tmp_path, fmt, flavour == "keras3")
     if fmt == "savedmodel":  # in a process of its own: the functions Keras traced here
         result = codegen("to-ir", path, "-o", tmp_path / "ir")  # share their names
@@ -82,7 +85,8 @@ def test_video_classifier(case, tmp_path):
     rng, worst = np.random.default_rng(2), 0.0
     for batch in BATCHES:
         for steps in (LENGTHS if length is None else (length,)):
-            clip = rng.normal(0, 1, (batch, steps, SIZE, SIZE, 3)).astype(np.float32)
+            frame = SIZE if size is not None or batch == 1 else SIZE + 3  # any size
+            clip = rng.normal(0, 1, (batch, steps, frame, frame, 3)).astype(np.float32)
             expected = np.asarray(model(clip, training=False))
             with torch.no_grad():
                 ours = torch_model(torch.from_numpy(clip)).numpy()

@@ -22,23 +22,28 @@ def _sizes(tensor) -> list | None:
     return tensor.shape.as_list() if tensor.shape.rank is not None else None
 
 
-def _folds(op) -> bool:
-    """A Reshape that merges the first two axes of its input: [N, T, *rest] -> [N * T, *rest]
-    (the sizes of `rest` known)."""
+def _is_size(dim, tensor, axis: int) -> bool:
+    """A size of a shape vector (symbolic_dims) is `tensor`'s size on `axis`."""
+    if isinstance(dim, tuple) and len(dim) == 2 and not isinstance(dim[0], str):
+        return _through_identity(dim[0]) is _through_identity(tensor) and dim[1] == axis
+    size = tensor.shape.as_list()[axis]
+    return isinstance(dim, int) and size is not None and dim == size
+
+
+def _folds(ctx, op) -> bool:
+    """reshape(x, [-1, *x.shape[2:]]): the first two axes of x merged, the others kept
+    (read from x where unknown)."""
     if op.type != "Reshape":
         return False
     x, y = _sizes(op.inputs[0]), _sizes(op.outputs[0])
-    return (x is not None and y is not None and len(x) >= 3 and len(y) == len(x) - 1
-            and None not in x[2:] and y[1:] == x[2:])
+    if x is None or y is None or len(x) < 3 or len(y) != len(x) - 1:
+        return False
+    dims = symbolic_dims(ctx, op.inputs[1])
+    return (dims is not None and len(dims) == len(y) and dims[0] == -1
+            and all(_is_size(dim, op.inputs[0], axis + 2) for axis, dim in enumerate(dims[1:])))
 
 
-def _fold_dims_ok(ctx, op) -> bool:
-    dims, x = symbolic_dims(ctx, op.inputs[1]), op.inputs[0]
-    rest = x.shape.as_list()[2:]
-    return dims is not None and len(dims) == len(rest) + 1 and dims[0] == -1 and dims[1:] == rest
-
-
-def _folded_source(tensor):
+def _folded_source(ctx, tensor):
     """The x of the one fold behind `tensor` (walking back through the layer), or None."""
     seen, stack, sources = set(), [tensor.op], set()
     while stack:
@@ -48,7 +53,7 @@ def _folded_source(tensor):
         seen.add(op)
         if len(seen) > LIMIT:
             return None
-        if _folds(op):
+        if _folds(ctx, op):
             sources.add(_through_identity(op.inputs[0]))
         elif op.type not in ("Const", "VarHandleOp", "VariableV2", "Shape", "Placeholder"):
             stack.extend(t.op for t in op.inputs)
@@ -60,20 +65,16 @@ def unfolded(ctx, op):
     if op.type != "Reshape":
         return None
     y, out = _sizes(op.inputs[0]), _sizes(op.outputs[0])
-    if y is None or out is None or len(out) != len(y) + 1 or len(y) < 2 or None in y[1:] \
-            or out[2:] != y[1:]:
+    if y is None or out is None or len(y) < 2 or len(out) != len(y) + 1:
         return None
-    x = _folded_source(op.inputs[0])
     dims = symbolic_dims(ctx, op.inputs[1])
-    if x is None or dims is None or len(dims) != len(out) or dims[2:] != y[1:]:
+    if dims is None or len(dims) != len(out) or not all(
+            _is_size(dim, op.inputs[0], axis + 1) for axis, dim in enumerate(dims[2:])):
         return None
-
-    def is_size(dim, axis: int) -> bool:
-        if isinstance(dim, tuple) and len(dim) == 2 and not isinstance(dim[0], str):
-            return _through_identity(dim[0]) is x and dim[1] == axis
-        return isinstance(dim, int) and dim == x.shape.as_list()[axis] and dim is not None
-
-    return x if (dims[0] == -1 or is_size(dims[0], 0)) and is_size(dims[1], 1) else None
+    x = _folded_source(ctx, op.inputs[0])
+    if x is None:
+        return None
+    return x if (dims[0] == -1 or _is_size(dims[0], x, 0)) and _is_size(dims[1], x, 1) else None
 
 
 def _feeds_unfold(ctx, op) -> bool:
@@ -87,7 +88,7 @@ def _feeds_unfold(ctx, op) -> bool:
         seen.add(consumer)
         if consumer.type == "Reshape" and unfolded(ctx, consumer) is source:
             return True
-        if not _folds(consumer):
+        if not _folds(ctx, consumer):
             stack.extend(c for t in consumer.outputs for c in t.consumers())
     return False
 
@@ -97,7 +98,7 @@ def match_fold(ctx) -> bool:
     """[N, T, ...] -> [N * T, ...]: x.flatten(0, 1), where it folds a TimeDistributed's
     steps (or any tensor of rank >= 4, an image sequence, which the layout pass then reads
     as the images it is)."""
-    if not _folds(ctx.op) or not _fold_dims_ok(ctx, ctx.op):
+    if not _folds(ctx, ctx.op):
         return False
     if ctx.op.inputs[0].shape.rank < 4 and not _feeds_unfold(ctx, ctx.op):
         return False
