@@ -78,7 +78,8 @@ def unfolded(ctx, op):
 
 
 def _feeds_unfold(ctx, op) -> bool:
-    """Whether a fold's output reaches a reshape that unfolds it (the TimeDistributed)."""
+    """Whether a fold's output reaches a reshape that unfolds it (the TimeDistributed),
+    before any other reshape (a layer that reshapes keeps its fold a plain reshape)."""
     source = _through_identity(op.inputs[0])
     seen, stack = set(), [c for c in op.outputs[0].consumers()]
     while stack:
@@ -86,10 +87,11 @@ def _feeds_unfold(ctx, op) -> bool:
         if consumer in seen or len(seen) > LIMIT:
             continue
         seen.add(consumer)
-        if consumer.type == "Reshape" and unfolded(ctx, consumer) is source:
-            return True
-        if not _folds(ctx, consumer):
-            stack.extend(c for t in consumer.outputs for c in t.consumers())
+        if consumer.type == "Reshape":  # the unfold, or the layer's own: not past it
+            if unfolded(ctx, consumer) is source:
+                return True
+            continue
+        stack.extend(c for t in consumer.outputs for c in t.consumers())
     return False
 
 
