@@ -112,7 +112,7 @@ def distributed(out) -> Distributed | None:
              if _step_slice(op, time_major)]
     pack = out.inputs[0].op
     if pack.type == "Pack":  # T known: one call per step, stacked
-        length = source.shape.as_list()[1] if source.shape.rank == rank else None
+        length = source.shape.as_list()[1] if source.shape.rank is not None else None
         if pack.get_attr("axis") != 0 or len(pack.inputs) != length or len(steps) != length:
             return None
         by_index = {}
