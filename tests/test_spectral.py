@@ -56,7 +56,9 @@ def signal_module(tmp_path_factory):
             odd = tf.signal.irfft(tf.signal.rfft(h, fft_length=[5]), fft_length=[5])
             return {"mixed": mixed + back + both, "power": tf.math.abs(spectrum),
                     "even": tf.signal.irfft(spectrum), "odd": odd,
-                    "phase": tf.math.imag(spectrum)}
+                    "phase": tf.math.imag(spectrum),
+                    "plane": tf.signal.irfft2d(tf.signal.rfft2d(tf.reshape(h[:, :1], [-1, 2, 3])),
+                                               fft_length=[2, 3])}
 
     module = Spectra()
     path = tmp_path_factory.mktemp("spectra") / "saved"
@@ -68,7 +70,7 @@ def test_tf_signal_ops_match_tensorflow(signal_module, tmp_path):
     module, path = signal_module
     torch_model, source = _convert(path, tmp_path)
     rng = np.random.default_rng(1)
-    names = ["even", "mixed", "odd", "phase", "power"]
+    names = ["even", "mixed", "odd", "phase", "plane", "power"]
     worst = 0.0
     for batch in BATCHES:
         for length in LENGTHS:
@@ -82,7 +84,8 @@ def test_tf_signal_ops_match_tensorflow(signal_module, tmp_path):
     assert worst <= 1e-4, worst
     assert _parameters(torch_model) == 36
     for text in ("torch.fft.fft(", "torch.fft.fft2(", "torch.fft.ifft(", "torch.fft.ifft2(",
-                 "torch.fft.rfft(", "torch.fft.irfft(", ", n=5)", ".to(torch.complex64)",
+                 "torch.fft.rfft(", "torch.fft.irfft(", ", n=5)", "torch.fft.rfft2(",
+                 "s=(2, 3)", ".to(torch.complex64)",
                  "torch.complex(", ".real", ".imag", "torch.abs("):
         assert text in source, text
 
