@@ -98,6 +98,49 @@ def test_form_op_renders_and_computes_its_reference(op):
     np.testing.assert_allclose(ours.numpy(), expected, rtol=1e-5, atol=1e-6, err_msg=text)
 
 
+# numpy references for the spectral ops (their renderer picks torch.fft's function)
+SPECTRAL = {
+    ("fft", "fft", None): np.fft.fft, ("fft", "ifft", None): np.fft.ifft,
+    ("fft", "fft2", None): np.fft.fft2, ("fft", "ifft2", None): np.fft.ifft2,
+    ("fft", "rfft", None): np.fft.rfft, ("fft", "rfft", (5,)): lambda x: np.fft.rfft(x, 5),
+    ("fft", "irfft", (7,)): lambda x: np.fft.irfft(x, 7), ("fft", "irfft", None): np.fft.irfft,
+    ("fft", "rfft2", None): np.fft.rfft2, ("fft", "irfft2", (4, 6)): lambda x: np.fft.irfft2(x, (4, 6)),
+    ("real", None, None): np.real, ("imag", None, None): np.imag,
+    ("cast", None, None): lambda x: x.astype(np.complex64),
+}
+
+
+@pytest.mark.parametrize("case", SPECTRAL, ids=lambda case: "-".join(map(str, case)))
+def test_spectral_op_renders_and_computes_its_reference(case):
+    from codegen.backends.pytorch.ops import render_op
+    from codegen.ir.graph import Node, TensorInfo
+
+    op, function, n = case
+    attrs = {"function": function, **({"n": list(n)} if n else {})} if op == "fft" else {}
+    if op == "cast":
+        attrs = {"dtype": "complex64"}
+    render = render_op(Node("n", op, ["a:0"], [TensorInfo([4, 6])], attrs=attrs), None)
+    forms = {key: value for key, value in render.attrs.items() if key == "kind"}
+    data = {key: repr(value) for key, value in render.attrs.items() if key != "kind"}
+    text = str(environment().get_template(render.template).module.forward(["a"], {**forms, **data}))
+    rng = np.random.default_rng(0)
+    a = rng.uniform(-2, 2, (4, 6)).astype(np.float32)
+    if op in ("real", "imag") or function in ("ifft", "ifft2", "irfft", "irfft2"):
+        a = (a + 1j * rng.uniform(-2, 2, (4, 6))).astype(np.complex64)
+    ours = eval(text, {"torch": torch, "a": torch.from_numpy(a)})
+    np.testing.assert_allclose(ours.numpy(), SPECTRAL[case](a), rtol=1e-4, atol=1e-4, err_msg=text)
+
+
+def test_complex_renders_torch_complex():
+    from codegen.backends.pytorch.ops import render_op
+    from codegen.ir.graph import Node, TensorInfo
+
+    render = render_op(Node("n", "complex", ["a:0", "b:0"], [TensorInfo([2], "complex64")]), None)
+    text = str(environment().get_template(render.template).module.forward(["a", "b"], render.attrs))
+    a, b = torch.tensor([1.0, 2.0]), torch.tensor([3.0, -1.0])
+    assert torch.equal(eval(text, {"torch": torch, "a": a, "b": b}), torch.tensor([1 + 3j, 2 - 1j]))
+
+
 def _run_math(node_op: str, attrs: dict, x: np.ndarray, dtype: str = "float32") -> np.ndarray:
     """Render a clamp / cumsum node as forward writes it and run it on x."""
     from codegen.backends.pytorch.ops import render_op

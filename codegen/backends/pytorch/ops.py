@@ -353,4 +353,5 @@ def tensor_op(node: Node, graph: Graph) -> Expr:
 
 
 from codegen.backends.pytorch import sequence_ops  # noqa: F401 - registers its renderers
+from codegen.backends.pytorch import spectral_ops  # noqa: F401, E402 - registers its renderers
 from codegen.backends.pytorch import image_ops  # noqa: F401, E402 - registers its renderers
