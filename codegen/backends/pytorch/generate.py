@@ -32,10 +32,9 @@ def generate(graph: Graph, *, templates: Path | None = None) -> Generated:
         if cls is root_plan.cls:
             continue
         texts.append(renderer.class_text(cls, doc=doc_text(_class_doc(cls))))
-    input_names = [identifier(i.name) for i in graph.inputs]
     model_doc = f"TF scope {tree.root.path or '(root)'}: the whole network."
     texts.append(renderer.class_text(root_plan.cls, doc=doc_text(model_doc),
-                                     arg_names=["x"] if len(input_names) == 1 else input_names))
+                                     arg_names=forward_names(graph)))
     helpers = renderer.helper_texts()
     text = renderer.env.get_template("model.py.jinja").render(
         title=doc_text(f"{root_plan.cls.name} converted from TensorFlow "
@@ -53,6 +52,16 @@ def generate(graph: Graph, *, templates: Path | None = None) -> Generated:
     state = _state(planner, root_plan)
     layers = _layers(planner, root_plan)
     return Generated(format_source(text), state, len(classes), tree.notes, layers)
+
+
+def forward_names(graph: Graph) -> list[str]:
+    """The model's forward parameters: the source's input names, so that a caller may pass
+    them by keyword (`model(chars=ids)`), one input or several. A lone input whose name
+    Python cannot take as it is (TF-slim's `input`, a builtin; `x:0`) is `x`."""
+    names = [identifier(i.name) for i in graph.inputs]
+    if len(names) == 1 and names[0] != graph.inputs[0].name:
+        return ["x"]
+    return names
 
 
 def _class_doc(cls: ModuleClass) -> str:
