@@ -8,9 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from test_ir_ops import images, run_one_op
 
 from codegen.ir.graph import Node, TensorInfo
-from test_ir_ops import images, run_one_op
 
 
 @pytest.mark.parametrize("shape", [(2, 5), (2, 7, 4), (3, 5, 6, 4)])

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import codegen
 
 
@@ -66,7 +65,7 @@ def convert_and_verify(root: Path, name: str) -> str:
 
 def verified_batches(stdout: str) -> list[tuple[int, list[int]]]:
     return [(int(batch), [int(s) for s in shape.split(",") if s.strip()])
-            for batch, shape in re.findall(r"^batch (\d+): \S+ \[([\d, ]*)\]", stdout, re.M)]
+            for batch, shape in re.findall(r"^batch (\d+): \S+ \[([\d, ]*)\]", stdout, re.MULTILINE)]
 
 
 def test_fixed_batch_is_kept(saved_models):

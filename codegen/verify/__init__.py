@@ -17,7 +17,7 @@ import numpy as np
 
 from codegen.errors import InputError
 from codegen.progress import progress_bar
-from codegen.sample_inputs import (  # noqa: F401 - verify's modules import them from here
+from codegen.sample_inputs import (
     batch_of,
     random_inputs,
     torch_inputs,
