@@ -140,3 +140,16 @@ def test_the_failing_call_and_instance_are_named(tmp_path, layers):
         assert "F.relu(self.b(F.relu(self.a(x)" in source, source
     else:
         assert "self.a = " in source and "self.b = " in source and source.count("class ") == 2
+
+
+def test_a_template_that_writes_code_that_cannot_run(tmp_path):
+    """A user's template (--templates) whose code fails: the error names the node and says to
+    check the templates, not to report a bug of codegen."""
+    templates = tmp_path / "templates" / "ops"
+    templates.mkdir(parents=True)
+    (templates / "activation.py.jinja").write_text(
+        "{% macro forward(x, a) -%}\ntorch.relu({{ x[0] }}, inplace=True)\n{%- endmacro %}\n")
+    with pytest.raises(GeneratedCodeError, match=r"node 'relu' \(relu\).*check your templates"):
+        build(write_ir(tmp_path / "ir"), tmp_path / "out", quiet=True,
+              templates=tmp_path / "templates")
+    assert not (tmp_path / "out").exists()

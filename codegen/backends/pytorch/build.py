@@ -86,7 +86,8 @@ def build(ir_dir: Path, out_dir: Path, *, templates: Path | None = None, force: 
         (temp / "model.py").write_text(model_text)
         files_written = written + len(GENERATED) + int(backup)
         if check:  # code that cannot run is never swapped in
-            check_runs(temp, out_dir, io, generated, graph, merged=model_text != generated.source)
+            check_runs(temp, out_dir, io, generated, graph, merged=model_text != generated.source,
+                       templates=templates)
     lines = sum(1 for line in model_text.splitlines() if line.strip())
     return BuildReport(out_dir, generated.classes, lines, parameters, written,
                        len(index) - written, merged, generated.notes, files_written)

@@ -22,8 +22,10 @@ from codegen.sample_inputs import random_inputs, torch_inputs, varies
 CHECK_BATCHES = (2, 1)  # where the batch is unknown: two sizes, small ones (build stays fast)
 
 
-def check_runs(staged: Path, out_dir: Path, io: dict, generated, graph, *, merged: bool) -> None:
-    """Run the staged model on each draw of sample inputs; raise GeneratedCodeError if it fails."""
+def check_runs(staged: Path, out_dir: Path, io: dict, generated, graph, *, merged: bool,
+               templates: Path | None = None) -> None:
+    """Run the staged model on each draw of sample inputs; raise GeneratedCodeError if it fails.
+    `merged`: model.py holds the user's edits; `templates`: the user's --templates folder."""
     import torch
 
     target = Path(out_dir) / "model.py"
@@ -33,7 +35,7 @@ def check_runs(staged: Path, out_dir: Path, io: dict, generated, graph, *, merge
             model = module.load_model(Path(staged) / "weights")
         except Exception as exc:  # noqa: BLE001 - the generated code's own failure
             raise GeneratedCodeError(f"{target}: load_model() fails ({_exception(exc)}); nothing "
-                                     f"was written; {_advice(merged)}") from None
+                                     f"was written; {_advice(merged, templates)}") from None
         draws = list(enumerate(CHECK_BATCHES))[:2 if varies(io) else 1]
         for draw, batch in draws:
             inputs = torch_inputs(io, random_inputs(io, batch, seed=draw, draw=draw))
@@ -45,14 +47,16 @@ def check_runs(staged: Path, out_dir: Path, io: dict, generated, graph, *, merge
                 where = "" if merged else _culprit(exc.__traceback__, module, model, generated, graph)
                 raise GeneratedCodeError(
                     f"{target}: {where or 'the model'} fails on sample inputs of shape {shapes} "
-                    f"({_exception(exc)}); nothing was written; {_advice(merged)}") from None
+                    f"({_exception(exc)}); nothing was written; {_advice(merged, templates)}") from None
     finally:
         sys.modules.pop(module.__name__, None)
 
 
-def _advice(merged: bool) -> str:
+def _advice(merged: bool, templates: Path | None) -> str:
     if merged:
         return "your edits of model.py were merged into it: fix them, or pass --force"
+    if templates is not None:
+        return f"check your templates in {templates} (--templates)"
     return "this is a codegen bug: please report it with the IR folder"
 
 
