@@ -13,12 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from golden import check_snapshot
 
 from codegen.backends.pytorch.build import build
 from codegen.errors import Exit, GeneratedCodeError
 from codegen.ir.graph import Graph, GraphInput, GraphOutput, Node, TensorInfo
 from codegen.ir.weights import save_array
-from golden import check_snapshot
 
 RNG = np.random.default_rng(0)
 
