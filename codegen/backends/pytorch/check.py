@@ -30,9 +30,15 @@ def check_runs(staged: Path, out_dir: Path, io: dict, generated, graph, *, merge
     The model is build_model() made on the meta device with the staged weights assigned (no
     random init, no copy: ResNet V2 152 in 0.5 s instead of load_model()'s 2-5 s); only if
     that fails does load_model() run, so a failure is always reported from what a user runs."""
+    import torch
+
     target, weights = Path(out_dir) / "model.py", Path(staged) / "weights"
     module = _import(Path(staged) / "model.py")
     advice = _advice(merged, templates)
+    threads = torch.get_num_threads()
+    # one thread: a smoke run gains little from more, and on a busy machine several threads
+    # waiting for each other made ResNet V2 152's run 10x slower (0.4 s -> 5 s per image)
+    torch.set_num_threads(1)
     try:
         model = _quick_model(module, weights)
         quick = model is not None
@@ -51,6 +57,7 @@ def check_runs(staged: Path, out_dir: Path, io: dict, generated, graph, *, merge
                     f"{target}: {where or 'the model'} fails on sample inputs of shape {shapes} "
                     f"({_exception(failure)}); nothing was written; {advice}")
     finally:
+        torch.set_num_threads(threads)
         sys.modules.pop(module.__name__, None)
 
 
