@@ -1,7 +1,7 @@
 """`codegen build` proves that what it writes runs: before the staged output folder is swapped
-in, its model.py is imported, `load_model()` loads the staged weights, and the model runs once
-per draw of sample inputs (codegen/sample_inputs.py: each unknown size at two values, fixed
-sizes as they are; batch 2 then 1 where the batch is unknown) under torch.no_grad().
+in, its model.py is imported, the model is made with the staged weights, and it runs once per
+draw of sample inputs (codegen/sample_inputs.py: each unknown size at two values, fixed sizes
+as they are; batch 2 then 1 where the batch is unknown) under torch.no_grad().
 
 A failure is a GeneratedCodeError naming the IR node whose code failed: the traceback's
 deepest frame in a class of model.py gives the class's forward statement and, by the column
@@ -33,8 +33,12 @@ def check_runs(staged: Path, out_dir: Path, io: dict, generated, graph, *, merge
     import torch
 
     target, weights = Path(out_dir) / "model.py", Path(staged) / "weights"
-    module = _import(Path(staged) / "model.py")
     advice = _advice(merged, templates)
+    try:
+        module = _import(Path(staged) / "model.py")
+    except Exception as exc:  # noqa: BLE001 - the generated code's own failure
+        raise GeneratedCodeError(f"{target}: importing it fails ({_exception(exc)}); nothing "
+                                 f"was written; {advice}") from None
     threads = torch.get_num_threads()
     # one thread: a smoke run gains little from more, and on a busy machine several threads
     # waiting for each other made ResNet V2 152's run 10x slower (0.4 s -> 5 s per image)
@@ -117,7 +121,11 @@ def _import(path: Path):
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
     return module
 
 
