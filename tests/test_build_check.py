@@ -153,3 +153,20 @@ def test_a_template_that_writes_code_that_cannot_run(tmp_path):
         build(write_ir(tmp_path / "ir"), tmp_path / "out", quiet=True,
               templates=tmp_path / "templates")
     assert not (tmp_path / "out").exists()
+
+
+def test_merged_edits_that_cannot_run(tmp_path):
+    """A rebuild merges your edits of model.py; if the merged file cannot run, nothing is
+    written and the error says to fix the edits (or --force), not to report a bug."""
+    ir_dir, out = write_ir(tmp_path / "ir"), tmp_path / "out"
+    build(ir_dir, out, quiet=True)
+    model = out / "model.py"
+    edited = model.read_text().replace("F.relu(", "F.relu_oops(")
+    assert edited != model.read_text()
+    model.write_text(edited)
+    before = files(out)
+    with pytest.raises(GeneratedCodeError, match="your edits of model.py were merged"):
+        build(ir_dir, out, quiet=True)
+    assert files(out) == before
+    build(ir_dir, out, quiet=True, force=True)  # --force: the generated text, which runs
+    assert "F.relu(" in model.read_text() and (out / "model.py.bak").read_text() == edited
