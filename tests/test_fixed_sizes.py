@@ -108,3 +108,37 @@ def test_every_placeholder_the_outputs_need_is_fed(tmp_path):
     runner = TFRunner(tmp_path / "two.pb", None)
     x = np.random.default_rng(0).uniform(-1, 1, (3, 6)).astype(np.float32)
     np.testing.assert_array_equal(runner.run(["output"], {"x": x})[0], np.maximum(x, 0))
+
+
+@pytest.mark.parametrize("kind", ["keras", "saved_model"])
+def test_keras_conv1d_with_its_bias_builds_and_runs_by_keyword(tmp_path, kind):
+    """A Keras Conv1D (ExpandDims -> Conv2D -> Squeeze -> BiasAdd) once ended in
+    KeyError 'bias_add'. It builds, matches Keras at batch 1 and 3 and two lengths, keeps
+    Keras's parameter count, and takes its input by the Keras name: model(chars=...)."""
+    import keras
+    import torch
+
+    from codegen.verify import import_generated
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((None, 2), name="chars")
+    features = keras.layers.Conv1D(4, 3, padding="same", activation="relu")(inputs)
+    model = keras.Model(inputs, keras.layers.GlobalMaxPooling1D()(features))
+    source = tmp_path / ("conv1d.keras" if kind == "keras" else "conv1d")
+    if kind == "keras":
+        model.save(source)
+    else:
+        model.export(str(source), verbose=False)
+    for args in (("to-ir", source, "-o", tmp_path / "ir"),
+                 ("build", tmp_path / "ir", "-o", tmp_path / "out")):
+        result = codegen(*args)
+        assert result.returncode == 0, result.stderr
+    ours = import_generated(tmp_path / "out").load_model()
+    assert sum(p.numel() for p in ours.parameters()) == model.count_params() == 28
+    rng = np.random.default_rng(1)
+    for batch, length in ((1, 9), (3, 5)):
+        chars = rng.uniform(-1, 1, (batch, length, 2)).astype(np.float32)
+        with torch.no_grad():
+            got = ours(chars=torch.from_numpy(chars)).numpy()
+        expected = model(chars).numpy()
+        assert np.abs(got - expected).max() / np.abs(expected).max() <= 1e-5
