@@ -74,6 +74,7 @@ class ClassRenderer:
         # expression text) of the IR statements written in it, its own first: where a
         # failing line of model.py came from (codegen/backends/pytorch/check.py)
         self.statements: dict[str, list[list[tuple[int, str | None]]]] = {}
+        self.groups: list[list[tuple[int, str | None]]] = []  # those of the last forward()
 
     def macro(self, template: str, name: str):
         return getattr(self.env.get_template(template).module, name)
@@ -120,7 +121,7 @@ class ClassRenderer:
         fresh: set[str] = set()  # values that are new tensors no one else holds
         producers = {ref: stmt for stmt in plan.stmts for ref in stmt.outputs}
         within: dict[str, list] = {}  # a value written inside its reader -> the stmts in it
-        self.groups: list[list[tuple[int, str | None]]] = []  # one per statement of forward
+        self.groups = []  # one per statement of forward
 
         def inside(refs) -> list:
             return [entry for ref in refs for entry in within.get(ref, [])]
@@ -243,8 +244,8 @@ class ClassRenderer:
             needed.update(HELPER_DEPENDENCIES.get(helper, ()))
         module = self.env.get_template("helpers.py.jinja").module
         order = ["same_pad", "PaddedConv2d", "Conv2dSame", "MaxPool2dSame",
-                 "AvgPool2dSame", "LayerNorm2d", "BiasAdd", "Constant", "PositionEmbedding", "one_bias",
-                 "GRUResetBefore", "Masked"]
+                 "AvgPool2dSame", "LayerNorm2d", "BiasAdd", "Constant", "PositionEmbedding",
+                 "one_bias", "GRUResetBefore", "Masked"]
         return [str(getattr(module, name)()) for name in order if name in needed]
 
 
