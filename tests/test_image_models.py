@@ -145,7 +145,7 @@ def test_espcn_super_resolution(espcn_files, fmt, tmp_path) -> None:
     print(f"\nESPCN [{fmt}]: max rel error {max(errors):.3g}", end="")
     assert max(errors) <= 1e-4, errors
     assert torch_model.trainable_count == _trainable(model)
-    assert "return F.pixel_shuffle(subpixel, 3)" in source, source
+    assert "return F.pixel_shuffle(self.subpixel(mapping), 3)" in source, source
     assert "unflatten" not in source and "permute" not in source
 
 
