@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 
-MODULES = ("batch_norm", "layer_norm", "swish", "gelu", "hard_swish", "dilated_conv",
+MODULES = ("batch_norm", "layer_norm", "swish", "gelu", "hard_swish", "dilated_conv", "conv1d",
            "tensordot", "einsum_dense", "attention", "rnn_outputs", "one_hot_embedding")
 
 REWRITES: dict[str, list[Callable]] = {}  # anchor TF op -> matchers, in MODULES order
