@@ -101,8 +101,8 @@ def random_inputs(io: dict, batch: int, seed: int,
     feeds = {}
     for spec in io["inputs"]:
         shape = list(spec["shape"])
-        if spec["nchw"]:  # io.json stores the model's NCHW shape; TF wants NHWC
-            shape = [shape[0], shape[2], shape[3], shape[1]]
+        if spec["nchw"]:  # io.json stores the model's NCHW (NCDHW) shape; TF wants NHWC
+            shape = [shape[0], *shape[2:], shape[1]]
         shape = [batch if i == 0 else size for i, size in enumerate(shape)]
         if len(shape) <= 3:
             shape = [length if size is None else size for size in shape]
@@ -193,11 +193,12 @@ def torch_inputs(io: dict, feeds: dict[str, np.ndarray]) -> list:
 
 
 def _to_nhwc(array: np.ndarray, nchw: bool | None) -> np.ndarray:
-    return array.transpose(0, 2, 3, 1) if nchw else array
+    """NCHW -> NHWC (NCDHW -> NDHWC)."""
+    return array.transpose(0, *range(2, array.ndim), 1) if nchw else array
 
 
 def _to_nchw(array: np.ndarray, nchw: bool) -> np.ndarray:
-    return np.ascontiguousarray(array.transpose(0, 3, 1, 2)) if nchw else array
+    return np.ascontiguousarray(array.transpose(0, array.ndim - 1, *range(1, array.ndim - 1))) if nchw else array
 
 
 def _as_list(value) -> list:

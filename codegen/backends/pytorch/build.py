@@ -257,7 +257,7 @@ def _io(graph: Graph, tf_layout: str = "NHWC") -> dict:
     inputs = []
     for i in graph.inputs:
         spec = {"name": i.name, "tf_name": i.tf_name or i.name, "shape": i.shape,
-                "dtype": i.dtype, "nchw": len(i.shape) == 4}
+                "dtype": i.dtype, "nchw": len(i.shape) in (4, 5)}
         tables = [graph.weights[node.weights["table"]].out_shape[0] for node in graph.nodes.values()
                   if node.op == "embedding" and node.inputs == [f"{i.name}:0"]]
         if tables:
@@ -267,7 +267,7 @@ def _io(graph: Graph, tf_layout: str = "NHWC") -> dict:
         "inputs": inputs,
         "outputs": [{"name": o.name, "tf_name": o.tf_name or o.name,
                      "shape": graph.tensor(o.source).shape,
-                     "nchw": tf_layout == "NHWC" and len(graph.tensor(o.source).shape) == 4}
+                     "nchw": tf_layout == "NHWC" and len(graph.tensor(o.source).shape) in (4, 5)}
                     for o in graph.outputs],
     }
 
@@ -279,5 +279,5 @@ def _layers(graph: Graph, layers: dict[str, str], tf_layout: str) -> list[dict]:
         shape = graph.nodes[node_name].outputs[0].shape
         rows.append({"module": module, "node": node_name,
                      "tf_tensor": graph.tf_tensor(f"{node_name}:0"), "shape": shape,
-                     "nchw": tf_layout == "NHWC" and len(shape) == 4})
+                     "nchw": tf_layout == "NHWC" and len(shape) in (4, 5)})
     return rows

@@ -49,6 +49,7 @@ def generate(graph: Graph, *, templates: Path | None = None) -> Generated:
         classes=texts,
         model_class=root_plan.cls.name,
         fusable=renderer.fusable,
+        volumes=any(len(entry.out_shape) == 5 for entry in graph.weights.values()),
     )
     state = _state(planner, root_plan)
     layers = _layers(planner, root_plan)
@@ -74,8 +75,9 @@ def _shape(shape: list) -> str:
 
 
 def _inputs(graph: Graph) -> str:
-    layout = " (NCHW)" if any(len(i.shape) == 4 for i in graph.inputs) else ""
-    return "; ".join(f"{i.dtype} {_shape(i.shape)}{layout} (TF {i.tf_name or i.name!r})"
+    layouts = {4: " (NCHW)", 5: " (NCDHW)"}
+    return "; ".join(f"{i.dtype} {_shape(i.shape)}{layouts.get(len(i.shape), '')} "
+                     f"(TF {i.tf_name or i.name!r})"
                      for i in graph.inputs)
 
 

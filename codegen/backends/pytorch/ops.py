@@ -92,33 +92,6 @@ def _is_flatten(input_shape: list, shape: list[int]) -> bool:
 
 
 # -- layers ------------------------------------------------------------------------------
-@renderer("conv2d")
-def conv2d(node: Node, graph: Graph) -> Layer:
-    out_channels, in_per_group, *kernel = graph.weights[node.weights["kernel"]].out_shape
-    padding = node.attrs["padding"]
-    args: dict[str, Any] = {
-        "in_channels": in_per_group * node.attrs["groups"],
-        "out_channels": out_channels,
-        "kernel_size": _pair(kernel),
-        "stride": _pair(node.attrs["strides"]),
-    }
-    cls, helpers = "nn.Conv2d", ()
-    if padding == "SAME":
-        cls, helpers = "Conv2dSame", ("Conv2dSame",)
-    elif _symmetric(padding):
-        args["padding"] = _pair([pads[0] for pads in padding])
-    else:
-        cls, helpers = "PaddedConv2d", ("PaddedConv2d",)
-        args["pad"] = _torch_pad(padding)
-    args["dilation"] = _pair(node.attrs["dilations"])
-    args["groups"] = node.attrs["groups"]
-    args["bias"] = "bias" in node.weights
-    state = {"weight": node.weights["kernel"]}
-    if "bias" in node.weights:
-        state["bias"] = node.weights["bias"]
-    return Layer("ops/conv2d.py.jinja", cls, args, state, "conv", helpers)
-
-
 @renderer("linear")
 def linear(node: Node, graph: Graph) -> Layer:
     out_features, in_features = graph.weights[node.weights["kernel"]].out_shape
@@ -352,4 +325,4 @@ def tensor_op(node: Node, graph: Graph) -> Expr:
     return Expr("ops/tensor.py.jinja", attrs, hint=node.op)
 
 
-from codegen.backends.pytorch import sequence_ops  # noqa: F401 - registers its renderers
+from codegen.backends.pytorch import conv_ops, sequence_ops  # noqa: F401, E402 - register their renderers
