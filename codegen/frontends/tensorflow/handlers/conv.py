@@ -6,6 +6,8 @@ rewrites/conv1d.py."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from codegen.frontends.tensorflow.handlers import handler
 
 
@@ -123,16 +125,23 @@ def transpose_crop(ctx, axes: list[int], kernel: list[int], strides: list[int],
     (PyTorch's output_padding). The offset is read from TF's own output size at two input
     sizes, so it holds for every size."""
     sizes_tensor, x = ctx.op.inputs[0], ctx.op.inputs[2]
-    if ctx.is_const(0) and None not in x.shape.as_list()[1:]:
-        runs = [([ctx.const(0)], [x.shape.as_list()])]
-    else:
-        runs = ctx.sample_run([sizes_tensor], shapes_of=[x]) or []
-        runs = [([values[0]], [values[1].tolist()]) for values in runs]
+    shape = x.shape.as_list()
+    if ctx.is_const(0) and None not in shape[1:]:
+        runs = [(ctx.const(0), shape)]
+    else:  # our input at two sizes (each unknown size 5, then 8), else the graph's inputs
+        runs = []
+        for sample in (5, 8):
+            given = [sample if size is None else size for size in shape]
+            fed = ctx.run_fed([sizes_tensor], {x: np.zeros(given, x.dtype.as_numpy_dtype)})
+            runs.append((fed[0], given) if fed else None)
+        if None in runs:
+            runs = [(values[0], values[1].tolist())
+                    for values in ctx.sample_run([sizes_tensor], shapes_of=[x]) or []]
     if not runs:
         ctx.fail("the output size of a transposed conv could not be read from the graph")
     crop = []
     for axis, k, s, d in zip(axes, kernel, strides, dilations):
-        offsets = {int(sizes[0].reshape(-1)[axis]) - shape[0][axis] * s for sizes, shape in runs}
+        offsets = {int(sizes.reshape(-1)[axis]) - given[axis] * s for sizes, given in runs}
         if len(offsets) != 1:
             ctx.fail("the output size of a transposed conv is not input size * stride + a constant")
         excess = (k - 1) * d + 1 - s - offsets.pop()
