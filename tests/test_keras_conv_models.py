@@ -8,8 +8,9 @@ TF| / max |TF| <= 1e-4); the generated model has exactly the source's trainable 
 - a video net: Conv3D, MaxPooling3D, GlobalAveragePooling3D, Dense;
 - a U-Net with Conv2DTranspose up-sampling and Concatenate skips (Keras 3 and tf_keras);
   `unet(..., up=...)` takes the up-sampling step as a parameter;
-- Conv1DTranspose and Conv3DTranspose ('same' with the odd step cropped, 'valid');
-- SeparableConv1D with 1-D pooling.
+- Conv1DTranspose and Conv3DTranspose ('same' with the odd step cropped, 'valid', an
+  output_padding);
+- a grouped strided Conv1D, SeparableConv1D and 1-D pooling.
 """
 
 from __future__ import annotations
@@ -88,6 +89,7 @@ def transposes_1d(keras):
     signal = keras.Input((None, 4), name="signal")
     x = layers.Conv1DTranspose(6, 3, strides=2, padding="same", activation="relu", name="up1")(signal)
     x = layers.Conv1DTranspose(5, 1, strides=2, padding="valid", name="up2")(x)
+    x = layers.Conv1DTranspose(5, 3, strides=2, padding="same", output_padding=0, name="up_op")(x)
     return keras.Model(signal, layers.Conv1DTranspose(3, 4, strides=2, padding="same", name="up3")(x))
 
 
@@ -102,7 +104,8 @@ def transposes_3d(keras):
 def separable_1d(keras):
     layers = keras.layers
     signal = keras.Input((None, 4), name="signal")
-    x = layers.SeparableConv1D(8, 3, padding="same", depth_multiplier=2, name="sep")(signal)
+    x = layers.Conv1D(6, 3, strides=2, groups=2, name="grouped")(signal)
+    x = layers.SeparableConv1D(8, 3, padding="same", depth_multiplier=2, name="sep")(x)
     x = layers.MaxPooling1D(2, name="max")(x)
     x = layers.AveragePooling1D(3, strides=2, padding="same", name="avg")(x)
     return keras.Model(signal, layers.GlobalAveragePooling1D(name="gap")(x))
@@ -115,7 +118,7 @@ MODELS = {
     "unet": (unet, [(16, 16, 3), (24, 20, 3)], "floats"),
     "transposes_1d": (transposes_1d, [(5, 4), (9, 4)], "floats"),
     "transposes_3d": (transposes_3d, [(2, 3, 4, 2), (3, 3, 2, 2)], "floats"),
-    "separable_1d": (separable_1d, [(9, 4), (16, 4)], "floats"),
+    "separable_1d": (separable_1d, [(17, 4), (30, 4)], "floats"),
 }
 CASES = [(name, "keras", fmt) for name in MODELS for fmt in ("savedmodel", "keras")]
 CASES += [("text_cnn", "tf_keras", "h5"), ("unet", "tf_keras", "h5"),

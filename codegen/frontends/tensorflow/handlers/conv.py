@@ -100,7 +100,16 @@ def conv3d(ctx) -> None:
              weights={"kernel": ctx.weight(1)})
 
 
-@handler("Conv2DBackpropInput", "Conv3DBackpropInputV2", ir="conv_transpose2d", static=(0,))
+@handler("Conv2DBackpropInput", ir="conv_transpose2d", static=(0,))
+def conv_transpose2d(ctx) -> None:
+    conv_transpose(ctx)
+
+
+@handler("Conv3DBackpropInputV2", ir="conv_transpose3d", static=(0,))
+def conv_transpose3d(ctx) -> None:
+    conv_transpose(ctx)
+
+
 def conv_transpose(ctx) -> None:
     """tf.nn.conv2d_transpose / conv3d_transpose (Keras Conv2DTranspose, Conv3DTranspose):
     the gradient of a conv whose input size (input 0) TF computes from ours."""
