@@ -5,6 +5,7 @@ TF| / max |TF| <= 1e-4); the generated model has exactly the source's trainable 
 
 - a text CNN: Embedding, Conv1D 'same', a causal dilated Conv1D, a dilated 'same' Conv1D
   (TF: SpaceToBatchND around the conv), GlobalMaxPooling1D, Dense (Keras 3 and tf_keras);
+- Conv1D among other sequence layers (BatchNormalization, a residual add, a Dense per step);
 - a video net: Conv3D, MaxPooling3D, GlobalAveragePooling3D, Dense;
 - a U-Net with Conv2DTranspose up-sampling and Concatenate skips (Keras 3 and tf_keras);
   `unet(..., up=...)` takes the up-sampling step as a parameter;
@@ -39,6 +40,22 @@ def text_cnn(keras):
     x = layers.Conv1D(10, 3, padding="same", dilation_rate=2, name="conv_dilated")(x)
     x = layers.GlobalMaxPooling1D(name="pool")(x)
     return keras.Model(ids, layers.Dense(4, name="logits")(x))
+
+
+def sequence_mix(keras):
+    """Conv1D among other sequence layers: BatchNormalization on the embedding and after a
+    conv (nn.BatchNorm1d on [N, C, T]), a residual add with the embedding and a Dense per
+    step (back to [N, T, C] once)."""
+    layers = keras.layers
+    ids = keras.Input((None,), dtype="int32", name="tokens")
+    embedded = layers.Embedding(VOCAB, 8, name="embed")(ids)
+    x = layers.BatchNormalization(name="embed_bn")(embedded)
+    x = layers.Conv1D(8, 3, padding="same", name="conv1")(x)
+    x = layers.BatchNormalization(name="bn1")(x)
+    x = layers.ReLU(name="relu1")(x)
+    x = layers.Conv1D(8, 5, padding="causal", name="conv2")(x)
+    x = layers.Add(name="residual")([x, embedded])
+    return keras.Model(ids, layers.Dense(5, name="per_step")(x))
 
 
 def video_net(keras):
@@ -114,6 +131,7 @@ def separable_1d(keras):
 # model -> (builder, the shapes of its input without the batch at two sizes, input kind)
 MODELS = {
     "text_cnn": (text_cnn, [(11,), (20,)], "ids"),
+    "sequence_mix": (sequence_mix, [(7,), (13,)], "ids"),
     "video_net": (video_net, [(4, 8, 8, 3), (5, 10, 12, 3)], "floats"),
     "unet": (unet, [(16, 16, 3), (24, 20, 3)], "floats"),
     "transposes_1d": (transposes_1d, [(5, 4), (9, 4)], "floats"),
@@ -121,7 +139,7 @@ MODELS = {
     "separable_1d": (separable_1d, [(17, 4), (30, 4)], "floats"),
 }
 CASES = [(name, "keras", fmt) for name in MODELS for fmt in ("savedmodel", "keras")]
-CASES += [("text_cnn", "tf_keras", "h5"), ("unet", "tf_keras", "h5"),
+CASES += [("text_cnn", "tf_keras", "h5"), ("sequence_mix", "tf_keras", "h5"), ("unet", "tf_keras", "h5"),
           ("unet", "tf_keras", "savedmodel")]
 
 

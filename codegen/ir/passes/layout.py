@@ -117,6 +117,8 @@ class LayoutPass:
                 self.visit_constant(node)
         elif channels_first(node.op):  # takes [N, C, T] whatever it is given
             getattr(self, f"visit_{node.op}")(node)
+        elif node.op == "batch_norm" and node.outputs[0].rank == 3:  # nn.BatchNorm1d: [N, C, T]
+            self.visit_max_pool1d(node)
         elif not any(permuted_inputs) and node.outputs[0].rank in SPATIAL and self.images:
             self.visit_new_rank4(node)
         elif not any(permuted_inputs) and kind != "weights":
