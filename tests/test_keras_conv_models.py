@@ -6,12 +6,13 @@ TF| / max |TF| <= 1e-4); the generated model has exactly the source's trainable 
 - a text CNN: Embedding, Conv1D 'same', a causal dilated Conv1D, a dilated 'same' Conv1D
   (TF: SpaceToBatchND around the conv), GlobalMaxPooling1D, Dense (Keras 3 and tf_keras);
 - Conv1D among other sequence layers (BatchNormalization, a residual add, a Dense per step);
-- a video net: Conv3D, MaxPooling3D, GlobalAveragePooling3D, Dense;
+- a video net: Conv3D, MaxPooling3D 'same' (of any size: MaxPool3dSame), GlobalAveragePooling3D,
+  Dense;
 - a U-Net with Conv2DTranspose up-sampling and Concatenate skips (Keras 3 and tf_keras);
   `unet(..., up=...)` takes the up-sampling step as a parameter;
 - Conv1DTranspose and Conv3DTranspose ('same' with the odd step cropped, 'valid', an
-  output_padding);
-- a grouped strided Conv1D, SeparableConv1D and 1-D pooling.
+  output_padding, a dilated one);
+- a grouped strided 'same' Conv1D (of any length: Conv1dSame), SeparableConv1D, 1-D pooling.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def video_net(keras):
     layers = keras.layers
     clip = keras.Input((None, None, None, 3), name="clip")
     x = layers.Conv3D(8, 3, padding="same", activation="relu", name="conv1")(clip)
-    x = layers.MaxPooling3D(2, name="pool1")(x)
+    x = layers.MaxPooling3D(2, padding="same", name="pool1")(x)
     x = layers.Conv3D(12, (1, 3, 3), strides=(1, 2, 2), padding="same", name="conv2")(x)
     x = layers.GlobalAveragePooling3D(name="gap")(x)
     return keras.Model(clip, layers.Dense(5, name="logits")(x))
@@ -107,6 +108,7 @@ def transposes_1d(keras):
     x = layers.Conv1DTranspose(6, 3, strides=2, padding="same", activation="relu", name="up1")(signal)
     x = layers.Conv1DTranspose(5, 1, strides=2, padding="valid", name="up2")(x)
     x = layers.Conv1DTranspose(5, 3, strides=2, padding="same", output_padding=0, name="up_op")(x)
+    x = layers.Conv1DTranspose(5, 3, dilation_rate=2, padding="same", name="dilated")(x)
     return keras.Model(signal, layers.Conv1DTranspose(3, 4, strides=2, padding="same", name="up3")(x))
 
 
@@ -121,7 +123,7 @@ def transposes_3d(keras):
 def separable_1d(keras):
     layers = keras.layers
     signal = keras.Input((None, 4), name="signal")
-    x = layers.Conv1D(6, 3, strides=2, groups=2, name="grouped")(signal)
+    x = layers.Conv1D(6, 3, strides=2, groups=2, padding="same", name="grouped")(signal)
     x = layers.SeparableConv1D(8, 3, padding="same", depth_multiplier=2, name="sep")(x)
     x = layers.MaxPooling1D(2, name="max")(x)
     x = layers.AveragePooling1D(3, strides=2, padding="same", name="avg")(x)
