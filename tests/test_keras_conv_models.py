@@ -248,6 +248,19 @@ def test_text_cnn_reads_like_pytorch(sources, tmp_path) -> None:
     assert code.count(".permute(") == 1
 
 
+def test_video_net_reads_like_pytorch(sources, tmp_path) -> None:
+    """NCDHW throughout: nn.Conv3d, TF 'SAME' pooling and strided conv of any size as
+    MaxPool3dSame / Conv3dSame, the global average a mean over (D, H, W)."""
+    _, paths = sources("video_net", "keras")
+    convert(paths["keras"], tmp_path)
+    code = (tmp_path / "model" / "model.py").read_text()
+    for text in ("nn.Conv3d(3, 8, kernel_size=3, padding=1)", "MaxPool3dSame(2, stride=2)",
+                 "Conv3dSame(8, 12, kernel_size=(1, 3, 3), stride=(1, 2, 2))", "dim=(2, 3, 4)",
+                 "Input: float32 [N, 3, ?, ?, ?] (NCDHW)", "torch.channels_last_3d"):
+        assert text in code, text
+    assert ".permute(" not in code
+
+
 def test_unet_reads_like_pytorch(sources, tmp_path) -> None:
     _, paths = sources("unet", "keras")
     convert(paths["keras"], tmp_path)
