@@ -16,8 +16,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from codegen.backends.pytorch.naming import Namespace, class_name, identifier
 from codegen.backends.pytorch.conv_ops import CONV_HELPERS
+from codegen.backends.pytorch.naming import Namespace, class_name, identifier
 from codegen.backends.pytorch.ops import Expr, Layer
 from codegen.backends.pytorch.structure import Scope, Tree, share_key
 from codegen.ir.graph import Node

@@ -325,4 +325,4 @@ def tensor_op(node: Node, graph: Graph) -> Expr:
     return Expr("ops/tensor.py.jinja", attrs, hint=node.op)
 
 
-from codegen.backends.pytorch import conv_ops, sequence_ops  # noqa: F401, E402 - register their renderers
+from codegen.backends.pytorch import conv_ops, sequence_ops  # noqa: F401 - register their renderers

@@ -10,9 +10,9 @@ from typing import Any
 import black
 import jinja2
 
+from codegen.backends.pytorch.conv_ops import CONV_HELPERS
 from codegen.backends.pytorch.modules import ModuleClass, Plan, Stmt
 from codegen.backends.pytorch.naming import Namespace, identifier
-from codegen.backends.pytorch.conv_ops import CONV_HELPERS
 from codegen.backends.pytorch.ops import FORM_KEYS
 from codegen.errors import CodegenError
 from codegen.ir.graph import split_ref

@@ -13,23 +13,8 @@ so the result is always equivalent, never approximate.
 from __future__ import annotations
 
 from codegen.ir.graph import Graph, Node, TensorInfo
+from codegen.ir.passes.layout_conv import ConvRules, axis_to_first, to_first, to_last
 from codegen.resources import op_catalogue
-
-
-
-def to_first(rank: int) -> tuple[int, ...]:
-    """The permutation that moves the channel axis of a channels-last tensor to axis 1."""
-    return (0, rank - 1, *range(1, rank - 1))
-
-
-def to_last(rank: int) -> tuple[int, ...]:
-    return (0, *range(2, rank), 1)
-
-
-def axis_to_first(rank: int) -> dict[int, int]:
-    """A channels-last axis -> its channels-first position."""
-    return {axis: position for position, axis in enumerate(to_first(rank))}
-
 
 TO_NCHW = to_first(4)  # nchw = nhwc.transpose(TO_NCHW)
 TO_NHWC = to_last(4)
@@ -56,7 +41,7 @@ def _nchw(shape: list) -> list:
     return [shape[axis] for axis in to_first(len(shape))]
 
 
-class LayoutPass:
+class LayoutPass(ConvRules):
     def __init__(self, graph: Graph) -> None:
         self.graph = graph
         self.permuted: set[str] = set()  # refs of rank-4 tensors now in NCHW
@@ -118,7 +103,7 @@ class LayoutPass:
         elif channels_first(node.op):  # takes [N, C, T] whatever it is given
             getattr(self, f"visit_{node.op}")(node)
         elif node.op == "batch_norm" and node.outputs[0].rank == 3:  # nn.BatchNorm1d: [N, C, T]
-            self.visit_max_pool1d(node)
+            self.visit_sequence(node)
         elif not any(permuted_inputs) and node.outputs[0].rank in SPATIAL and self.images:
             self.visit_new_rank4(node)
         elif not any(permuted_inputs) and kind != "weights":
@@ -156,40 +141,6 @@ class LayoutPass:
 
     # a transposed conv's kernel HWOI becomes [I, O, H, W]: the same permutation
     visit_conv_transpose2d = visit_conv2d
-
-    def visit_conv3d(self, node: Node) -> None:
-        self.graph.transform_weight(node, "kernel", ("transpose", (4, 3, 0, 1, 2)))  # -> OIDHW
-        self.mark_output(node)
-
-    visit_conv_transpose3d = visit_conv3d
-
-    def visit_max_pool1d(self, node: Node) -> None:
-        """A 1-D op reads [N, C, T]: a sequence [N, T, C] is transposed once, in front of it
-        (in front of a pad that only it reads, so the pad can fold into it)."""
-        ref = node.inputs[0]
-        if not self.is_permuted(ref):
-            producer = self.graph.nodes.get(ref.rpartition(":")[0])
-            readers = [n for n in self.graph.nodes.values() if ref in n.inputs]
-            if producer is not None and producer.op == "pad" and readers == [node] and not any(
-                    output.source == ref for output in self.graph.outputs):
-                producer.inputs = [self.to_nct(producer.inputs[0], node)]
-                self.visit_pad(producer)
-            else:
-                node.inputs = [self.to_nct(ref, node)]
-        self.mark_output(node)
-
-    def to_nct(self, ref: str, before: Node) -> str:
-        new = self.insert_transpose(ref, to_first(3), before, "to_nct")
-        self.permuted.add(new)
-        return new
-
-    visit_avg_pool1d = visit_max_pool1d
-
-    def visit_conv1d(self, node: Node) -> None:
-        self.graph.transform_weight(node, "kernel", ("transpose", (2, 1, 0)))  # -> [O, I, k]
-        self.visit_max_pool1d(node)
-
-    visit_conv_transpose1d = visit_conv1d  # [k, O, I] -> [I, O, k]
 
     def visit_linear(self, node: Node) -> None:
         self.graph.transform_weight(node, "kernel", ("transpose", (1, 0)))  # [in, out] -> [out, in]
