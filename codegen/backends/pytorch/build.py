@@ -21,6 +21,7 @@ from codegen.backends.pytorch.ops import NUM_BATCHES
 from codegen.errors import InvalidIRError, MergeConflictError
 from codegen.ir.graph import Graph
 from codegen.ir.passes import run_passes
+from codegen.ir.passes.layout import channels_first
 from codegen.ir.validate import load_ir
 from codegen.ir.weights import copy_weight, sha256_file
 from codegen.parallel import ordered_map
@@ -276,8 +277,11 @@ def _layers(graph: Graph, layers: dict[str, str], tf_layout: str) -> list[dict]:
     """What `verify --per-layer` needs: each layer module, its TF tensor and layout."""
     rows = []
     for module, node_name in layers.items():
-        shape = graph.nodes[node_name].outputs[0].shape
+        node = graph.nodes[node_name]
+        shape = node.outputs[0].shape
+        # a 1-D conv / pool / BatchNorm1d writes its sequence [N, C, T] (passes/layout_conv.py)
+        sequence = len(shape) == 3 and (channels_first(node.op) or node.op == "batch_norm")
         rows.append({"module": module, "node": node_name,
                      "tf_tensor": graph.tf_tensor(f"{node_name}:0"), "shape": shape,
-                     "nchw": tf_layout == "NHWC" and len(shape) in (4, 5)})
+                     "nchw": tf_layout == "NHWC" and (len(shape) in (4, 5) or sequence)})
     return rows

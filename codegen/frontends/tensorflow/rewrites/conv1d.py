@@ -55,11 +55,11 @@ def match_1d(ctx) -> bool:
         source = source.op.inputs[0]
     ref = ctx.ref_of(source)
     for position, op in enumerate(chain):
+        # the last node stands for the op that ends the run, whose values ([N, T, C]) it has
         last = position == len(chain) - 1
         info = tensor_info(end.outputs[0]) if last else _drop_axis1(tensor_info(op.outputs[0]))
-        ref = _emit(ctx.of(op), ref, info, dilation if position == 0 else None,
-                    padding if position == 0 else None)
-    ctx.alias(end.outputs[0], ref)
+        ref = _emit(ctx.of(op), ctx if last else ctx.of(op), ref, info,
+                    dilation if position == 0 else None, padding if position == 0 else None)
     return True
 
 
@@ -67,22 +67,28 @@ def _drop_axis1(info: TensorInfo) -> TensorInfo:
     return TensorInfo([info.shape[0], *info.shape[2:]], info.dtype)
 
 
-def _emit(ctx, ref: str, info: TensorInfo, dilation, padding) -> str:
+def _emit(ctx, emitter, ref: str, info: TensorInfo, dilation, padding) -> str:
+    """One 1-D node for the 2-D op of `ctx`, emitted by `emitter` (named as its op) in the
+    op's scope."""
     op = ctx.op
+
+    def emit(ir_op: str, **kwargs) -> str:
+        return emitter.emit(ir_op, [ref], outputs=[info], scope=ctx.scope, **kwargs)
+
     strides = [int(op.get_attr("strides")[2])]
     if op.type in POOLS:
-        return ctx.emit(POOLS[op.type], [ref], outputs=[info],
-                        attrs={"kernel_size": [int(op.get_attr("ksize")[2])], "strides": strides,
-                               "padding": op.get_attr("padding").decode()})
+        return emit(POOLS[op.type], attrs={"kernel_size": [int(op.get_attr("ksize")[2])],
+                                           "strides": strides,
+                                           "padding": op.get_attr("padding").decode()})
     _, k, first, second = ctx.input_info(1).shape
     dilations = dilation or [int(op.get_attr("dilations")[2])]
     if op.type == "Conv2DBackpropInput":
         if op.get_attr("padding").decode() not in ("SAME", "VALID"):
             ctx.fail("a transposed conv's padding must be SAME or VALID")
         crop = transpose_crop(ctx, [2], [k], strides, dilations)
-        return ctx.emit("conv_transpose1d", [ref], outputs=[info],
-                        attrs={"strides": strides, "dilations": dilations, "crop": crop},
-                        weights={"kernel": ctx.weight(1, transforms=[("reshape", (k, first, second))])})
+        return emit("conv_transpose1d",
+                    attrs={"strides": strides, "dilations": dilations, "crop": crop},
+                    weights={"kernel": ctx.weight(1, transforms=[("reshape", (k, first, second))])})
     if op.type == "DepthwiseConv2dNative":  # [1, k, C, M] -> the grouped kernel [k, 1, C * M]
         groups, shape = first, (k, 1, first * second)
     else:
@@ -90,10 +96,9 @@ def _emit(ctx, ref: str, info: TensorInfo, dilation, padding) -> str:
     pad = op.get_attr("padding").decode()
     if pad == "EXPLICIT":
         pad = [list(op.get_attr("explicit_paddings")[4:6])]
-    return ctx.emit("conv1d", [ref], outputs=[info],
-                    attrs={"strides": strides, "dilations": dilations, "padding": padding or pad,
-                           "groups": groups},
-                    weights={"kernel": ctx.weight(1, transforms=[("reshape", shape)])})
+    return emit("conv1d", attrs={"strides": strides, "dilations": dilations,
+                                 "padding": padding or pad, "groups": groups},
+                weights={"kernel": ctx.weight(1, transforms=[("reshape", shape)])})
 
 
 def _dilation(ctx, space_to_batch, batch_to_space) -> tuple[list[int], list[list[int]]]:
