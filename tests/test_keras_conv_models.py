@@ -294,3 +294,15 @@ def test_gradients_match_tensorflow(name, tmp_path) -> None:
     worst = max(row.grad_rel for row in report.rows)
     print(f"\n{name}: worst gradient {worst:.2e}, forward {report.outputs[0][1]:.2e}", end="")
     assert worst <= TOLERANCE
+
+
+def test_per_layer_verify_compares_1d_layers(sources, tmp_path) -> None:
+    """`verify --per-layer`: each nn.Conv1d / pool output [N, C, T] against its TF tensor
+    ([N, T, C], or [N, 1, T, C] inside SeparableConv1D)."""
+    from codegen.verify.layers import verify_layers
+
+    _, paths = sources("separable_1d", "keras")
+    convert(paths["keras"], tmp_path)
+    report = verify_layers(paths["keras"], None, tmp_path / "model", quiet=True)
+    assert len(report.rows) >= 5
+    assert all(row.rel <= TOLERANCE for row in report.rows), report.rows
