@@ -214,11 +214,26 @@ def convert(path, out):
     return import_generated(out / "model")
 
 
+@pytest.fixture(scope="module")
+def converted(sources, tmp_path_factory):
+    """(model, framework, format) -> the folder of its generated model, converted once."""
+    cache = {}
+
+    def get(name: str, framework: str, fmt: str):
+        if (name, framework, fmt) not in cache:
+            out = tmp_path_factory.mktemp(f"{name}_{framework}_{fmt}")
+            convert(sources(name, framework)[1][fmt], out)
+            cache[name, framework, fmt] = out / "model"
+        return cache[name, framework, fmt]
+
+    return get
+
+
 @pytest.mark.parametrize(("name", "framework", "fmt"), CASES,
                          ids=[f"{n}-{f}-{t}" for n, f, t in CASES])
-def test_conv_model_matches_keras(name, framework, fmt, sources, tmp_path) -> None:
-    model, paths = sources(name, framework)
-    module = convert(paths[fmt], tmp_path)
+def test_conv_model_matches_keras(name, framework, fmt, sources, converted) -> None:
+    model, _ = sources(name, framework)
+    module = import_generated(converted(name, framework, fmt))
     ours = module.load_model()
     trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
     assert sum(p.numel() for p in module.build_model().parameters()) == trainable
@@ -235,12 +250,10 @@ def test_conv_model_matches_keras(name, framework, fmt, sources, tmp_path) -> No
             assert error <= TOLERANCE, (name, fmt, shape, batch, error)
 
 
-def test_text_cnn_reads_like_pytorch(sources, tmp_path) -> None:
+def test_text_cnn_reads_like_pytorch(converted) -> None:
     """nn.Conv1d on [N, C, T] from the embedding on: one transpose after the embedding, the
     causal conv's pad folded into PaddedConv1d, the dilated 'same' conv a plain padding=2."""
-    _, paths = sources("text_cnn", "keras")
-    convert(paths["keras"], tmp_path)
-    code = (tmp_path / "model" / "model.py").read_text()
+    code = (converted("text_cnn", "keras", "keras") / "model.py").read_text()
     for text in ("nn.Embedding(50, 8)", "nn.Conv1d(8, 12, kernel_size=3, padding=1)",
                  "PaddedConv1d(12, 12, kernel_size=3, pad=(4, 0), dilation=2)",
                  "nn.Conv1d(12, 10, kernel_size=3, padding=2, dilation=2)", ".amax(dim=(2,))"):
@@ -248,12 +261,10 @@ def test_text_cnn_reads_like_pytorch(sources, tmp_path) -> None:
     assert code.count(".permute(") == 1
 
 
-def test_video_net_reads_like_pytorch(sources, tmp_path) -> None:
+def test_video_net_reads_like_pytorch(converted) -> None:
     """NCDHW throughout: nn.Conv3d, TF 'SAME' pooling and strided conv of any size as
     MaxPool3dSame / Conv3dSame, the global average a mean over (D, H, W)."""
-    _, paths = sources("video_net", "keras")
-    convert(paths["keras"], tmp_path)
-    code = (tmp_path / "model" / "model.py").read_text()
+    code = (converted("video_net", "keras", "keras") / "model.py").read_text()
     for text in ("nn.Conv3d(3, 8, kernel_size=3, padding=1)", "MaxPool3dSame(2, stride=2)",
                  "Conv3dSame(8, 12, kernel_size=(1, 3, 3), stride=(1, 2, 2))", "dim=(2, 3, 4)",
                  "Input: float32 [N, 3, ?, ?, ?] (NCDHW)", "torch.channels_last_3d"):
@@ -261,10 +272,8 @@ def test_video_net_reads_like_pytorch(sources, tmp_path) -> None:
     assert ".permute(" not in code
 
 
-def test_unet_reads_like_pytorch(sources, tmp_path) -> None:
-    _, paths = sources("unet", "keras")
-    convert(paths["keras"], tmp_path)
-    code = (tmp_path / "model" / "model.py").read_text()
+def test_unet_reads_like_pytorch(converted) -> None:
+    code = (converted("unet", "keras", "keras") / "model.py").read_text()
     for text in ("ConvTranspose2dCrop(32, 16, kernel_size=3, stride=2, trim=(1, 1))",
                  "torch.cat(", "nn.MaxPool2d(2"):
         assert text in code, text
@@ -272,22 +281,26 @@ def test_unet_reads_like_pytorch(sources, tmp_path) -> None:
 
 
 @pytest.mark.parametrize("name", ["text_cnn", "unet"])
-def test_gradients_match_tensorflow(name, tmp_path) -> None:
+def test_gradients_match_tensorflow(name, sources, converted, tmp_path) -> None:
     """`verify --grad`: d sum(output * R) / d every parameter against tf.gradients. The text
     CNN's embedding gradient comes from TF as IndexedSlices; the U-Net's output is an image
-    (R and the forward are compared in TF's layout). A fixed image size: verify draws no
-    image sizes."""
+    (R and the forward are compared in TF's layout). The U-Net at a fixed size: verify draws
+    no image sizes."""
     from codegen.verify.grad import verify_grad
 
-    import_tf()
-    import keras
+    if name == "text_cnn":
+        model, paths = sources(name, "keras")
+        source, generated = paths["keras"], converted(name, "keras", "keras")
+    else:
+        import keras
 
-    keras.utils.set_random_seed(7)
-    model = text_cnn(keras) if name == "text_cnn" else unet(keras, size=16)
-    _randomise(model, seed=3)
-    model.save(tmp_path / "model.keras")
-    convert(tmp_path / "model.keras", tmp_path)
-    report = verify_grad(tmp_path / "model.keras", None, tmp_path / "model")
+        keras.utils.set_random_seed(7)
+        model = unet(keras, size=16)
+        _randomise(model, seed=3)
+        source, generated = tmp_path / "unet.keras", tmp_path / "model"
+        model.save(source)
+        convert(source, tmp_path)
+    report = verify_grad(source, None, generated)
     assert not report.problems(TOLERANCE) and not report.uncompared_parameters()
     parameters = [row for row in report.rows if row.value_rel is not None]  # inputs have none
     assert len(parameters) == len(model.trainable_weights)
@@ -296,13 +309,13 @@ def test_gradients_match_tensorflow(name, tmp_path) -> None:
     assert worst <= TOLERANCE
 
 
-def test_per_layer_verify_compares_1d_layers(sources, tmp_path) -> None:
+def test_per_layer_verify_compares_1d_layers(sources, converted) -> None:
     """`verify --per-layer`: each nn.Conv1d / pool output [N, C, T] against its TF tensor
     ([N, T, C], or [N, 1, T, C] inside SeparableConv1D)."""
     from codegen.verify.layers import verify_layers
 
     _, paths = sources("separable_1d", "keras")
-    convert(paths["keras"], tmp_path)
-    report = verify_layers(paths["keras"], None, tmp_path / "model", quiet=True)
+    report = verify_layers(paths["keras"], None, converted("separable_1d", "keras", "keras"),
+                           quiet=True)
     assert len(report.rows) >= 5
     assert all(row.rel <= TOLERANCE for row in report.rows), report.rows
