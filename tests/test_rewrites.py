@@ -106,5 +106,6 @@ def test_every_rewrite_module_has_a_case():
     modules = {case.partition(":")[0] for case in CASES}  # "module:variant" cases
     elsewhere = ["dilated_conv", *SEQUENCE_CASES, "rnn_outputs",  # rnn_outputs: tests/test_rnn.py
                  "one_hot_embedding",  # tests/test_tf1_bert.py
+                 "time_distributed", "time_distributed_reshape",  # test_time_distributed.py
                  "conv1d"]  # tests/test_keras_conv_models.py (Keras' 1-D layers)
     assert sorted([*modules, *elsewhere]) == sorted(MODULES)

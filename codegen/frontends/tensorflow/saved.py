@@ -12,12 +12,12 @@ from the function's signature, so no `--dst-node` is needed.
 from __future__ import annotations
 
 import re
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from codegen.errors import InputError
+from codegen.frontends.tensorflow import bn_decay
 
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 WRAPPER_PREFIXES = ("StatefulPartitionedCall/", "PartitionedCall/")
@@ -29,7 +29,8 @@ class FrozenFunction:
     inputs: list[str]  # placeholder op names, in signature order
     outputs: list[str]  # op names of the outputs, in signature order
     variables: dict[str, str] = field(default_factory=dict)  # Const op -> variable's own name
-    bn_decay: float | None = None  # the Keras BatchNormalization momentum, where known
+    # layer path -> its BatchNormalization momentum (bn_decay.py), where the source says
+    bn_decays: dict[str, float] | None = None
 
 
 def is_saved_model(path: Path) -> bool:
@@ -103,9 +104,7 @@ def load_keras(tf, path: Path) -> FrozenFunction:
         return model(list(inputs) if len(inputs) > 1 else inputs[0], training=False)
 
     frozen = freeze(tf, tf.function(call).get_concrete_function(*specs), model.variables)
-    momenta = Counter(float(layer.momentum) for layer in model._flatten_layers()
-                      if type(layer).__name__ == "BatchNormalization")  # Keras 3 or tf_keras
-    frozen.bn_decay = momenta.most_common(1)[0][0] if momenta else None
+    frozen.bn_decays = bn_decay.from_keras_layers(model)
     return frozen
 
 
@@ -181,10 +180,14 @@ def _captured_variables(function, variables) -> dict[str, str]:
         if handle is None:  # a Keras 3 variable wraps a tf.Variable
             handle = getattr(getattr(variable, "value", None), "handle", None)
         if handle is not None:
-            name = getattr(variable, "path", None) or variable.name
-            by_handle[id(handle)] = name.removesuffix(":0")
+            by_handle[id(handle)] = variable_name(variable)
     return {internal.op.name: by_handle[id(external)]
             for external, internal in function.graph.captures if id(external) in by_handle}
+
+
+def variable_name(variable) -> str:
+    """A variable's own name: Keras 3's `variable.path`, else its TF name without ':0'."""
+    return (getattr(variable, "path", None) or variable.name).removesuffix(":0")
 
 
 CALL_OPS = ("StatefulPartitionedCall", "PartitionedCall")

@@ -104,6 +104,9 @@ class LayoutPass(ConvRules):
             getattr(self, f"visit_{node.op}")(node)
         elif node.op == "batch_norm" and node.outputs[0].rank == 3:  # nn.BatchNorm1d: [N, C, T]
             self.visit_sequence(node)
+        elif node.op == "bias_add" and self.is_permuted(node.inputs[0]) and self.rank(
+                node.inputs[0]) == 3 and not self.folds_into(node):
+            self.fallback(node)  # BiasAdd adds along the last dim: give it [N, T, C]
         elif not any(permuted_inputs) and node.outputs[0].rank in SPATIAL and self.images:
             self.visit_new_rank4(node)
         elif not any(permuted_inputs) and kind != "weights":
@@ -253,6 +256,11 @@ class LayoutPass(ConvRules):
                                     ("transpose", (2, 0, 1, 3)),
                                     ("reshape", (channels * height * width, out)))
         return True
+
+    def folds_into(self, node: Node) -> bool:
+        """A bias_add right after a 1-D conv: passes/fold.py makes it the conv's bias."""
+        producer = self.graph.nodes.get(node.inputs[0].rpartition(":")[0])
+        return producer is not None and producer.op in ("conv1d", "conv_transpose1d")
 
     def fallback(self, node: Node) -> None:
         """Give the op NHWC inputs and convert its rank-4 output back to NCHW."""
