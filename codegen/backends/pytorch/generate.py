@@ -10,6 +10,7 @@ from codegen.backends.pytorch.naming import doc_text, identifier
 from codegen.backends.pytorch.render import ClassRenderer, environment, format_source, scope_pattern
 from codegen.backends.pytorch.structure import build_tree
 from codegen.ir.graph import Graph
+from codegen.ir.passes.layout import spatial_ranks
 
 
 @dataclass
@@ -88,7 +89,8 @@ def _shape(shape: list) -> str:
 
 
 def _inputs(graph: Graph) -> str:
-    layouts = {4: " (NCHW)", 5: " (NCDHW)"}
+    layouts = {rank: text for rank, text in ((4, " (NCHW)"), (5, " (NCDHW)"))
+               if rank in spatial_ranks(graph)}
     return "; ".join(f"{i.dtype} {_shape(i.shape)}{layouts.get(len(i.shape), '')} "
                      f"(TF {i.tf_name or i.name!r})"
                      for i in graph.inputs)

@@ -154,7 +154,8 @@ def bias_add(node: Node, graph: Graph) -> Layer:
     [N, C, T] of 1-D convs keeps no unfolded bias: passes/layout.py), else the last one."""
     channels = graph.weights[node.weights["bias"]].out_shape[0]
     shape = graph.tensor(node.inputs[0]).shape
-    first = len(shape) in (4, 5) and graph.layout == "NCHW" and LayoutPass(graph).images
+    pass_ = LayoutPass(graph)
+    first = len(shape) in pass_.spatial and graph.layout == "NCHW" and pass_.images
     if first and shape[1] not in (None, channels):
         first = False  # (a rank-4 tensor the layout pass left alone: [N, T, heads, size])
     args = {"channels": channels, "channels_first": first}

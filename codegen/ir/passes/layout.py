@@ -19,7 +19,14 @@ from codegen.resources import op_catalogue
 TO_NCHW = to_first(4)  # nchw = nhwc.transpose(TO_NCHW)
 TO_NHWC = to_last(4)
 AXIS_TO_NCHW = axis_to_first(4)  # an NHWC axis -> its NCHW position
-SPATIAL = (4, 5)  # ranks of images and volumes: channels-first everywhere
+VOLUME_OPS = ("conv3d", "conv_transpose3d", "max_pool3d", "avg_pool3d")
+
+
+def spatial_ranks(graph: Graph) -> tuple[int, ...]:
+    """The ranks that are channels-first everywhere: images (4), and volumes (5) where a 3-D
+    op reads them (a rank-5 clip of images under TimeDistributed keeps NTHWC)."""
+    volumes = any(node.op in VOLUME_OPS for node in graph.nodes.values())
+    return (4, 5) if volumes else (4,)
 LAST_NAMES = {3: "to_ntc", 4: "to_nhwc", 5: "to_ndhwc"}  # the transposes' node names
 FIRST_NAMES = {4: "to_nchw", 5: "to_ncdhw"}
 
@@ -47,7 +54,8 @@ class LayoutPass(ConvRules):
         self.permuted: set[str] = set()  # refs of rank-4 tensors now in NCHW
         # a model that takes no image (token ids, sequences) has no NHWC tensors: its rank-4
         # tensors are [N, T, heads, size] and keep their layout
-        self.images = (any(len(graph_input.shape) in SPATIAL for graph_input in graph.inputs)
+        self.spatial = spatial_ranks(graph)
+        self.images = (any(len(graph_input.shape) in self.spatial for graph_input in graph.inputs)
                        or any(node.op in ("conv2d", "conv3d") or layout_class(node.op) == "pooling"
                               for node in graph.nodes.values()))
 
@@ -56,7 +64,7 @@ class LayoutPass(ConvRules):
         if graph.layout == "NCHW":
             return
         for graph_input in graph.inputs:
-            if len(graph_input.shape) in SPATIAL:
+            if len(graph_input.shape) in self.spatial:
                 graph_input.shape = _nchw(graph_input.shape)
                 self.permuted.add(f"{graph_input.name}:0")
         for node in graph.topological_order():
@@ -79,7 +87,7 @@ class LayoutPass(ConvRules):
         """The node's rank-4 (rank-5) output is NCHW (NCDHW), or its sequence output is
         [N, C, T]: record it and fix its static shape."""
         rank = node.outputs[0].rank
-        if rank in SPATIAL or (rank == 3 and (channels_first(node.op) or any(
+        if rank in self.spatial or (rank == 3 and (channels_first(node.op) or any(
                 self.is_permuted(ref) and self.rank(ref) == 3 for ref in node.inputs))):
             node.outputs[0].shape = _nchw(node.outputs[0].shape)
             self.permuted.add(f"{node.name}:0")
@@ -107,7 +115,7 @@ class LayoutPass(ConvRules):
         elif node.op == "bias_add" and self.is_permuted(node.inputs[0]) and self.rank(
                 node.inputs[0]) == 3 and not self.folds_into(node):
             self.fallback(node)  # BiasAdd adds along the last dim: give it [N, T, C]
-        elif not any(permuted_inputs) and node.outputs[0].rank in SPATIAL and self.images:
+        elif not any(permuted_inputs) and node.outputs[0].rank in self.spatial and self.images:
             self.visit_new_rank4(node)
         elif not any(permuted_inputs) and kind != "weights":
             return  # no rank-4 NCHW input: nothing changes
@@ -134,7 +142,7 @@ class LayoutPass(ConvRules):
 
     def visit_constant(self, node: Node) -> None:
         # rank-4 constants follow the layout; smaller ones are fixed by their consumer.
-        if node.outputs[0].rank in SPATIAL:
+        if node.outputs[0].rank in self.spatial:
             self.graph.transform_weight(node, "value", ("transpose", to_first(node.outputs[0].rank)))
             self.mark_output(node)
 
@@ -270,7 +278,7 @@ class LayoutPass(ConvRules):
             for ref in node.inputs
         ]
         rank = node.outputs[0].rank
-        if rank in SPATIAL:
+        if rank in self.spatial:
             old = f"{node.name}:0"
             new = self.insert_transpose(old, to_first(rank), node, FIRST_NAMES[rank])
             self.graph.replace_uses(old, new)
