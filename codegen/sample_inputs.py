@@ -21,8 +21,8 @@ SPATIAL_SIZES = (96, 128)  # of the other unknown sizes of a rank >= 4 input, on
 def tf_shape(spec: dict) -> list:
     """The input's shape in TF's layout (io.json stores the model's NCHW shape of an image)."""
     shape = list(spec["shape"])
-    if spec["nchw"]:
-        shape = [shape[0], shape[2], shape[3], shape[1]]
+    if spec["nchw"]:  # NCHW -> NHWC, NCDHW -> NDHWC
+        shape = [shape[0], *shape[2:], shape[1]]
     return shape
 
 
@@ -77,4 +77,7 @@ def torch_inputs(io: dict, feeds: dict[str, np.ndarray]) -> list:
 
 
 def to_nchw(array: np.ndarray, nchw: bool) -> np.ndarray:
-    return np.ascontiguousarray(array.transpose(0, 3, 1, 2)) if nchw else array
+    """NHWC -> NCHW (NDHWC -> NCDHW; a [N, T, C] sequence -> [N, C, T])."""
+    if not nchw:
+        return array
+    return np.ascontiguousarray(array.transpose(0, array.ndim - 1, *range(1, array.ndim - 1)))

@@ -25,7 +25,8 @@ RNG = np.random.default_rng(0)
 def run_one_op(tmp_path, op: str, x: np.ndarray, out_shape: list, *, attrs=None, weights=None,
                extra: list[Node] = (), inputs=None, dtype: str = "float32") -> np.ndarray:
     """Write a graph input -> [extra nodes] -> `op` -> output, build it, run it on `x`
-    (NHWC for rank 4, as TF takes it) and return the output in TF's layout."""
+    (NHWC for rank 4, NDHWC for rank 5, as TF takes it) and return the output in TF's
+    layout."""
     ir_dir = tmp_path / "ir"
     ir_dir.mkdir(parents=True, exist_ok=True)
     names = {}
@@ -46,10 +47,13 @@ def run_one_op(tmp_path, op: str, x: np.ndarray, out_shape: list, *, attrs=None,
     graph.save(ir_dir)
     build(ir_dir, tmp_path / "model", quiet=True)
     model = import_generated(tmp_path / "model").load_model()
-    feed = torch.from_numpy(x.transpose(0, 3, 1, 2).copy() if x.ndim == 4 else x)
+    channels_first = (0, x.ndim - 1, *range(1, x.ndim - 1))  # NHWC -> NCHW, NDHWC -> NCDHW
+    feed = torch.from_numpy(x.transpose(channels_first).copy() if x.ndim in (4, 5) else x)
     with torch.no_grad():
         y = model(feed).numpy()
-    return y.transpose(0, 2, 3, 1) if y.ndim == 4 and len(out_shape) == 4 else y
+    if y.ndim in (4, 5) and len(out_shape) == y.ndim:
+        return y.transpose(0, *range(2, y.ndim), 1)
+    return y
 
 
 def images(*shape) -> np.ndarray:
@@ -267,9 +271,10 @@ def test_every_catalogue_op_has_a_tf_free_test():
     """The ops with a 'form' are computed in test_catalog.py; every other op here."""
     catalogue = op_catalogue()
     forms = {op for op, spec in catalogue.items() if {"form", "operator"} & set(spec)}
-    from test_ir_sequence_ops import TESTED as SEQUENCE_OPS  # tested in that module
+    from test_ir_conv_ops import TESTED as CONV_OPS  # tested in those modules
+    from test_ir_sequence_ops import TESTED as SEQUENCE_OPS
 
-    untested = (set(catalogue) - forms - TESTED_HERE - SEQUENCE_OPS
+    untested = (set(catalogue) - forms - TESTED_HERE - SEQUENCE_OPS - CONV_OPS
                 - {op for op in catalogue if op[0] == "$"})
     assert not untested, f"add a test to tests/test_ir_ops.py for {sorted(untested)}"
 

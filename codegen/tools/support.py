@@ -23,6 +23,13 @@ PATTERNS = [
     ("`x * relu6(x + 3) / 6` (Keras hard_swish, MobileNetV3)", "hard_swish"),
     ("reshape `[N, H, W, C]` -> `[N*H*W, C]`, MatMul, reshape back (Dense on a 4-D tensor)",
      "conv2d"),
+    (("ExpandDims -> Conv2D -> Squeeze on `[N, T, C]` (Keras Conv1D; SpaceToBatchND / "
+      "BatchToSpaceND around it when dilated; DepthwiseConv2dNative -> Conv2D: SeparableConv1D)"),
+     "conv1d"),
+    ("ExpandDims -> MaxPool -> Squeeze on `[N, T, C]` (Keras MaxPooling1D)", "max_pool1d"),
+    ("ExpandDims -> AvgPool -> Squeeze on `[N, T, C]` (Keras AveragePooling1D)", "avg_pool1d"),
+    ("ExpandDims -> Conv2DBackpropInput -> Squeeze on `[N, T, C]` (Keras Conv1DTranspose)",
+     "conv_transpose1d"),
     ("While loop of a Keras GRU, recognised by its step", "gru"),
     ("While loop of a Keras SimpleRNN (tanh or relu), recognised by its step", "rnn"),
     ("`(0.5 * x) * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x ** 3)))` (tanh GELU, keras-hub)",

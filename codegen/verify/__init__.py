@@ -184,7 +184,8 @@ def verify(model_path: Path, weights: Path | None, out_dir: Path, *, batches=(4,
 
 
 def _to_nhwc(array: np.ndarray, nchw: bool | None) -> np.ndarray:
-    return array.transpose(0, 2, 3, 1) if nchw else array
+    """NCHW -> NHWC (NCDHW -> NDHWC)."""
+    return array.transpose(0, *range(2, array.ndim), 1) if nchw else array
 
 
 def _as_list(value) -> list:

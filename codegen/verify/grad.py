@@ -30,6 +30,7 @@ from codegen.verify import (
     _as_list,
     _relative,
     _to_nchw,
+    _to_nhwc,
     import_generated,
     load_weights,
     random_inputs,
@@ -142,6 +143,7 @@ def verify_grad(model_path: Path, weights: Path | None, out_dir: Path, *, batch:
     report = GradReport([], [], not_compared, untied(entries, set(parameters)), notes,
                         model=model)
     for spec, tf_out, out in zip(io["outputs"], tf_outputs, ours):
+        out = _to_nhwc(out, spec.get("nchw"))  # an image output is compared in TF's layout
         report.outputs.append((spec["tf_name"], _relative(out, tf_out, tf_out)))
     tensors = inputs_tf + [entry.tensor for entry in compared]
     for name, tensor in zip(tf_grads, tensors):
@@ -181,8 +183,9 @@ def _torch_gradients(model, io: dict, feeds: dict, multipliers: list, noise: flo
     inputs = [named.get(f"input {spec['name']}", tensor)
               for spec, tensor in zip(io["inputs"], inputs)]
     outputs = _as_list(model(*inputs))
-    loss = sum((out * torch.from_numpy(r).to(dtype)).sum()
-               for out, r in zip(outputs, multipliers) if r is not None)
+    # R is drawn in TF's layout: an image output's is made NCHW like the output
+    loss = sum((out * torch.from_numpy(_to_nchw(r, spec.get("nchw"))).to(dtype)).sum()
+               for out, r, spec in zip(outputs, multipliers, io["outputs"]) if r is not None)
     loss.backward()
     named |= dict(model.named_parameters())
     grads = {name: tensor.grad.detach().numpy().copy() for name, tensor in named.items()
@@ -212,7 +215,9 @@ def _tf_gradients(runner: TFRunner, io: dict, feeds: dict, multipliers: list, in
         points += [_read_points(graph.get_tensor_by_name(name)) for name in tensors]
         flat = [t for group in points for t in group]
         grads = tf.gradients(loss, flat)
-        fetch = [g if g is not None else tf.zeros_like(t) for g, t in zip(grads, flat)]
+        # an embedding table's gradient comes as IndexedSlices (the rows read): made dense
+        fetch = [tf.zeros_like(t) if g is None else tf.convert_to_tensor(g)
+                 for g, t in zip(grads, flat)]
     values = [group[0] for group in points[len(inputs):]]
     feed = {f"{k}:0": v for k, v in feeds.items()}
     feed |= dict(zip(holders, [r for r in multipliers if r is not None]))

@@ -90,7 +90,8 @@ def verify_layers(model_path: Path, weights: Path | None, out_dir: Path, *, batc
         if step == "TensorFlow":
             tensors = [row["tf_tensor"] for row in layers + outputs]
             fetched = runner.session.run(tensors, runner.feed_dict(tensors, feeds))
-            results[step] = [_to_nchw(a, row["nchw"]) for a, row in zip(fetched, layers + outputs)]
+            results[step] = [_to_nchw(_squeezed(a, row), row["nchw"])
+                             for a, row in zip(fetched, layers + outputs)]
             results[step] = [a[:, row["channels"]] if "channels" in row else a  # our order
                              for a, row in zip(results[step], layers + outputs)]
         else:
@@ -189,3 +190,12 @@ def summary_line(report: LayerReport, *, float64: bool = False) -> str:
         text += (f"; at the output TF float32 is {last.tf_vs_f64:.3g} and ours "
                  f"{last.ours_vs_f64:.3g} from float64")
     return text
+
+
+def _squeezed(array: np.ndarray, row: dict) -> np.ndarray:
+    """A 1-D layer inside a run TF writes on [N, 1, T, C] (SeparableConv1D's depthwise half)
+    holds the values of our [N, C, T]: drop the 1."""
+    shape = row.get("shape")
+    if shape is not None and array.ndim == len(shape) + 1 and array.shape[1] == 1:
+        return array[:, 0]
+    return array

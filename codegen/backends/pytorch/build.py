@@ -22,6 +22,7 @@ from codegen.backends.pytorch.ops import NUM_BATCHES
 from codegen.errors import InvalidIRError, MergeConflictError
 from codegen.ir.graph import Graph
 from codegen.ir.passes import run_passes
+from codegen.ir.passes.layout import channels_first, spatial_ranks
 from codegen.ir.validate import load_ir
 from codegen.ir.weights import copy_weight, sha256_file
 from codegen.parallel import ordered_map
@@ -259,10 +260,10 @@ def _write_atomic(path: Path, text: str) -> None:
 def _io(graph: Graph, tf_layout: str = "NHWC") -> dict:
     """What verify needs: TF names and layouts of inputs and outputs, and for integer
     inputs that index an embedding table the table's size (realistic token ids)."""
-    inputs = []
+    inputs, spatial = [], spatial_ranks(graph)
     for i in graph.inputs:
         spec = {"name": i.name, "tf_name": i.tf_name or i.name, "shape": i.shape,
-                "dtype": i.dtype, "nchw": len(i.shape) == 4}
+                "dtype": i.dtype, "nchw": len(i.shape) in spatial}
         tables = [graph.weights[node.weights["table"]].out_shape[0] for node in graph.nodes.values()
                   if node.op == "embedding" and node.inputs == [f"{i.name}:0"]]
         if tables:
@@ -272,19 +273,22 @@ def _io(graph: Graph, tf_layout: str = "NHWC") -> dict:
         "inputs": inputs,
         "outputs": [{"name": o.name, "tf_name": o.tf_name or o.name,
                      "shape": graph.tensor(o.source).shape,
-                     "nchw": tf_layout == "NHWC" and len(graph.tensor(o.source).shape) == 4}
+                     "nchw": tf_layout == "NHWC" and len(graph.tensor(o.source).shape) in spatial}
                     for o in graph.outputs],
     }
 
 
 def _layers(graph: Graph, layers: dict[str, str], tf_layout: str) -> list[dict]:
     """What `verify --per-layer` needs: each layer module, its TF tensor and layout."""
-    rows = []
+    rows, spatial = [], spatial_ranks(graph)
     for module, node_name in layers.items():
-        shape = graph.nodes[node_name].outputs[0].shape
+        node = graph.nodes[node_name]
+        shape = node.outputs[0].shape
+        # a 1-D conv / pool / BatchNorm1d writes its sequence [N, C, T] (passes/layout_conv.py)
+        sequence = len(shape) == 3 and (channels_first(node.op) or node.op == "batch_norm")
         rows.append({"module": module, "node": node_name,
                      "tf_tensor": graph.tf_tensor(f"{node_name}:0"), "shape": shape,
-                     "nchw": tf_layout == "NHWC" and len(shape) == 4})
+                     "nchw": tf_layout == "NHWC" and (len(shape) in spatial or sequence)})
         if "channel_order" in graph.nodes[node_name].attrs:  # a conv before a pixel shuffle
             rows[-1]["channels"] = graph.nodes[node_name].attrs["channel_order"]
     return rows

@@ -10,6 +10,7 @@ from codegen.backends.pytorch.naming import doc_text, identifier
 from codegen.backends.pytorch.render import ClassRenderer, environment, format_source, scope_pattern
 from codegen.backends.pytorch.structure import build_tree
 from codegen.ir.graph import Graph
+from codegen.ir.passes.layout import spatial_ranks
 
 
 @dataclass
@@ -51,6 +52,7 @@ def generate(graph: Graph, *, templates: Path | None = None) -> Generated:
         classes=texts,
         model_class=root_plan.cls.name,
         fusable=renderer.fusable,
+        volumes=any(len(entry.out_shape) == 5 for entry in graph.weights.values()),
     )
     state = _state(planner, root_plan)
     layers = _layers(planner, root_plan)
@@ -87,8 +89,10 @@ def _shape(shape: list) -> str:
 
 
 def _inputs(graph: Graph) -> str:
-    layout = " (NCHW)" if any(len(i.shape) == 4 for i in graph.inputs) else ""
-    return "; ".join(f"{i.dtype} {_shape(i.shape)}{layout} (TF {i.tf_name or i.name!r})"
+    layouts = {rank: text for rank, text in ((4, " (NCHW)"), (5, " (NCDHW)"))
+               if rank in spatial_ranks(graph)}
+    return "; ".join(f"{i.dtype} {_shape(i.shape)}{layouts.get(len(i.shape), '')} "
+                     f"(TF {i.tf_name or i.name!r})"
                      for i in graph.inputs)
 
 

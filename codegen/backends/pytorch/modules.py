@@ -16,6 +16,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from codegen.backends.pytorch.conv_ops import CONV_HELPERS
 from codegen.backends.pytorch.naming import Namespace, class_name, identifier
 from codegen.backends.pytorch.ops import Expr, Layer
 from codegen.backends.pytorch.structure import Scope, Tree, share_key
@@ -25,7 +26,10 @@ from codegen.ir.graph import Node
 PREFERRED = ("in_channels", "out_channels", "channels", "num_features", "stride")
 STACK_MIN = 2  # modules in a run before it becomes an nn.ModuleList
 SHORT_KIND = {"Conv2d": "Conv", "BatchNorm2d": "BN", "BatchNorm1d": "BN", "Linear": "Linear",
-              "MaxPool2d": "MaxPool", "AvgPool2d": "AvgPool"}
+              "MaxPool2d": "MaxPool", "AvgPool2d": "AvgPool", "Conv1d": "Conv", "Conv3d": "Conv",
+              "ConvTranspose1d": "Deconv", "ConvTranspose2d": "Deconv", "ConvTranspose3d": "Deconv",
+              "BatchNorm3d": "BN", "MaxPool1d": "MaxPool", "MaxPool3d": "MaxPool",
+              "AvgPool1d": "AvgPool", "AvgPool3d": "AvgPool"}
 
 
 @dataclass
@@ -310,7 +314,7 @@ def _assign_params(cls: ModuleClass, is_root: bool) -> None:
 
 def _name_classes(classes: list[ModuleClass], root_plan: Plan) -> None:
     taken = Namespace({"Constant", "PaddedConv2d", "Conv2dSame", "MaxPool2dSame",
-                       "AvgPool2dSame", "LayerNorm2d", "BiasAdd"})  # the helper classes
+                       "AvgPool2dSame", "LayerNorm2d", "BiasAdd", *CONV_HELPERS})  # the helper classes
     by_base: dict[str, list[ModuleClass]] = {}
     for cls in classes:
         by_base.setdefault(_base_name(cls), []).append(cls)

@@ -93,33 +93,6 @@ def _is_flatten(input_shape: list, shape: list[int]) -> bool:
 
 
 # -- layers ------------------------------------------------------------------------------
-@renderer("conv2d")
-def conv2d(node: Node, graph: Graph) -> Layer:
-    out_channels, in_per_group, *kernel = graph.weights[node.weights["kernel"]].out_shape
-    padding = node.attrs["padding"]
-    args: dict[str, Any] = {
-        "in_channels": in_per_group * node.attrs["groups"],
-        "out_channels": out_channels,
-        "kernel_size": _pair(kernel),
-        "stride": _pair(node.attrs["strides"]),
-    }
-    cls, helpers = "nn.Conv2d", ()
-    if padding == "SAME":
-        cls, helpers = "Conv2dSame", ("Conv2dSame",)
-    elif _symmetric(padding):
-        args["padding"] = _pair([pads[0] for pads in padding])
-    else:
-        cls, helpers = "PaddedConv2d", ("PaddedConv2d",)
-        args["pad"] = _torch_pad(padding)
-    args["dilation"] = _pair(node.attrs["dilations"])
-    args["groups"] = node.attrs["groups"]
-    args["bias"] = "bias" in node.weights
-    state = {"weight": node.weights["kernel"]}
-    if "bias" in node.weights:
-        state["bias"] = node.weights["bias"]
-    return Layer("ops/conv2d.py.jinja", cls, args, state, "conv", helpers)
-
-
 @renderer("linear")
 def linear(node: Node, graph: Graph) -> Layer:
     out_features, in_features = graph.weights[node.weights["kernel"]].out_shape
@@ -177,10 +150,12 @@ def recurrent(node: Node, graph: Graph) -> Layer:
 def bias_add(node: Node, graph: Graph) -> Layer:
     """A bias no conv / linear before it could take (passes/fold.py folds the others): a small
     `BiasAdd` module holding it as a parameter. The channel dim is 1 of an NCHW image (the
-    layout pass made every rank-4 tensor of an image model NCHW), else the last one."""
+    layout pass made every rank-4 tensor of an image model NCHW, rank 5 NCDHW; a sequence
+    [N, C, T] of 1-D convs keeps no unfolded bias: passes/layout.py), else the last one."""
     channels = graph.weights[node.weights["bias"]].out_shape[0]
     shape = graph.tensor(node.inputs[0]).shape
-    first = len(shape) == 4 and graph.layout == "NCHW" and LayoutPass(graph).images
+    pass_ = LayoutPass(graph)
+    first = len(shape) in pass_.spatial and graph.layout == "NCHW" and pass_.images
     if first and shape[1] not in (None, channels):
         first = False  # (a rank-4 tensor the layout pass left alone: [N, T, heads, size])
     args = {"channels": channels, "channels_first": first}
@@ -368,6 +343,4 @@ def tensor_op(node: Node, graph: Graph) -> Expr:
     return Expr("ops/tensor.py.jinja", attrs, hint=node.op)
 
 
-from codegen.backends.pytorch import sequence_ops  # noqa: F401 - registers its renderers
-from codegen.backends.pytorch import spectral_ops  # noqa: F401, E402 - registers its renderers
-from codegen.backends.pytorch import image_ops  # noqa: F401, E402 - registers its renderers
+from codegen.backends.pytorch import conv_ops, image_ops, sequence_ops, spectral_ops  # noqa: F401 - register their renderers

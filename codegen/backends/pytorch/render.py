@@ -10,6 +10,7 @@ from typing import Any
 import black
 import jinja2
 
+from codegen.backends.pytorch.conv_ops import CONV_HELPERS
 from codegen.backends.pytorch.modules import ModuleClass, Plan, Stmt
 from codegen.backends.pytorch.naming import Namespace, identifier
 from codegen.backends.pytorch.ops import FORM_KEYS
@@ -26,8 +27,10 @@ INLINE_LIMIT = 60  # a single-use value is written inside its reader when this s
 # that their backward does not read, so it may be overwritten.
 FRESH_OUTPUT_TEMPLATES = {"ops/conv2d.py.jinja", "ops/linear.py.jinja", "ops/batch_norm.py.jinja",
                           "ops/layer_norm.py.jinja", "ops/binary.py.jinja"}
-HELPER_DEPENDENCIES = {"Conv2dSame": ("same_pad",), "MaxPool2dSame": ("same_pad",),
-                       "AvgPool2dSame": ("same_pad",), "tf_resize": ("tf_resize_taps",)}
+HELPER_DEPENDENCIES = {name: ("same_pad",) for name in (
+    "Conv1dSame", "Conv2dSame", "Conv3dSame", "MaxPool1dSame", "MaxPool2dSame", "MaxPool3dSame",
+    "AvgPool1dSame", "AvgPool2dSame", "AvgPool3dSame")}
+HELPER_DEPENDENCIES["tf_resize"] = ("tf_resize_taps",)
 
 
 def environment(user_dir: Path | None = None) -> jinja2.Environment:
@@ -244,8 +247,8 @@ class ClassRenderer:
             needed.update(HELPER_DEPENDENCIES.get(helper, ()))
         module = self.env.get_template("helpers.py.jinja").module
         order = ["same_pad", "PaddedConv2d", "Conv2dSame", "MaxPool2dSame",
-                 "AvgPool2dSame", "LayerNorm2d", "BiasAdd", "Constant", "PositionEmbedding",
-                 "one_bias", "GRUResetBefore", "Masked",
+                 "AvgPool2dSame", *CONV_HELPERS, "LayerNorm2d", "BiasAdd", "Constant",
+                 "PositionEmbedding", "one_bias", "GRUResetBefore", "Masked",
                  "tf_resize_taps", "tf_resize"]
         return [str(getattr(module, name)()) for name in order if name in needed]
 

@@ -95,6 +95,16 @@ class Context:
         (zeros), to check at conversion what a shape read from another tensor amounts to."""
         return self.converter.sample_run(tensors, shapes_of)
 
+    def run_fed(self, tensors, feeds: dict) -> list[np.ndarray] | None:
+        """`tensors`' values with some tensors fed ({tensor: value}), e.g. a size that TF
+        computes from a layer's input, read with that input at a chosen size; None if the
+        values need more than what is fed."""
+        try:
+            return [np.asarray(v) for v in self.converter._session_run(
+                list(tensors), {tensor.name: value for tensor, value in feeds.items()})]
+        except Exception:  # noqa: BLE001 - the tensors depend on more than the feeds
+            return None
+
     def variable_names(self) -> set[str]:
         return self.converter.model.variable_names()
 

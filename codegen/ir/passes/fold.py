@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from codegen.ir.graph import Graph, Node
 
+CONVS = ("conv1d", "conv2d", "conv3d")
+BIASED = (*CONVS, "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "linear")
+
 
 def _single_reader(graph: Graph, node: Node) -> Node | None:
     """The only node reading `node`'s output, if it is not also a graph output."""
@@ -62,7 +65,7 @@ def _layer_and_bias(graph: Graph, node: Node) -> tuple[Node, Node | None] | None
         if (constant is None or constant.op != "constant"
                 or _single_reader(graph, constant) is not node):
             return None
-    if (producer is None or producer.op not in ("conv2d", "linear") or "bias" in producer.weights
+    if (producer is None or producer.op not in BIASED or "bias" in producer.weights
             or _single_reader(graph, producer) is not node):
         return None
     if constant is not None and not _per_channel(graph, constant, producer):
@@ -75,12 +78,13 @@ def _per_channel(graph: Graph, constant: Node, layer: Node) -> bool:
     [1, C, 1, 1] against NCHW."""
     channels = layer.outputs[0].shape[1]
     shape = graph.weights[constant.weights["value"]].out_shape
-    per_pixel = [1, channels, 1, 1] if layer.op == "conv2d" else [channels]
+    per_pixel = [1, channels] + [1] * (layer.outputs[0].rank - 2) if layer.op != "linear" else [channels]
     return channels is not None and shape in ([channels], per_pixel)
 
 
 def fold_pad(graph: Graph) -> Graph:
-    """A zero pad of the spatial axes before a conv2d becomes the conv's padding.
+    """A zero pad of the spatial axes before a conv becomes the conv's padding (a causal
+    Conv1D's pad of k - 1 steps in front, too).
 
     Runs after padding resolution, on NCHW graphs, where conv padding is explicit.
     """
@@ -89,11 +93,11 @@ def fold_pad(graph: Graph) -> Graph:
         pads = node.attrs["pads"]
         if (
             reader is None
-            or reader.op != "conv2d"
+            or reader.op not in CONVS
             or not isinstance(reader.attrs["padding"], list)
             or node.attrs["mode"] != "constant"
             or node.attrs.get("value", 0.0) != 0.0
-            or len(pads) != 4
+            or len(pads) != len(reader.attrs["padding"]) + 2
             or pads[0] != [0, 0]
             or pads[1] != [0, 0]
         ):

@@ -1,8 +1,11 @@
 """NHWC -> NCHW, once, for the whole graph.
 
-Rank-4 tensors become NCHW; kernels become OIHW and dense kernels [out, in]; every
-axis-bearing attribute (pads, reduction/squeeze/concat/softmax axes, transpose perms) is
-rewritten. Where an op cannot follow the new layout (a reshape that mixes spatial and
+Rank-4 tensors become NCHW and rank-5 ones NCDHW; kernels become OIHW / OIDHW and dense
+kernels [out, in]; every axis-bearing attribute (pads, reduction/squeeze/concat/softmax
+axes, transpose perms) is rewritten. A sequence [N, T, C] becomes [N, C, T] only where an op
+that works channels-first (catalogue flag `channels_first`: conv1d, 1-D pooling) reads it:
+one transpose in front of the first such op, and the sequence stays [N, C, T] through the
+ops that follow it until one needs [N, T, C] again (a Dense, a graph output). Where an op cannot follow the new layout (a reshape that mixes spatial and
 channel axes, or an op this pass does not know) exact transposes are inserted around it,
 so the result is always equivalent, never approximate.
 """
@@ -10,11 +13,22 @@ so the result is always equivalent, never approximate.
 from __future__ import annotations
 
 from codegen.ir.graph import Graph, Node, TensorInfo
+from codegen.ir.passes.layout_conv import ConvRules, axis_to_first, to_first, to_last
 from codegen.resources import op_catalogue
 
-TO_NCHW = (0, 3, 1, 2)  # nchw = nhwc.transpose(TO_NCHW)
-TO_NHWC = (0, 2, 3, 1)
-AXIS_TO_NCHW = {0: 0, 1: 2, 2: 3, 3: 1}  # an NHWC axis -> its NCHW position
+TO_NCHW = to_first(4)  # nchw = nhwc.transpose(TO_NCHW)
+TO_NHWC = to_last(4)
+AXIS_TO_NCHW = axis_to_first(4)  # an NHWC axis -> its NCHW position
+VOLUME_OPS = ("conv3d", "conv_transpose3d", "max_pool3d", "avg_pool3d")
+
+
+def spatial_ranks(graph: Graph) -> tuple[int, ...]:
+    """The ranks that are channels-first everywhere: images (4), and volumes (5) where a 3-D
+    op reads them (a rank-5 clip of images under TimeDistributed keeps NTHWC)."""
+    volumes = any(node.op in VOLUME_OPS for node in graph.nodes.values())
+    return (4, 5) if volumes else (4,)
+LAST_NAMES = {3: "to_ntc", 4: "to_nhwc", 5: "to_ndhwc"}  # the transposes' node names
+FIRST_NAMES = {4: "to_nchw", 5: "to_ncdhw"}
 
 # How each IR op follows the layout is its catalogue entry's "layout" (ir_schema/ops.json):
 FOLLOWS = {"elementwise", "per_channel", "pooling"}  # NCHW in, NCHW out, nothing to change
@@ -26,18 +40,23 @@ def layout_class(op: str) -> str:
     return op_catalogue()[op]["layout"]
 
 
+def channels_first(op: str) -> bool:
+    return bool(op_catalogue()[op].get("channels_first"))
+
+
 def _nchw(shape: list) -> list:
-    return [shape[axis] for axis in TO_NCHW]
+    return [shape[axis] for axis in to_first(len(shape))]
 
 
-class LayoutPass:
+class LayoutPass(ConvRules):
     def __init__(self, graph: Graph) -> None:
         self.graph = graph
         self.permuted: set[str] = set()  # refs of rank-4 tensors now in NCHW
         # a model that takes no image (token ids, sequences) has no NHWC tensors: its rank-4
         # tensors are [N, T, heads, size] and keep their layout
-        self.images = (any(len(graph_input.shape) == 4 for graph_input in graph.inputs)
-                       or any(node.op == "conv2d" or layout_class(node.op) == "pooling"
+        self.spatial = spatial_ranks(graph)
+        self.images = (any(len(graph_input.shape) in self.spatial for graph_input in graph.inputs)
+                       or any(node.op in ("conv2d", "conv3d") or layout_class(node.op) == "pooling"
                               for node in graph.nodes.values()))
 
     def run(self) -> None:
@@ -45,11 +64,15 @@ class LayoutPass:
         if graph.layout == "NCHW":
             return
         for graph_input in graph.inputs:
-            if len(graph_input.shape) == 4:
+            if len(graph_input.shape) in self.spatial:
                 graph_input.shape = _nchw(graph_input.shape)
                 self.permuted.add(f"{graph_input.name}:0")
         for node in graph.topological_order():
             self.visit(node)
+        for output in graph.outputs:  # a sequence leaves as the source gives it: [N, T, C]
+            if self.is_permuted(output.source) and self.rank(output.source) == 3:
+                producer = graph.nodes[output.source.rpartition(":")[0]]
+                output.source = self.insert_transpose(output.source, to_last(3), producer, "to_ntc")
         graph.layout = "NCHW"
         graph.reorder()
 
@@ -61,8 +84,11 @@ class LayoutPass:
         return self.graph.tensor(ref).rank
 
     def mark_output(self, node: Node) -> None:
-        """The node's rank-4 output is NCHW: record it and fix its static shape."""
-        if node.outputs[0].rank == 4:
+        """The node's rank-4 (rank-5) output is NCHW (NCDHW), or its sequence output is
+        [N, C, T]: record it and fix its static shape."""
+        rank = node.outputs[0].rank
+        if rank in self.spatial or (rank == 3 and (channels_first(node.op) or any(
+                self.is_permuted(ref) and self.rank(ref) == 3 for ref in node.inputs))):
             node.outputs[0].shape = _nchw(node.outputs[0].shape)
             self.permuted.add(f"{node.name}:0")
 
@@ -82,7 +108,14 @@ class LayoutPass:
         if node.op == "constant":
             if self.images:
                 self.visit_constant(node)
-        elif not any(permuted_inputs) and node.outputs[0].rank == 4 and self.images:
+        elif channels_first(node.op):  # takes [N, C, T] whatever it is given
+            getattr(self, f"visit_{node.op}")(node)
+        elif node.op == "batch_norm" and node.outputs[0].rank == 3:  # nn.BatchNorm1d: [N, C, T]
+            self.visit_sequence(node)
+        elif node.op == "bias_add" and self.is_permuted(node.inputs[0]) and self.rank(
+                node.inputs[0]) == 3 and not self.folds_into(node):
+            self.fallback(node)  # BiasAdd adds along the last dim: give it [N, T, C]
+        elif not any(permuted_inputs) and node.outputs[0].rank in self.spatial and self.images:
             self.visit_new_rank4(node)
         elif not any(permuted_inputs) and kind != "weights":
             return  # no rank-4 NCHW input: nothing changes
@@ -101,21 +134,24 @@ class LayoutPass:
         shape = node.outputs[0].shape
         if node.op in HEADS:  # [N, T, heads, size] of a transformer, not an image
             return
-        if node.op == "reshape" and shape[1:3] == [1, 1]:
-            node.attrs["shape"] = [node.attrs["shape"][axis] for axis in TO_NCHW]
+        if node.op == "reshape" and all(size == 1 for size in shape[1:-1]):
+            node.attrs["shape"] = _nchw(node.attrs["shape"])
             self.mark_output(node)
         else:
             self.fallback(node)
 
     def visit_constant(self, node: Node) -> None:
         # rank-4 constants follow the layout; smaller ones are fixed by their consumer.
-        if node.outputs[0].rank == 4:
-            self.graph.transform_weight(node, "value", ("transpose", TO_NCHW))
+        if node.outputs[0].rank in self.spatial:
+            self.graph.transform_weight(node, "value", ("transpose", to_first(node.outputs[0].rank)))
             self.mark_output(node)
 
     def visit_conv2d(self, node: Node) -> None:
         self.graph.transform_weight(node, "kernel", ("transpose", (3, 2, 0, 1)))  # HWIO -> OIHW
         self.mark_output(node)
+
+    # a transposed conv's kernel HWOI becomes [I, O, H, W]: the same permutation
+    visit_conv_transpose2d = visit_conv2d
 
     def visit_linear(self, node: Node) -> None:
         self.graph.transform_weight(node, "kernel", ("transpose", (1, 0)))  # [in, out] -> [out, in]
@@ -131,30 +167,31 @@ class LayoutPass:
                 return self.fallback(node)
             # a smaller constant broadcast against NCHW: align it as TF would, then permute
             entry = self.graph.weights[producer.weights["value"]]
-            shape = [1] * (4 - len(entry.out_shape)) + entry.out_shape
+            rank = node.outputs[0].rank
+            shape = [1] * (rank - len(entry.out_shape)) + entry.out_shape
             self.graph.transform_weight(producer, "value", ("reshape", tuple(shape)),
-                                        ("transpose", TO_NCHW))
-            producer.outputs[0].shape = [shape[axis] for axis in TO_NCHW]
+                                        ("transpose", to_first(rank)))
+            producer.outputs[0].shape = _nchw(shape)
             self.permuted.add(ref)
         self.mark_output(node)
 
     def visit_pad(self, node: Node) -> None:
         pads = node.attrs["pads"]
-        node.attrs["pads"] = [pads[axis] for axis in TO_NCHW]
+        node.attrs["pads"] = _nchw(pads)
         self.mark_output(node)
 
     def visit_concat(self, node: Node) -> None:
         if not all(self.is_permuted(ref) for ref in node.inputs):
             return self.fallback(node)
-        node.attrs["axis"] = AXIS_TO_NCHW[node.attrs["axis"]]
+        node.attrs["axis"] = axis_to_first(node.outputs[0].rank)[node.attrs["axis"]]
         self.mark_output(node)
 
     def visit_expand(self, node: Node) -> None:
         """Sizes read from an NCHW tensor: its axes move; the expanded tensor keeps its own."""
         if self.is_permuted(node.inputs[0]):
             return self.fallback(node)
-        node.attrs["axes"] = [None if axis is None else AXIS_TO_NCHW[axis]
-                              for axis in node.attrs["axes"]]
+        moved = axis_to_first(self.rank(node.inputs[1]))
+        node.attrs["axes"] = [None if axis is None else moved[axis] for axis in node.attrs["axes"]]
 
     def visit_cumsum(self, node: Node) -> None:
         if node.outputs[0].rank != 4:
@@ -195,12 +232,10 @@ class LayoutPass:
         node.attrs["crd"] = True
 
     def visit_layer_norm(self, node: Node) -> None:
-        node.attrs["axis"] = AXIS_TO_NCHW[node.attrs["axis"]]
+        node.attrs["axis"] = axis_to_first(node.outputs[0].rank)[node.attrs["axis"]]
         self.mark_output(node)
 
-    def visit_softmax(self, node: Node) -> None:
-        node.attrs["axis"] = AXIS_TO_NCHW[node.attrs["axis"]]
-        self.mark_output(node)
+    visit_softmax = visit_layer_norm
 
     def visit_mean(self, node: Node) -> None:
         self._reduce(node, keep=node.attrs["keepdims"])
@@ -208,20 +243,20 @@ class LayoutPass:
     visit_reduce_max = visit_reduce_sum = visit_reduce_any = visit_mean
 
     def visit_slice(self, node: Node) -> None:
-        axes = node.attrs["axes"]
-        node.attrs["axes"] = [axes[axis] for axis in TO_NCHW]
+        node.attrs["axes"] = _nchw(node.attrs["axes"])
         self.mark_output(node)
 
     def visit_squeeze(self, node: Node) -> None:
         self._reduce(node, keep=False)
 
     def _reduce(self, node: Node, keep: bool) -> None:
-        axes = node.attrs["axes"]
-        node.attrs["axes"] = sorted(AXIS_TO_NCHW[axis] for axis in axes)
+        axes, rank = node.attrs["axes"], self.rank(node.inputs[0])
+        moved = axis_to_first(rank)
+        node.attrs["axes"] = sorted(moved[axis] for axis in axes)
         if keep:
             return self.mark_output(node)
-        kept = [axis for axis in range(4) if axis not in axes]  # NHWC order, as TF returns
-        ours = sorted(kept, key=AXIS_TO_NCHW.__getitem__)  # the order we return
+        kept = [axis for axis in range(rank) if axis not in axes]  # NHWC order, as TF returns
+        ours = sorted(kept, key=moved.__getitem__)  # the order we return
         if ours != kept:
             perm = tuple(ours.index(axis) for axis in kept)
             self._restore_order(node, perm)
@@ -237,15 +272,15 @@ class LayoutPass:
 
     def visit_transpose(self, node: Node) -> None:
         perm = node.attrs["perm"]
-        if len(perm) != 4:
+        if len(perm) != self.rank(node.inputs[0]):
             return self.fallback(node)
-        from_nchw = [TO_NHWC[axis] for axis in perm]
-        node.attrs["perm"] = [from_nchw[axis] for axis in TO_NCHW]
+        from_nchw = [to_last(len(perm))[axis] for axis in perm]
+        node.attrs["perm"] = _nchw(from_nchw)
         self.mark_output(node)
 
     def visit_reshape(self, node: Node) -> None:
         shape = self.graph.tensor(node.inputs[0]).shape
-        if shape[1:3] == [1, 1] and node.outputs[0].rank != 4:
+        if len(shape) == 4 and shape[1:3] == [1, 1] and node.outputs[0].rank != 4:
             return  # [N, C, 1, 1] and [N, 1, 1, C] flatten alike
         if self.flatten_into_dense(node, shape):
             return
@@ -256,7 +291,7 @@ class LayoutPass:
         activations back, permute the dense kernel's rows once, at conversion time."""
         readers = [n for n in self.graph.nodes.values() if f"{node.name}:0" in n.inputs]
         flat = node.attrs["shape"]
-        if (None in shape[1:] or len(flat) != 2 or flat[0] not in (-1, shape[0])
+        if (len(shape) != 4 or None in shape[1:] or len(flat) != 2 or flat[0] not in (-1, shape[0])
                 or len(readers) != 1 or readers[0].op != "linear"
                 or any(output.source == f"{node.name}:0" for output in self.graph.outputs)):
             return False
@@ -268,15 +303,22 @@ class LayoutPass:
                                     ("reshape", (channels * height * width, out)))
         return True
 
+    def folds_into(self, node: Node) -> bool:
+        """A bias_add right after a 1-D conv: passes/fold.py makes it the conv's bias."""
+        producer = self.graph.nodes.get(node.inputs[0].rpartition(":")[0])
+        return producer is not None and producer.op in ("conv1d", "conv_transpose1d")
+
     def fallback(self, node: Node) -> None:
         """Give the op NHWC inputs and convert its rank-4 output back to NCHW."""
         node.inputs = [
-            self.insert_transpose(ref, TO_NHWC, node, "to_nhwc") if self.is_permuted(ref) else ref
+            self.insert_transpose(ref, to_last(self.rank(ref)), node, LAST_NAMES[self.rank(ref)])
+            if self.is_permuted(ref) else ref
             for ref in node.inputs
         ]
-        if node.outputs[0].rank == 4:
+        rank = node.outputs[0].rank
+        if rank in self.spatial:
             old = f"{node.name}:0"
-            new = self.insert_transpose(old, TO_NCHW, node, "to_nchw")
+            new = self.insert_transpose(old, to_first(rank), node, FIRST_NAMES[rank])
             self.graph.replace_uses(old, new)
             self.permuted.add(new)
 

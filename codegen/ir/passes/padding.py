@@ -1,4 +1,5 @@
-"""TF 'SAME' / 'VALID' padding -> explicit [[top, bottom], [left, right]] pads.
+"""TF 'SAME' / 'VALID' padding -> explicit [[top, bottom], [left, right]] pads (one pair per
+spatial axis: one for a sequence, three for a volume).
 
 TF 'SAME' pads `total = max((ceil(n / s) - 1) * s + (k - 1) * d + 1 - n, 0)` per spatial
 axis, the odd pixel at the end. With a static size the pads are exact numbers. With an
@@ -10,7 +11,9 @@ from __future__ import annotations
 
 from codegen.ir.graph import Graph
 
-WINDOWED = {"conv2d": "kernel", "max_pool2d": None, "avg_pool2d": None}
+CONVS = ("conv1d", "conv2d", "conv3d")
+WINDOWED = (*CONVS, "max_pool1d", "avg_pool1d", "max_pool2d", "avg_pool2d", "max_pool3d",
+            "avg_pool3d")
 
 
 def same_pads(size: int | None, kernel: int, stride: int, dilation: int) -> list[int] | None:
@@ -30,13 +33,13 @@ def resolve_padding(graph: Graph) -> Graph:
         if node.op not in WINDOWED or not isinstance(node.attrs["padding"], str):
             continue
         if node.attrs["padding"] == "VALID":
-            node.attrs["padding"] = [[0, 0], [0, 0]]
+            node.attrs["padding"] = [[0, 0] for _ in node.attrs["strides"]]
             continue
-        if node.op == "conv2d":
+        if node.op in CONVS:
             kernel = graph.weights[node.weights["kernel"]].out_shape[2:]
             dilations = node.attrs["dilations"]
         else:
-            kernel, dilations = node.attrs["kernel_size"], [1, 1]
+            kernel, dilations = node.attrs["kernel_size"], [1] * len(node.attrs["strides"])
         sizes = graph.tensor(node.inputs[0]).shape[2:]
         pads = [
             same_pads(size, k, s, d)

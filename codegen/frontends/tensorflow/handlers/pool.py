@@ -1,4 +1,5 @@
-"""Pooling: MaxPool, AvgPool."""
+"""Pooling: MaxPool, AvgPool, MaxPool3D, AvgPool3D (Keras' 1-D pooling, ExpandDims -> MaxPool
+-> Squeeze, is rewrites/conv1d.py)."""
 
 from __future__ import annotations
 
@@ -6,17 +7,17 @@ from codegen.frontends.tensorflow.handlers import handler
 
 
 def _pool(ctx, ir_op: str) -> None:
-    if ctx.attr("data_format", "NHWC") != "NHWC":
-        ctx.fail("only NHWC pooling is supported")
+    if ctx.attr("data_format", "NHWC") not in ("NHWC", "NDHWC"):
+        ctx.fail("only NHWC / NDHWC pooling is supported")
     ksize, strides = ctx.attr("ksize"), ctx.attr("strides")
-    if ksize[0] != 1 or ksize[3] != 1:
+    if ksize[0] != 1 or ksize[-1] != 1:
         ctx.fail("pooling over the batch or channel axis is not supported")
     ctx.emit(
         ir_op,
         [ctx.input(0)],
         attrs={
-            "kernel_size": list(ksize[1:3]),
-            "strides": list(strides[1:3]),
+            "kernel_size": list(ksize[1:-1]),
+            "strides": list(strides[1:-1]),
             "padding": ctx.attr("padding"),
         },
     )
@@ -30,3 +31,13 @@ def max_pool(ctx) -> None:
 @handler("AvgPool", ir="avg_pool2d")
 def avg_pool(ctx) -> None:
     _pool(ctx, "avg_pool2d")
+
+
+@handler("MaxPool3D", ir="max_pool3d")
+def max_pool3d(ctx) -> None:
+    _pool(ctx, "max_pool3d")
+
+
+@handler("AvgPool3D", ir="avg_pool3d")
+def avg_pool3d(ctx) -> None:
+    _pool(ctx, "avg_pool3d")

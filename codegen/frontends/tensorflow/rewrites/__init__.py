@@ -14,9 +14,9 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 
-MODULES = ("batch_norm", "layer_norm", "swish", "gelu", "hard_swish", "dilated_conv",
-           "tensordot", "einsum_dense", "attention", "rnn_outputs", "one_hot_embedding",
-           "time_distributed", "time_distributed_reshape", "repeat")
+MODULES = ("batch_norm", "layer_norm", "swish", "gelu", "hard_swish", "dilated_conv", "conv1d",
+           "tensordot", "einsum_dense", "attention", "rnn_outputs", "one_hot_embedding", "time_distributed",
+           "time_distributed_reshape", "repeat")
 
 REWRITES: dict[str, list[Callable]] = {}  # anchor TF op -> matchers, in MODULES order
 READS: dict[str, list[Callable]] = {}  # anchor TF op -> op -> the tensors it reads, or None

@@ -16,7 +16,7 @@ from codegen.frontends.tensorflow.rewrites.common import channels_of, split_bina
 @rewrite("Add", "AddV2")
 def match_batch_norm(ctx) -> bool:
     """Emit batch_norm for `x * m + shift` (this op is the final add); False if no match."""
-    if ctx.op.type not in ("Add", "AddV2") or ctx.rank(0) not in (2, 4):
+    if ctx.op.type not in ("Add", "AddV2") or ctx.rank(0) not in (2, 3, 4):
         return False
     channels = ctx.output_info(0).shape[-1]
     found = split_binary(ctx, ctx.op, "Mul")
