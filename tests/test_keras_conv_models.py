@@ -17,6 +17,8 @@ TF| / max |TF| <= 1e-4); the generated model has exactly the source's trainable 
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 import torch
@@ -73,6 +75,13 @@ def transpose_up(layers, x, filters: int, name: str):
     """U-Net up-sampling by a learned 2x transposed conv (TF 'same': the full output's odd
     step is cropped)."""
     return layers.Conv2DTranspose(filters, 3, strides=2, padding="same", name=name)(x)
+
+
+def upsampling_up(layers, x, filters: int, name: str):
+    """U-Net up-sampling as the original paper's 'up-convolution': nearest 2x up-sampling,
+    then a 2x2 conv."""
+    x = layers.UpSampling2D(2, name=f"{name}_upsample")(x)
+    return layers.Conv2D(filters, 2, padding="same", name=name)(x)
 
 
 def unet(keras, up=transpose_up, depth: int = 2, width: int = 8, size: int | None = None):
@@ -136,13 +145,14 @@ MODELS = {
     "sequence_mix": (sequence_mix, [(7,), (13,)], "ids"),
     "video_net": (video_net, [(4, 8, 8, 3), (5, 10, 12, 3)], "floats"),
     "unet": (unet, [(16, 16, 3), (24, 20, 3)], "floats"),
+    "unet_upsampling": (functools.partial(unet, up=upsampling_up), [(16, 16, 3), (24, 20, 3)], "floats"),
     "transposes_1d": (transposes_1d, [(5, 4), (9, 4)], "floats"),
     "transposes_3d": (transposes_3d, [(2, 3, 4, 2), (3, 3, 2, 2)], "floats"),
     "separable_1d": (separable_1d, [(17, 4), (30, 4)], "floats"),
 }
 CASES = [(name, "keras", fmt) for name in MODELS for fmt in ("savedmodel", "keras")]
 CASES += [("text_cnn", "tf_keras", "h5"), ("sequence_mix", "tf_keras", "h5"), ("unet", "tf_keras", "h5"),
-          ("unet", "tf_keras", "savedmodel")]
+          ("unet", "tf_keras", "savedmodel"), ("unet_upsampling", "tf_keras", "h5")]
 
 
 def _randomise(model, seed: int) -> None:
