@@ -54,11 +54,21 @@ UNARY = {
     "erfc": np.vectorize(math.erfc), "square": np.square, "abs": np.abs,
     "sign": np.sign, "ceil": np.ceil, "floor": np.floor, "round": np.round,  # halves to even
     "zeros_like": np.zeros_like, "ones_like": np.ones_like,
+    "sin": np.sin, "cos": np.cos, "tan": np.tan, "asin": np.arcsin, "acos": np.arccos,
+    "atan": np.arctan, "sinh": np.sinh, "cosh": np.cosh, "asinh": np.arcsinh,
+    "acosh": np.arccosh, "atanh": np.arctanh, "expm1": np.expm1, "log1p": np.log1p,
+    "reciprocal": np.reciprocal, "softsign": lambda x: x / (1 + np.abs(x)),
+    "isnan": np.isnan, "isinf": np.isinf, "isfinite": np.isfinite, "logical_not": np.logical_not,
 }
 POSITIVE = {"rsqrt", "sqrt", "log"}  # given |x|
+DOMAIN = {"asin": np.tanh, "acos": np.tanh, "atanh": np.tanh, "acosh": lambda x: 1 + np.abs(x),
+          "log1p": np.abs}  # the input moved into the op's domain (for both sides)
 BINARY = {
     "add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide,
     "maximum": np.maximum, "minimum": np.minimum, "not_equal": np.not_equal,
+    "atan2": np.arctan2, "floor_div": np.floor_divide, "floor_mod": np.mod, "fmod": np.fmod,
+    "greater": np.greater, "greater_equal": np.greater_equal, "less_equal": np.less_equal,
+    "equal": np.equal, "logical_or": lambda a, b: np.logical_or(a > 0, b > 0),
     "squared_difference": lambda a, b: (a - b) ** 2, "pow": lambda a, b: np.abs(a) ** b,
 }
 
@@ -90,6 +100,7 @@ def test_form_op_renders_and_computes_its_reference(op):
     b = rng.uniform(0.5, 2, (2, 3)).astype(np.float32)
     if op in POSITIVE or op == "pow":
         a = np.abs(a) + 0.1
+    a = DOMAIN.get(op, lambda x: x)(a).astype(np.float32)
     ours = eval(text, {"torch": torch, "F": F, "a": torch.from_numpy(a), "b": torch.from_numpy(b)})
     expected = UNARY[op](a) if op in UNARY else BINARY[op](a, b)
     np.testing.assert_allclose(ours.numpy(), expected, rtol=1e-5, atol=1e-6, err_msg=text)

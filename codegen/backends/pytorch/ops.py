@@ -284,16 +284,6 @@ def elementwise(node: Node, graph: Graph) -> Expr:
     return Expr(spec["template"], attrs, hint=hint)
 
 
-REDUCTIONS = {"mean": "mean", "reduce_max": "amax", "reduce_sum": "sum", "reduce_any": "any"}
-
-
-@renderer(*REDUCTIONS)
-def reduce(node: Node, graph: Graph) -> Expr:
-    attrs = {"kind": REDUCTIONS[node.op], "dim": tuple(node.attrs["axes"])}
-    attrs["keepdim"] = node.attrs["keepdims"]
-    return Expr("ops/reduce.py.jinja", attrs, hint="pooled" if node.op == "mean" else "x")
-
-
 class SliceIndex(tuple):
     """Per-axis (start, stop, step); its repr is the index text, e.g. `:, :, 1:-1, 1:-1`.
 
@@ -343,4 +333,4 @@ def tensor_op(node: Node, graph: Graph) -> Expr:
     return Expr("ops/tensor.py.jinja", attrs, hint=node.op)
 
 
-from codegen.backends.pytorch import conv_ops, image_ops, sequence_ops, spectral_ops  # noqa: F401 - register their renderers
+from codegen.backends.pytorch import conv_ops, image_ops, reduce_ops, sequence_ops, spectral_ops  # noqa: F401 - register their renderers

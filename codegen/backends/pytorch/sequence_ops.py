@@ -11,6 +11,12 @@ TORCH_DTYPES = {"bool": "torch.bool", "float32": "torch.float32", "int32": "torc
                 "int64": "torch.int64"}
 
 
+# x.bool(), x.int(), ... (all of them tensor methods)
+CAST_METHODS = {"bool": "bool", "uint8": "byte", "int8": "char", "int16": "short", "int32": "int",
+                "int64": "long", "float16": "half", "bfloat16": "bfloat16", "float32": "float",
+                "float64": "double"}
+
+
 class SelectIndex(tuple):
     """(axis, index); its repr is the index text, e.g. `:, 0` (ints only reach the text)."""
 
@@ -59,7 +65,7 @@ def sequence_op(node: Node, graph: Graph) -> Expr:
     elif node.op == "cast" and node.attrs["dtype"] == "complex64":
         return Expr("ops/spectral.py.jinja", {"kind": "to_complex"})
     elif node.op == "cast":
-        attrs["method"] = {"bool": "bool", "float32": "float"}[node.attrs["dtype"]]
+        attrs["method"] = CAST_METHODS[node.attrs["dtype"]]
     elif node.op == "one_hot":
         attrs["depth"] = int(node.attrs["depth"])
     elif node.op == "full_like":

@@ -241,6 +241,8 @@ class LayoutPass(ConvRules):
         self._reduce(node, keep=node.attrs["keepdims"])
 
     visit_reduce_max = visit_reduce_sum = visit_reduce_any = visit_mean
+    visit_reduce_min = visit_reduce_prod = visit_reduce_all = visit_euclidean_norm = visit_mean
+    visit_argmax = visit_argmin = visit_mean
 
     def visit_slice(self, node: Node) -> None:
         node.attrs["axes"] = _nchw(node.attrs["axes"])

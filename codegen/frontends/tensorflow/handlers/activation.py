@@ -1,11 +1,11 @@
-"""Activations: Relu, Relu6, Sigmoid, Tanh, Elu, Selu, Softmax."""
+"""Activations: Relu, Relu6, Sigmoid, Tanh, Elu, Selu, Softsign, Softmax."""
 
 from __future__ import annotations
 
 from codegen.frontends.tensorflow.handlers import handler
 
 UNARY = {"Relu": "relu", "Relu6": "relu6", "Sigmoid": "sigmoid", "Tanh": "tanh", "Elu": "elu",
-         "Selu": "selu"}
+         "Selu": "selu", "Softsign": "softsign"}
 
 
 def _unary(ctx) -> None:

@@ -1,5 +1,6 @@
-"""Elementwise binary ops: Add, AddV2, Sub, Mul, RealDiv, Maximum, Minimum, NotEqual; a
-Maximum / Minimum with a number is x.clamp, and tf.clip_by_value's pair one x.clamp(lo, hi)."""
+"""Elementwise binary ops: Add, AddV2, Sub, Mul, RealDiv, Maximum, Minimum, Atan2, FloorDiv,
+FloorMod, Mod/TruncateMod, TruncateDiv, the comparisons and LogicalOr/LogicalXor; a Maximum /
+Minimum with a number is x.clamp, and tf.clip_by_value's pair one x.clamp(lo, hi)."""
 
 from __future__ import annotations
 
@@ -14,15 +15,32 @@ BINARY = {
     "Maximum": "maximum",
     "Minimum": "minimum",
     "NotEqual": "not_equal",
+    "Equal": "equal",
+    "Greater": "greater",
+    "GreaterEqual": "greater_equal",
+    "LessEqual": "less_equal",
+    "FloorDiv": "floor_div",  # x // y: floors integers and floats, as TF
+    "FloorMod": "floor_mod",  # x % y: the sign of y, as TF
+    "Mod": "fmod",  # TF's Mod truncates (C's %): torch.fmod
+    "TruncateMod": "fmod",
+    "TruncateDiv": "truncate_div",
+    "Atan2": "atan2",
+    "LogicalOr": "logical_or",
 }
+TENSORS_ONLY = {"Atan2", "LogicalOr"}  # torch.atan2 / torch.logical_or take no number
+FLOATS_ONLY = {"Add", "AddV2", "Sub", "Mul", "RealDiv", "Maximum", "Minimum"}  # a number
+# constant of these stays a buffer unless floating (their code predates integer scalars)
 
 
 CLAMPS = {"Maximum": "min", "Minimum": "max"}  # max(x, 0.0) is x.clamp(min=0.0)
 
 
 def _binary(ctx) -> None:
-    compare = ctx.op.type == "NotEqual"  # `ids != 0`: an integer scalar is fine there
-    inputs = [ctx.input_or_scalar(0, compare), ctx.input_or_scalar(1, compare)]
+    if ctx.op.type in TENSORS_ONLY:
+        ctx.emit(BINARY[ctx.op.type], [ctx.input(0), ctx.input(1)])
+        return
+    integers = ctx.op.type not in FLOATS_ONLY  # `ids != 0`: an integer scalar is fine there
+    inputs = [ctx.input_or_scalar(0, integers), ctx.input_or_scalar(1, integers)]
     scalars = [ctx.ir_op(ref) == "scalar" for ref in inputs]
     if ctx.op.type in CLAMPS and scalars.count(True) == 1:  # torch.maximum takes no number
         index = scalars.index(False)

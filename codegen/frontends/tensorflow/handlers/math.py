@@ -1,6 +1,8 @@
 """Elementwise math: Rsqrt, Sqrt, Neg, Exp, Log, Erf, Erfc, Square, Abs, Softplus, Sign, Ceil,
-Floor, Round, ZerosLike, OnesLike, LeakyRelu, SquaredDifference, Pow, ClipByValue, Cast
-between float types, Sum and Cumsum."""
+Floor, Round, trigonometric and hyperbolic functions and their inverses, Expm1, Log1p,
+Reciprocal/Inv, IsNan/IsInf/IsFinite, LogicalNot, ZerosLike, OnesLike, LeakyRelu,
+SquaredDifference, Pow, ClipByValue, Cast between numeric dtypes and bool, the reductions
+Sum/Min/Prod/All/EuclideanNorm/ArgMax/ArgMin, and Cumsum."""
 
 from __future__ import annotations
 
@@ -22,6 +24,10 @@ UNARY = {
     "Ceil": "ceil",
     "Floor": "floor",
     "Round": "round",  # halves to even, as torch.round
+    "Sin": "sin", "Cos": "cos", "Tan": "tan", "Asin": "asin", "Acos": "acos", "Atan": "atan",
+    "Sinh": "sinh", "Cosh": "cosh", "Asinh": "asinh", "Acosh": "acosh", "Atanh": "atanh",
+    "Expm1": "expm1", "Log1p": "log1p", "Reciprocal": "reciprocal", "Inv": "reciprocal",
+    "IsNan": "isnan", "IsInf": "isinf", "IsFinite": "isfinite", "LogicalNot": "logical_not",
     "ZerosLike": "zeros_like",
     "OnesLike": "ones_like",
 }
@@ -51,26 +57,64 @@ def power(ctx) -> None:
     ctx.emit("pow", [ctx.input(0), ctx.input(1)])
 
 
-@handler("Cast", ir="identity")  # or "cast" (to bool, float32 or complex64)
+# dtypes `cast` writes (torch has them all); complex64 only from float32 (a real signal)
+CASTS = {"bool", "uint8", "int8", "int16", "int32", "int64", "float16", "bfloat16", "float32",
+         "float64"}
+
+
+@handler("Cast", ir="cast")
 def cast(ctx) -> None:
+    """x.to(dtype): float to integer truncates towards zero in both; to bool is x != 0. A
+    float16/bfloat16/float64 tensor read as float32 stays as it is (models run in float32)."""
     source, target = ctx.input_info(0).dtype, ctx.output_info(0).dtype
-    if target == "bool" and source != "bool":  # a 0/1 mask read as booleans
-        ctx.emit("cast", [ctx.input(0)], attrs={"dtype": "bool"})
-        return
-    if target == "float32" and source in ("int32", "int64", "bool"):  # a mask read as numbers
-        ctx.emit("cast", [ctx.input(0)], attrs={"dtype": "float32"})
-        return
-    if target == "complex64" and source == "float32":  # a real signal before an FFT
+    if source == target or (source in FLOATS and target == "float32"):
+        ctx.emit("identity", [ctx.input(0)])
+    elif target == "complex64" and source == "float32":  # a real signal before an FFT
         ctx.emit("cast", [ctx.input(0)], attrs={"dtype": "complex64"})
-        return
-    if source != target and not (source in FLOATS and target == "float32"):
+    elif source in CASTS and target in CASTS:
+        ctx.emit("cast", [ctx.input(0)], attrs={"dtype": target})
+    else:
         ctx.fail(f"cast from {source} to {target} is not supported")
-    ctx.emit("identity", [ctx.input(0)])
 
 
 @handler("Sum", ir="reduce_sum")
 def reduce_sum(ctx) -> None:
     reduction(ctx, "reduce_sum")
+
+
+@handler("Min", ir="reduce_min")
+def reduce_min(ctx) -> None:
+    reduction(ctx, "reduce_min")
+
+
+@handler("Prod", ir="reduce_prod")
+def reduce_prod(ctx) -> None:
+    reduction(ctx, "reduce_prod")
+
+
+@handler("All", ir="reduce_all")
+def reduce_all(ctx) -> None:
+    reduction(ctx, "reduce_all")
+
+
+@handler("EuclideanNorm", ir="euclidean_norm")
+def euclidean_norm(ctx) -> None:
+    if ctx.input_info(0).dtype not in FLOATS:
+        ctx.fail("EuclideanNorm of integers (rounded by TF) is not supported")
+    reduction(ctx, "euclidean_norm")
+
+
+def arg_reduce(ctx) -> None:
+    axis = int(ctx.const(1).reshape(-1)[0]) % ctx.rank(0)
+    dtype = ctx.output_info(0).dtype
+    if dtype not in ("int32", "int64"):
+        ctx.fail(f"{ctx.op.type} with output_type {dtype} is not supported")
+    ctx.emit(ctx.op.type.lower(), [ctx.input(0)],
+             attrs={"axes": [axis], "keepdims": False, "dtype": dtype})
+
+
+handler("ArgMax", ir="argmax", static=(1,))(arg_reduce)
+handler("ArgMin", ir="argmin", static=(1,))(arg_reduce)
 
 
 @handler("ClipByValue", ir="clamp")
