@@ -34,7 +34,7 @@ def reduce(node: Node, graph: Graph) -> Expr:
     if node.op in ("reduce_sum", "reduce_prod") and source in SMALL_INTEGERS:
         attrs["dtype"] = DType(source)  # TF keeps the input's dtype
     if node.op == "reduce_prod":  # torch.prod takes one axis: the last first, keeping the rest
-        attrs["dims"] = sorted(axes, reverse=not node.attrs["keepdims"])
+        attrs["dims"] = tuple(sorted(axes, reverse=not node.attrs["keepdims"]))
     if node.op in ("argmax", "argmin"):
         attrs["dim"] = axes[0]
         attrs["int32"] = node.attrs["dtype"] == "int32"

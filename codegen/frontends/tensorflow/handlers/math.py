@@ -64,10 +64,10 @@ CASTS = {"bool", "uint8", "int8", "int16", "int32", "int64", "float16", "bfloat1
 
 @handler("Cast", ir="cast")
 def cast(ctx) -> None:
-    """x.to(dtype): float to integer truncates towards zero in both; to bool is x != 0. A
-    float16/bfloat16/float64 tensor read as float32 stays as it is (models run in float32)."""
+    """x.float(), x.int(), ...: float to integer truncates towards zero in both; to bool is
+    x != 0. A float16/bfloat16/float64 constant read as float32 stays as it is (weights)."""
     source, target = ctx.input_info(0).dtype, ctx.output_info(0).dtype
-    if source == target or (source in FLOATS and target == "float32"):
+    if source == target or (source in FLOATS and target == "float32" and ctx.is_const(0)):
         ctx.emit("identity", [ctx.input(0)])
     elif target == "complex64" and source == "float32":  # a real signal before an FFT
         ctx.emit("cast", [ctx.input(0)], attrs={"dtype": "complex64"})

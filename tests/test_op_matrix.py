@@ -1,0 +1,139 @@
+"""The single-op matrix: one tiny TF graph per case, converted in-process and compared with TF
+(max|ours - TF| / max|TF| <= 1e-5 for floats, equality for integers and booleans, same
+dtype). See tests/op_matrix.py for the harness; a case is its id (the TF op and a variant),
+a function of TF tensors and its inputs."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+from op_matrix import Case, Input, check
+
+from codegen.frontends.tensorflow.compat import import_tf
+
+tf = import_tf()
+raw = tf.raw_ops
+
+F = Input()  # float32 [2, 3, 4], normal
+POS, UNIT, ABOVE = Input(kind="positive"), Input(kind="unit"), Input(kind="above_one")
+SPECIAL = Input(kind="special")
+I32 = Input(dtype="int32", kind="small")
+NZ32 = Input(dtype="int32", kind="nonzero")
+I64 = Input(dtype="int64", kind="small")
+B = Input(dtype="bool")
+ROW = Input((4,))  # broadcasts against [2, 3, 4]
+ROW_NZ32 = Input((4,), "int32", "nonzero")
+
+
+def unary(op: str, spec: Input = F, variant: str = "") -> Case:
+    function = getattr(raw, op)
+    argument = next(iter(inspect.signature(function).parameters))  # x or features
+    return Case(f"{op}{'-' + variant if variant else ''}", lambda x: function(**{argument: x}),
+                (spec,))
+
+
+def binary(op: str, a: Input, b: Input, variant: str) -> Case:
+    function = getattr(raw, op)
+    return Case(f"{op}-{variant}", lambda x, y: function(x=x, y=y), (a, b))
+
+
+UNARY = [
+    unary("Relu"), unary("Relu6"), unary("Elu"), unary("Selu"), unary("Sigmoid"), unary("Tanh"),
+    unary("Softplus"), unary("Softsign"), unary("Neg"), unary("Neg", I32, "int32"),
+    unary("Abs"), unary("Abs", I32, "int32"), unary("Square"), unary("Square", I64, "int64"),
+    unary("Sign"), unary("Exp"), unary("Log", POS), unary("Sqrt", POS), unary("Rsqrt", POS),
+    unary("Erf"), unary("Erfc"), unary("Ceil"), unary("Floor"), unary("Round"),
+    unary("Sin"), unary("Cos"), unary("Tan", UNIT), unary("Asin", UNIT), unary("Acos", UNIT),
+    unary("Atan"), unary("Sinh"), unary("Cosh"), unary("Asinh"), unary("Acosh", ABOVE),
+    unary("Atanh", UNIT), unary("Expm1"), unary("Expm1", Input(kind="unit"), "near_zero"),
+    unary("Log1p", POS), unary("Reciprocal"), unary("Inv"),
+    unary("IsNan", SPECIAL), unary("IsInf", SPECIAL), unary("IsFinite", SPECIAL),
+    unary("LogicalNot", B), unary("ZerosLike"), unary("OnesLike"),
+    Case("LeakyRelu", lambda x: tf.nn.leaky_relu(x, 0.3)),
+    Case("Softmax", tf.nn.softmax),
+    Case("Sqrt-float64", lambda x: tf.sqrt(x), (Input(dtype="float64", kind="positive"),)),
+]
+
+BINARY = [
+    binary("AddV2", F, F, "same"), binary("AddV2", F, ROW, "broadcast"),
+    binary("AddV2", I32, I32, "int32"), binary("Sub", F, ROW, "broadcast"),
+    binary("Sub", I64, I64, "int64"), binary("Mul", F, F, "same"), binary("Mul", I32, I32, "int32"),
+    binary("RealDiv", F, Input((4,), kind="positive"), "broadcast"),
+    binary("Maximum", F, F, "same"), binary("Minimum", F, ROW, "broadcast"),
+    binary("SquaredDifference", F, F, "same"), binary("Pow", POS, F, "float"),
+    binary("Atan2", F, F, "same"), binary("Atan2", F, ROW, "broadcast"),
+    binary("FloorDiv", F, F, "float"), binary("FloorDiv", I32, NZ32, "int32"),
+    binary("FloorDiv", I32, ROW_NZ32, "int32_broadcast"),
+    binary("FloorMod", F, F, "float"), binary("FloorMod", I32, NZ32, "int32"),
+    binary("FloorMod", I64, Input(dtype="int64", kind="nonzero"), "int64"),
+    binary("Mod", F, F, "float"), binary("Mod", I32, NZ32, "int32"),
+    binary("TruncateMod", I32, NZ32, "int32"), binary("TruncateDiv", I32, NZ32, "int32"),
+    binary("TruncateDiv", I64, Input(dtype="int64", kind="nonzero"), "int64"),
+    Case("FloorDiv-int_scalar", lambda x: x // 3, (I32,)),
+    Case("FloorMod-int_scalar", lambda x: x % 3, (I32,)),
+    Case("Mul-float_scalar", lambda x: x * 0.5),
+]
+
+COMPARE = []
+for _op in ("Greater", "GreaterEqual", "Less", "LessEqual", "Equal", "NotEqual"):
+    COMPARE += [binary(_op, F, F, "float"), binary(_op, F, ROW, "broadcast"),
+                binary(_op, I32, I32, "int32")]
+COMPARE += [
+    Case("Greater-scalar", lambda x: x > 0.5), Case("Equal-int_scalar", lambda x: tf.equal(x, 2), (I32,)),
+    Case("LessEqual-int_scalar", lambda x: x <= 1, (I32,)),
+    binary("LogicalAnd", B, B, "same"), binary("LogicalOr", B, B, "same"),
+    binary("LogicalOr", B, Input((4,), "bool"), "broadcast"),
+    Case("SelectV2-compare", lambda x, y: tf.where(x > y, x, y), (F, F)),
+]
+
+NUMERIC = ["bool", "uint8", "int8", "int16", "int32", "int64", "float16", "float32", "float64"]
+SOURCES = {"bool": B, "uint8": Input(dtype="uint8", kind="positive"),
+           "int8": Input(dtype="int8", kind="small"), "int16": Input(dtype="int16", kind="small"),
+           "int32": I32, "int64": I64, "float16": Input(dtype="float16"),
+           "float32": Input(kind="normal"),
+           "float64": Input(dtype="float64")}
+
+
+def cast(source: str, target: str) -> Case:
+    to = tf.as_dtype(target)
+    return Case(f"Cast-{source}-{target}", lambda x: tf.cast(x, to), (SOURCES[source],))
+
+
+CASTS = [cast(s, t) for s in NUMERIC for t in NUMERIC
+         if s != t and not (s in ("float16", "bfloat16", "float32", "float64")
+                            and t == "uint8")]  # a negative float to uint8 is undefined
+CASTS.append(Case("Cast-float32-uint8", lambda x: tf.cast(x, tf.uint8), (POS,)))
+# bfloat16 has no numpy dtype (nor torch.from_numpy): read back as float32 after the cast
+CASTS += [Case(f"Cast-{s}-bfloat16", lambda x: tf.cast(tf.cast(x, tf.bfloat16), tf.float32),
+               (SOURCES[s],)) for s in ("bool", "int32", "float16", "float32", "float64")]
+CASTS += [Case("Cast-bfloat16-int32", lambda x: tf.cast(tf.cast(x, tf.bfloat16), tf.int32)),
+          Case("Cast-bfloat16-float16", lambda x: tf.cast(tf.cast(x, tf.bfloat16), tf.float16))]
+
+REDUCE = []
+for _op, _fn, _spec in (("Sum", tf.reduce_sum, F), ("Mean", tf.reduce_mean, F),
+                        ("Max", tf.reduce_max, F), ("Min", tf.reduce_min, F),
+                        ("Prod", tf.reduce_prod, F), ("EuclideanNorm", tf.math.reduce_euclidean_norm, F),
+                        ("All", tf.reduce_all, B), ("Any", tf.reduce_any, B)):
+    for _axes in ((1,), (0, 2), (-1,)):
+        for _keep in (False, True):
+            REDUCE.append(Case(f"{_op}-axes{''.join(str(a) for a in _axes)}{'-keep' if _keep else ''}",
+                               lambda x, f=_fn, a=list(_axes), k=_keep: f(x, a, keepdims=k),
+                               (_spec,)))
+REDUCE += [
+    Case("Sum-int32", lambda x: tf.reduce_sum(x, [0, 2]), (I32,)),
+    Case("Prod-int32", lambda x: tf.reduce_prod(x, [1]), (I32,)),
+    Case("Max-int32", lambda x: tf.reduce_max(x, [1], keepdims=True), (I32,)),
+    Case("Min-int64", lambda x: tf.reduce_min(x, [2]), (I64,)),
+]
+for _op, _fn in (("ArgMax", tf.math.argmax), ("ArgMin", tf.math.argmin)):
+    REDUCE += [Case(f"{_op}-axis{a}-{t}", lambda x, f=_fn, a=a, t=t: f(x, a, output_type=t))
+               for a in (0, 1, -1) for t in (tf.int64, tf.int32)]
+    REDUCE.append(Case(f"{_op}-int32_input", lambda x, f=_fn: f(x, 1), (Input(dtype="int32"),)))
+
+CASES = UNARY + BINARY + COMPARE + CASTS + REDUCE
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
+def test_op_matches_tensorflow(case):
+    check(case)
