@@ -149,6 +149,18 @@ SHAPE_OPS = [  # op, attrs, reference on NHWC x [2, 4, 5, 3], output shape
      [None, 1, 1, 3]),
     ("reduce_sum", {"axes": [3], "keepdims": False}, lambda x: x.sum(3), [None, 4, 5]),
     ("reduce_any", {"axes": [3], "keepdims": False}, lambda x: (x > 0.5).any(3), [None, 4, 5]),
+    ("reduce_all", {"axes": [1, 3], "keepdims": True}, lambda x: (x > 0.5).all((1, 3), keepdims=True),
+     [None, 1, 5, 1]),
+    ("reduce_min", {"axes": [2, 3], "keepdims": False}, lambda x: x.min((2, 3)), [None, 4]),
+    ("reduce_prod", {"axes": [1, 3], "keepdims": False}, lambda x: x.prod((1, 3)), [None, 5]),
+    ("reduce_prod", {"axes": [2], "keepdims": True}, lambda x: x.prod(2, keepdims=True),
+     [None, 4, 1, 3]),
+    ("euclidean_norm", {"axes": [1, 2], "keepdims": True},
+     lambda x: np.sqrt((x ** 2).sum((1, 2), keepdims=True)), [None, 1, 1, 3]),
+    ("argmax", {"axes": [3], "keepdims": False, "dtype": "int64"}, lambda x: x.argmax(3),
+     [None, 4, 5]),
+    ("argmin", {"axes": [1], "keepdims": False, "dtype": "int32"},
+     lambda x: x.argmin(1).astype(np.int32), [None, 5, 3]),
     ("reshape", {"shape": [-1, 60]}, lambda x: x.reshape(-1, 60), [None, 60]),
     ("transpose", {"perm": [0, 2, 1, 3]}, lambda x: x.transpose(0, 2, 1, 3), [None, 5, 4, 3]),
     ("softmax", {"axis": 3}, lambda x: np.exp(x) / np.exp(x).sum(3, keepdims=True), [None, 4, 5, 3]),
@@ -192,10 +204,20 @@ def test_image_ops(tmp_path, op, attrs, reference, shape):
 @pytest.mark.parametrize("op, attrs, reference, shape", SHAPE_OPS, ids=[s[0] for s in SHAPE_OPS])
 def test_shape_ops(tmp_path, op, attrs, reference, shape):
     x = images(2, 4, 5, 3)
-    if op == "reduce_any":
+    if op in ("reduce_any", "reduce_all"):
         x = x > 0.5  # booleans
-    ours = run_one_op(tmp_path, op, x, shape, attrs=attrs)
+    dtype = attrs.get("dtype", "bool" if x.dtype == bool else "float32")
+    ours = run_one_op(tmp_path, op, x, shape, attrs=attrs, dtype=dtype)
+    assert ours.dtype == reference(x).dtype
     np.testing.assert_allclose(ours, reference(x), rtol=1e-5, atol=1e-6)
+
+
+def test_truncate_div_rounds_towards_zero(tmp_path):
+    x = np.array([[-7, -6, -1, 0, 1, 5, 7]], np.int32)
+    three = Node("three", "scalar", [], [TensorInfo([], "int32")], attrs={"value": -3})
+    ours = run_one_op(tmp_path, "truncate_div", x, [None, 7], extra=[three],
+                      inputs=["x:0", "three:0"], dtype="int32")
+    np.testing.assert_array_equal(ours, np.array([[2, 2, 0, 0, 0, -1, -2]], np.int32))
 
 
 def test_squeeze_concat_constant_scalar(tmp_path):
@@ -264,7 +286,7 @@ def test_recurrent_layers(tmp_path, op, gates, attrs):
 
 TESTED_HERE = {"conv2d", "bias_add", "linear", "embedding", "batch_norm", "layer_norm",
                "max_pool2d", "avg_pool2d", "squeeze", "concat", "constant", "scalar", "mul", "add",
-               "lstm", "gru", "rnn", *(op for op, *_ in SHAPE_OPS), *(op for op, *_ in IMAGE_OPS)}
+               "lstm", "gru", "rnn", "truncate_div", *(op for op, *_ in SHAPE_OPS), *(op for op, *_ in IMAGE_OPS)}
 
 
 def test_every_catalogue_op_has_a_tf_free_test():

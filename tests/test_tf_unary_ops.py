@@ -19,15 +19,18 @@ from codegen.frontends.tensorflow.compat import import_tf
 from codegen.frontends.tensorflow.handlers import load_handlers
 from codegen.resources import op_catalogue
 
-POSITIVE = {"Rsqrt", "Sqrt", "Log"}  # defined for x > 0: fed |conv| + 0.1
+POSITIVE = {"Rsqrt", "Sqrt", "Log", "Log1p"}  # defined for x > 0: fed |conv| + 0.1
+UNIT = {"Asin", "Acos", "Atanh"}  # defined in (-1, 1): fed 0.9 tanh(conv) (steep near 1)
+ABOVE_ONE = {"Acosh"}  # fed |conv| + 1.1
 
 
 def unary_tf_ops() -> list[str]:
     catalogue = op_catalogue()
     return sorted(h.tf_op for h in load_handlers().values()
                   if catalogue[h.ir_op]["layout"] == "elementwise" and "form" in catalogue[h.ir_op]
-                  and h.tf_op not in ("LeakyRelu", "ComplexAbs"))  # LeakyRelu takes an alpha:
-    # tested with Keras; ComplexAbs takes a complex tensor: tested in test_spectral.py
+                  and h.tf_op not in ("LeakyRelu", "ComplexAbs", "LogicalNot"))  # LeakyRelu takes
+    # an alpha: tested with Keras; ComplexAbs takes a complex tensor: tested in
+    # test_spectral.py; LogicalNot booleans: tested in test_op_matrix.py
 
 
 @pytest.mark.parametrize("tf_op", unary_tf_ops())
@@ -41,6 +44,10 @@ def test_unary_op_matches_tensorflow(tf_op, tmp_path):
         h = tf.nn.conv2d(x, kernel, 1, "SAME")
         if tf_op in POSITIVE:
             h = tf.abs(h) + 0.1
+        if tf_op in UNIT:
+            h = 0.9 * tf.tanh(h)
+        if tf_op in ABOVE_ONE:
+            h = tf.abs(h) + 1.1
         function = getattr(tf.raw_ops, tf_op)
         argument = next(iter(inspect.signature(function).parameters))
         tf.identity(function(**{argument: h}), name="output")
@@ -57,7 +64,7 @@ def test_unary_op_matches_tensorflow(tf_op, tmp_path):
     model = load_generated(tmp_path / "model").load_model()
     with torch.no_grad():
         ours = model(torch.from_numpy(images.transpose(0, 3, 1, 2).copy())).numpy()
-    if not np.abs(expected).any():  # ZerosLike: no scale to be relative to
+    if expected.dtype == bool or not np.abs(expected).any():  # IsNan, ...; ZerosLike: no scale
         assert np.array_equal(ours.transpose(0, 2, 3, 1), expected)
         return
     assert relative_error(ours.transpose(0, 2, 3, 1), expected) < 1e-5
