@@ -68,8 +68,8 @@ def draw(spec: Input, rng: np.random.Generator) -> np.ndarray:
     return np.asarray(values).astype(spec.dtype)
 
 
-def run_tf(case: Case, arrays: list[np.ndarray], pb: Path) -> np.ndarray:
-    """Build the graph, write it to `pb` and return TF's output on `arrays`."""
+def write_graph(case: Case, pb: Path):
+    """The case's graph (placeholders input0, ... of fixed size; `output`), written to `pb`."""
     tf = import_tf()
     graph = tf.Graph()
     with graph.as_default():
@@ -78,7 +78,13 @@ def run_tf(case: Case, arrays: list[np.ndarray], pb: Path) -> np.ndarray:
                         for i, spec in enumerate(case.inputs)]
         tf.identity(case.fn(*placeholders), name="output")
     pb.write_bytes(graph.as_graph_def().SerializeToString())
-    with tf.compat.v1.Session(graph=graph) as session:
+    return graph
+
+
+def run_tf(case: Case, arrays: list[np.ndarray], pb: Path) -> np.ndarray:
+    """Build the graph, write it to `pb` and return TF's output on `arrays`."""
+    tf = import_tf()
+    with tf.compat.v1.Session(graph=write_graph(case, pb)) as session:
         return session.run("output:0", {f"input{i}:0": a for i, a in enumerate(arrays)})
 
 
@@ -104,6 +110,24 @@ def check(case: Case, seed: int = 0) -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     compare(ours, expected, case.tolerance)
+
+
+def refusal(case: Case) -> str:
+    """The one-line message `to_ir` refuses `case` with (an UnsupportedOpsError, exit 4)."""
+    from codegen.errors import UnsupportedOpsError
+
+    work = Path(tempfile.mkdtemp(prefix="op_matrix_"))
+    try:
+        write_graph(case, work / "op.pb")
+        try:
+            to_ir(work / "op.pb", None, ["output"], work / "ir", quiet=True)
+        except UnsupportedOpsError as exc:
+            assert exc.exit_code == 4
+            assert not (work / "ir").exists(), "an IR was written"
+            return exc.message
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    raise AssertionError(f"{case.id} converted: it should be refused")
 
 
 def compare(ours: np.ndarray, expected: np.ndarray, tolerance: float = FLOAT_TOLERANCE) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import inspect
 
 import pytest
-from op_matrix import Case, Input, check
+from op_matrix import Case, Input, check, refusal
 
 from codegen.frontends.tensorflow.compat import import_tf
 
@@ -137,3 +137,31 @@ CASES = UNARY + BINARY + COMPARE + CASTS + REDUCE
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
 def test_op_matches_tensorflow(case):
     check(case)
+
+
+def _hash_table(x):
+    table = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
+        tf.constant([1, 2], tf.int64), tf.constant([10, 20], tf.int64)), -1)
+    return table.lookup(x)
+
+
+# ops with no PyTorch meaning: refused at to-ir (exit 4) with one line naming the op and why
+REFUSED = [
+    (Case("RandomUniform", lambda x: x + tf.random.uniform([2, 3, 4])), "random stream"),
+    (Case("RandomStandardNormal-seeded", lambda x: x + tf.random.normal([2, 3, 4], seed=1)),
+     "random stream"),
+    (Case("AsString", lambda x: tf.strings.to_number(tf.strings.as_string(x))), "strings"),
+    (Case("HashTableV2-lookup", _hash_table, (Input((3,), "int64", "small"),)), "hash-table"),
+    (Case("RaggedRange", lambda x: raw.RaggedRange(starts=x, limits=x + 3, deltas=x * 0 + 1)
+          .rt_dense_values, (Input((3,), "int32", "small"),)), "ragged"),
+    (Case("SparseToDense", lambda x: raw.SparseToDense(
+        sparse_indices=x, output_shape=[6], sparse_values=1.0, default_value=0.0),
+        (Input((3,), "int32", "small"),)), "sparse"),
+]
+
+
+@pytest.mark.parametrize("case, reason", REFUSED, ids=[case.id for case, _ in REFUSED])
+def test_op_without_pytorch_meaning_is_refused_with_its_reason(case, reason):
+    message = refusal(case)
+    assert "\n" not in message and reason in message, message
+    assert f"({case.id.split('-')[0]})" in message, message

@@ -50,6 +50,7 @@ PATTERNS = [
 
 def op_table() -> str:
     from codegen.frontends.tensorflow.handlers import load_handlers
+    from codegen.frontends.tensorflow.refused import FAMILIES
     from codegen.resources import op_catalogue
 
     catalogue = op_catalogue()
@@ -63,6 +64,9 @@ def op_table() -> str:
     for pattern, ir_op in PATTERNS:
         form = catalogue[ir_op]["pytorch"] if ir_op in catalogue else ""
         rows.append(f"| {pattern} | {ir_op if ir_op.startswith('(') else f'`{ir_op}`'} | {form} |")
+    for family in FAMILIES:  # refused at to-ir with this reason (exit 4)
+        names = [*family.ops, *(f"{prefix}*" for prefix in family.prefixes)]
+        rows.append(f"| {', '.join(names)} | (refused: {family.name}) | {family.reason} |")
     return "\n".join(rows) + "\n"
 
 

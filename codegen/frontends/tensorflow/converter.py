@@ -21,6 +21,7 @@ from codegen.frontends.tensorflow.bn_decay import DEFAULT_BN_DECAY, layer_of
 from codegen.frontends.tensorflow.context import Context, WeightSource
 from codegen.frontends.tensorflow.handlers import load_handlers
 from codegen.frontends.tensorflow.loader import TFModel
+from codegen.frontends.tensorflow.refused import refused_family
 from codegen.frontends.tensorflow.rewrites import READS, load_rewrites
 from codegen.ir.graph import Graph, GraphInput, GraphOutput, Node
 
@@ -173,6 +174,10 @@ class Converter:
                 except UnsupportedOpsError as exc:
                     refused.append(exc)
                     failed.add(op.name)
+            elif refused_family(op.type) is not None:  # no PyTorch meaning: say why
+                refused.append(UnsupportedOpsError(
+                    f"node {op.name!r} ({op.type}): {refused_family(op.type).reason}"))
+                failed.add(op.name)
             else:
                 unsupported.setdefault(op.type, []).append(op.name)
                 failed.add(op.name)
