@@ -109,7 +109,7 @@ def run_ours(model: Path, arrays: list[np.ndarray], work: Path) -> np.ndarray:
 
     to_ir(model, None, ["output"] if model.suffix == ".pb" else None, work / "ir", quiet=True)
     build(work / "ir", work / "model", quiet=True)
-    model = import_generated(work / "model").build_model().eval()
+    model = import_generated(work / "model").load_model()  # the converted weights
     with torch.no_grad():
         result = model(*[torch.from_numpy(np.ascontiguousarray(a)) for a in arrays])
     return result.numpy()

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import inspect
 
+import numpy as np
+
 import pytest
 from op_matrix import Case, Input, check, refusal
 
@@ -165,3 +167,37 @@ def test_op_without_pytorch_meaning_is_refused_with_its_reason(case, reason):
     message = refusal(case)
     assert "\n" not in message and reason in message, message
     assert f"({case.id.split('-')[0]})" in message, message
+
+# ops that converted before this matrix: kept here so a regression shows per op
+EXISTING = [
+    Case("Cumsum-axis1", lambda x: tf.cumsum(x, 1)),
+    Case("Cumsum-exclusive_reverse", lambda x: tf.cumsum(x, -1, exclusive=True, reverse=True)),
+    Case("ClipByValue-numbers", lambda x: tf.clip_by_value(x, -0.5, 0.7)),
+    Case("Reshape", lambda x: tf.reshape(x, [2, 12])), Case("Reshape-rank4", lambda x: tf.reshape(x, [2, 3, 2, 2])),
+    Case("Transpose", lambda x: tf.transpose(x, [0, 2, 1])),
+    Case("ConcatV2", lambda x, y: tf.concat([x, y], -1), (F, Input((2, 3, 2)))),
+    Case("Pad", lambda x: tf.pad(x, [[0, 0], [1, 2], [0, 1]])),
+    Case("PadV2", lambda x: tf.pad(x, [[0, 0], [1, 1], [2, 0]], constant_values=1.5)),
+    Case("Squeeze", lambda x: tf.squeeze(x, [1]), (Input((2, 1, 4)),)),
+    Case("ExpandDims", lambda x: tf.expand_dims(x, 1)),
+    Case("StridedSlice", lambda x: x[:, 1:3, ::2]),
+    Case("StridedSlice-shrink", lambda x: x[:, 0]),
+    Case("ReverseV2", lambda x: tf.reverse(x, [1])),
+    Case("MatMul-weight", lambda x: tf.matmul(x, tf.constant(
+        np.random.default_rng(1).normal(size=(4, 5)).astype(np.float32))), (Input((3, 4)),)),
+    Case("Softmax-rank2", tf.nn.softmax, (Input((3, 5)),)),
+    Case("Pow-int32", lambda x: tf.pow(x, 2), (I32,)),
+    Case("Sum-all_axes", lambda x: tf.reduce_sum(x)),
+    Case("Max-all_axes_keep", lambda x: tf.reduce_max(x, keepdims=True)),
+    Case("Mean-axes012", lambda x: tf.reduce_mean(x, [0, 1, 2])),
+    Case("Any-all_axes", tf.reduce_any, (B,)),
+    Case("Prod-axes012", lambda x: tf.reduce_prod(x, [0, 1, 2]), (UNIT,)),
+    Case("Selu-float64", tf.nn.selu, (Input(dtype="float64"),)),
+    Case("AddV2-float16", lambda x, y: x + y, (Input(dtype="float16"), Input(dtype="float16"))),
+    Case("Cast-chain-float32-int32-bool", lambda x: tf.cast(tf.cast(x, tf.int32), tf.bool)),
+]
+
+
+@pytest.mark.parametrize("case", EXISTING, ids=[case.id for case in EXISTING])
+def test_existing_op_matches_tensorflow(case):
+    check(case)

@@ -54,7 +54,7 @@ def squared_difference(ctx) -> None:
 
 @handler("Pow", ir="pow")
 def power(ctx) -> None:
-    ctx.emit("pow", [ctx.input(0), ctx.input(1)])
+    ctx.emit("pow", [ctx.input(0), ctx.input_or_scalar(1, integers=True)])  # x ** 2 stays int
 
 
 # dtypes `cast` writes (torch has them all); complex64 only from float32 (a real signal)
