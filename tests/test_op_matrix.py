@@ -159,6 +159,8 @@ REFUSED = [
     (Case("SparseToDense", lambda x: raw.SparseToDense(
         sparse_indices=x, output_shape=[6], sparse_values=1.0, default_value=0.0),
         (Input((3,), "int32", "small"),)), "sparse"),
+    (Case("Mean-int32", lambda x: tf.reduce_mean(x, 1), (I32,)), "integers"),
+    (Case("EuclideanNorm-int32", lambda x: tf.math.reduce_euclidean_norm(x, 1), (I32,)), "integers"),
 ]
 
 

@@ -34,6 +34,8 @@ def reduction(ctx, ir_op: str) -> None:
 
 @handler("Mean", ir="mean")
 def mean(ctx) -> None:
+    if not ctx.input_info(0).dtype.startswith(("float", "bfloat")):
+        ctx.fail("Mean of integers (rounded towards zero by TF) is not supported")
     reduction(ctx, "mean")
 
 
