@@ -35,7 +35,8 @@ class Input:
     shape: tuple[int, ...] = (2, 3, 4)
     dtype: str = "float32"
     kind: str = "normal"  # normal, positive (0.1..3), unit (-0.9..0.9), above_one (1.1..3),
-    # small (integers -5..5, no zero: "nonzero"), special (nan, inf, -inf, numbers), bool
+    # small (integers -5..5, no zero: "nonzero"; 0..7: "shift"), special (nan, inf, -inf,
+    # numbers), bool
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,8 @@ def draw(spec: Input, rng: np.random.Generator) -> np.ndarray:
         values = rng.uniform(1.1, 3.0, shape)
     elif kind == "small":
         values = rng.integers(-5, 6, shape)
+    elif kind == "shift":
+        values = rng.integers(0, 8, shape)
     elif kind == "nonzero":
         values = rng.integers(1, 6, shape) * rng.choice([-1, 1], shape)
     elif kind == "special":

@@ -37,6 +37,28 @@ def test_every_op_is_complete(op):
     assert hasattr(module, "init") or hasattr(module, "forward"), spec["template"]
 
 
+def _digamma(x: np.ndarray) -> np.ndarray:
+    """psi(x): the reflection for x < 0.5, then recurrence up to 6 and the asymptotic series."""
+    x = x.astype(np.float64)
+    reflect = x < 0.5
+    y = np.where(reflect, 1 - x, x)
+    total = np.zeros_like(y)
+    for _ in range(6):
+        total -= np.where(y < 6, 1 / y, 0)
+        y = np.where(y < 6, y + 1, y)
+    series = np.log(y) - 1 / (2 * y) - 1 / (12 * y**2) + 1 / (120 * y**4) - 1 / (252 * y**6)
+    return np.where(reflect, total + series - np.pi / np.tan(np.pi * x), total + series)
+
+
+def _erfinv(y: np.ndarray) -> np.ndarray:
+    """Newton's method on math.erf."""
+    erf = np.vectorize(math.erf)
+    x = np.zeros_like(y, dtype=np.float64)
+    for _ in range(30):
+        x -= (erf(x) - y) / (2 / math.sqrt(math.pi) * np.exp(-x * x))
+    return x
+
+
 # numpy references for the ops whose code is the catalogue's form (a function / an operator)
 UNARY = {
     "relu": lambda x: np.maximum(x, 0), "relu6": lambda x: np.clip(x, 0, 6),
@@ -59,16 +81,22 @@ UNARY = {
     "acosh": np.arccosh, "atanh": np.arctanh, "expm1": np.expm1, "log1p": np.log1p,
     "reciprocal": np.reciprocal, "softsign": lambda x: x / (1 + np.abs(x)),
     "isnan": np.isnan, "isinf": np.isinf, "isfinite": np.isfinite, "logical_not": np.logical_not,
+    "lgamma": np.vectorize(math.lgamma), "digamma": lambda x: _digamma(x),
+    "erfinv": lambda x: _erfinv(x),
+    "bitwise_not": lambda x: np.invert(x),
 }
 POSITIVE = {"rsqrt", "sqrt", "log"}  # given |x|
-DOMAIN = {"asin": np.tanh, "acos": np.tanh, "atanh": np.tanh, "acosh": lambda x: 1 + np.abs(x),
+INTEGER = {"bitwise_not", "bitwise_and", "bitwise_or", "bitwise_xor", "left_shift", "right_shift"}
+DOMAIN = {"asin": np.tanh, "acos": np.tanh, "atanh": np.tanh, "erfinv": np.tanh, "acosh": lambda x: 1 + np.abs(x),
           "log1p": np.abs}  # the input moved into the op's domain (for both sides)
 BINARY = {
     "add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide,
     "maximum": np.maximum, "minimum": np.minimum, "not_equal": np.not_equal,
     "atan2": np.arctan2, "floor_div": np.floor_divide, "floor_mod": np.mod, "fmod": np.fmod,
     "greater": np.greater, "greater_equal": np.greater_equal, "less_equal": np.less_equal,
-    "equal": np.equal, "logical_or": lambda a, b: np.logical_or(a > 0, b > 0),
+    "equal": np.equal, "logical_or": np.logical_or, "bitwise_and": np.bitwise_and,
+    "bitwise_or": np.bitwise_or, "bitwise_xor": np.bitwise_xor, "left_shift": np.left_shift,
+    "right_shift": np.right_shift, "xlogy": lambda a, b: a * np.log(b),
     "squared_difference": lambda a, b: (a - b) ** 2, "pow": lambda a, b: np.abs(a) ** b,
 }
 
@@ -101,6 +129,8 @@ def test_form_op_renders_and_computes_its_reference(op):
     if op in POSITIVE or op == "pow":
         a = np.abs(a) + 0.1
     a = DOMAIN.get(op, lambda x: x)(a).astype(np.float32)
+    if op in INTEGER:  # bitwise ops: small integers (shifts by 0..3)
+        a, b = (a * 4).astype(np.int32), np.abs(b * 2).astype(np.int32)
     ours = eval(text, {"torch": torch, "F": F, "a": torch.from_numpy(a), "b": torch.from_numpy(b)})
     expected = UNARY[op](a) if op in UNARY else BINARY[op](a, b)
     np.testing.assert_allclose(ours.numpy(), expected, rtol=1e-5, atol=1e-6, err_msg=text)

@@ -164,6 +164,8 @@ SHAPE_OPS = [  # op, attrs, reference on NHWC x [2, 4, 5, 3], output shape
     ("reshape", {"shape": [-1, 60]}, lambda x: x.reshape(-1, 60), [None, 60]),
     ("transpose", {"perm": [0, 2, 1, 3]}, lambda x: x.transpose(0, 2, 1, 3), [None, 5, 4, 3]),
     ("softmax", {"axis": 3}, lambda x: np.exp(x) / np.exp(x).sum(3, keepdims=True), [None, 4, 5, 3]),
+    ("log_softmax", {"axis": 3}, lambda x: x - np.log(np.exp(x).sum(3, keepdims=True)),
+     [None, 4, 5, 3]),
     ("slice", {"axes": [[None, None, 1], [1, 3, 1], [None, None, 2], [0, 2, 1]]},
      lambda x: x[:, 1:3, ::2, 0:2], [None, 2, 3, 2]),
     ("identity", {}, lambda x: x, [None, 4, 5, 3]),

@@ -133,7 +133,20 @@ for _op, _fn in (("ArgMax", tf.math.argmax), ("ArgMin", tf.math.argmin)):
                for a in (0, 1, -1) for t in (tf.int64, tf.int32)]
     REDUCE.append(Case(f"{_op}-int32_input", lambda x, f=_fn: f(x, 1), (Input(dtype="int32"),)))
 
-CASES = UNARY + BINARY + COMPARE + CASTS + REDUCE
+SHIFT = Input(dtype="int32", kind="shift")
+MORE = [
+    unary("Rint"), unary("Lgamma", POS), unary("Digamma", POS), unary("Erfinv", UNIT),
+    unary("Invert", I32, "int32"), unary("Invert", Input(dtype="uint8", kind="positive"), "uint8"),
+    binary("BitwiseAnd", I32, I32, "int32"), binary("BitwiseOr", I32, I32, "int32"),
+    binary("BitwiseXor", I64, I64, "int64"), binary("LeftShift", I32, SHIFT, "int32"),
+    binary("RightShift", I32, SHIFT, "int32"), binary("Xlogy", F, POS, "float"),
+    Case("Xlogy-zero_x", lambda x, y: raw.Xlogy(x=x * 0.0, y=y), (F, POS)),
+    binary("Div", F, POS, "float"), binary("Div", I32, NZ32, "int32"),
+    Case("Select", lambda c, x, y: raw.Select(condition=c, x=x, y=y), (B, F, F)),
+    Case("LogSoftmax", tf.nn.log_softmax), Case("LogSoftmax-rank2", tf.nn.log_softmax, (Input((3, 6)),)),
+]
+
+CASES = UNARY + BINARY + COMPARE + CASTS + REDUCE + MORE
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])

@@ -19,8 +19,8 @@ from codegen.frontends.tensorflow.compat import import_tf
 from codegen.frontends.tensorflow.handlers import load_handlers
 from codegen.resources import op_catalogue
 
-POSITIVE = {"Rsqrt", "Sqrt", "Log", "Log1p"}  # defined for x > 0: fed |conv| + 0.1
-UNIT = {"Asin", "Acos", "Atanh"}  # defined in (-1, 1): fed 0.9 tanh(conv) (steep near 1)
+POSITIVE = {"Rsqrt", "Sqrt", "Log", "Log1p", "Lgamma", "Digamma"}  # defined for x > 0: fed |conv| + 0.1
+UNIT = {"Asin", "Acos", "Atanh", "Erfinv"}  # defined in (-1, 1): fed 0.9 tanh(conv) (steep near 1)
 ABOVE_ONE = {"Acosh"}  # fed |conv| + 1.1
 
 
@@ -28,9 +28,9 @@ def unary_tf_ops() -> list[str]:
     catalogue = op_catalogue()
     return sorted(h.tf_op for h in load_handlers().values()
                   if catalogue[h.ir_op]["layout"] == "elementwise" and "form" in catalogue[h.ir_op]
-                  and h.tf_op not in ("LeakyRelu", "ComplexAbs", "LogicalNot"))  # LeakyRelu takes
+                  and h.tf_op not in ("LeakyRelu", "ComplexAbs", "LogicalNot", "Invert"))  # LeakyRelu takes
     # an alpha: tested with Keras; ComplexAbs takes a complex tensor: tested in
-    # test_spectral.py; LogicalNot booleans: tested in test_op_matrix.py
+    # test_spectral.py; LogicalNot and Invert take booleans / integers: in test_op_matrix.py
 
 
 @pytest.mark.parametrize("tf_op", unary_tf_ops())

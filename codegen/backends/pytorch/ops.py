@@ -305,7 +305,8 @@ def slice_op(node: Node, graph: Graph) -> Expr:
     return Expr("ops/tensor.py.jinja", {"kind": "slice", "index": index}, hint="x")
 
 
-@renderer("squeeze", "reshape", "transpose", "concat", "softmax", "pad", "identity", "flip")
+@renderer("squeeze", "reshape", "transpose", "concat", "softmax", "log_softmax", "pad", "identity",
+          "flip")
 def tensor_op(node: Node, graph: Graph) -> Expr:
     attrs: dict[str, Any] = {"kind": node.op}
     if node.op == "squeeze":
@@ -321,7 +322,7 @@ def tensor_op(node: Node, graph: Graph) -> Expr:
     elif node.op == "flip":
         axes = node.attrs["axes"]
         attrs["dims"] = axes[0] if len(axes) == 1 else tuple(axes)
-    elif node.op in ("concat", "softmax"):
+    elif node.op in ("concat", "softmax", "log_softmax"):
         attrs["dim"] = node.attrs["axis"]
     elif node.op == "pad":
         pads = node.attrs["pads"]

@@ -235,7 +235,7 @@ class LayoutPass(ConvRules):
         node.attrs["axis"] = axis_to_first(node.outputs[0].rank)[node.attrs["axis"]]
         self.mark_output(node)
 
-    visit_softmax = visit_layer_norm
+    visit_softmax = visit_log_softmax = visit_layer_norm
 
     def visit_mean(self, node: Node) -> None:
         self._reduce(node, keep=node.attrs["keepdims"])

@@ -1,4 +1,4 @@
-"""Activations: Relu, Relu6, Sigmoid, Tanh, Elu, Selu, Softsign, Softmax."""
+"""Activations: Relu, Relu6, Sigmoid, Tanh, Elu, Selu, Softsign, Softmax, LogSoftmax."""
 
 from __future__ import annotations
 
@@ -21,3 +21,6 @@ def softmax(ctx) -> None:
     ctx.emit("softmax", [ctx.input(0)], attrs={"axis": ctx.rank(0) - 1})
 
 
+@handler("LogSoftmax", ir="log_softmax")
+def log_softmax(ctx) -> None:
+    ctx.emit("log_softmax", [ctx.input(0)], attrs={"axis": ctx.rank(0) - 1})

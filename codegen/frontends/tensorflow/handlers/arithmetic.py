@@ -26,8 +26,14 @@ BINARY = {
     "TruncateDiv": "truncate_div",
     "Atan2": "atan2",
     "LogicalOr": "logical_or",
+    "BitwiseAnd": "bitwise_and",
+    "BitwiseOr": "bitwise_or",
+    "BitwiseXor": "bitwise_xor",
+    "LeftShift": "left_shift",
+    "RightShift": "right_shift",
+    "Xlogy": "xlogy",
 }
-TENSORS_ONLY = {"Atan2", "LogicalOr"}  # torch.atan2 / torch.logical_or take no number
+TENSORS_ONLY = {"Atan2", "LogicalOr", "Xlogy"}  # torch.atan2 / logical_or / xlogy: no number
 FLOATS_ONLY = {"Add", "AddV2", "Sub", "Mul", "RealDiv", "Maximum", "Minimum"}  # a number
 # constant of these stays a buffer unless floating (their code predates integer scalars)
 
@@ -72,3 +78,19 @@ def _other_bound(ctx, tensor):
 
 for _tf_op, _ir_op in BINARY.items():
     handler(_tf_op, ir=_ir_op)(_binary)
+
+
+@handler("Div", ir="div")
+def div(ctx) -> None:
+    """TF's Div: RealDiv of floats, TruncateDiv of integers (C's /)."""
+    floats = ctx.op.inputs[0].dtype.is_floating
+    inputs = [ctx.input_or_scalar(0, True), ctx.input_or_scalar(1, True)]
+    ctx.emit("div" if floats else "truncate_div", inputs)
+
+
+@handler("Select", ir="where")
+def select(ctx) -> None:
+    """tf.compat.v1.where(c, x, y): torch.where when c has x's shape (a vector c picks rows)."""
+    if ctx.op.inputs[0].shape.rank != ctx.op.inputs[1].shape.rank:
+        ctx.fail("Select with a condition of lower rank (picking rows) is not supported")
+    ctx.emit("where", [ctx.input(0), ctx.input(1), ctx.input(2)])

@@ -28,6 +28,8 @@ UNARY = {
     "Sinh": "sinh", "Cosh": "cosh", "Asinh": "asinh", "Acosh": "acosh", "Atanh": "atanh",
     "Expm1": "expm1", "Log1p": "log1p", "Reciprocal": "reciprocal", "Inv": "reciprocal",
     "IsNan": "isnan", "IsInf": "isinf", "IsFinite": "isfinite", "LogicalNot": "logical_not",
+    "Rint": "round", "Lgamma": "lgamma", "Digamma": "digamma", "Erfinv": "erfinv",
+    "Invert": "bitwise_not",
     "ZerosLike": "zeros_like",
     "OnesLike": "ones_like",
 }
