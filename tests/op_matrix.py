@@ -6,11 +6,13 @@ whose signature is the graph's own inputs (fixed sizes), as a user exports it (o
 GraphDef with placeholders and an `output` node: `FORMAT`), converted with `to_ir` and `build`
 in this process, the generated model imported and run, and its output compared with
 TensorFlow's: max|ours - TF| / max|TF| <= 1e-5 for floats, equality for integers and
-booleans, and the same dtype. Inputs are of rank <= 3 so no layout change is involved.
+booleans, and the same dtype. Images (rank 4 and 5) are fed and read back in TF's layout
+through the generated model's NCHW (io.json says which).
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -22,6 +24,7 @@ import numpy as np
 from codegen.backends.pytorch.build import build
 from codegen.frontends.tensorflow.compat import import_tf
 from codegen.frontends.tensorflow.to_ir import to_ir
+from codegen.sample_inputs import to_nchw
 from codegen.verify import import_generated
 
 FLOAT_TOLERANCE = 1e-5
@@ -113,9 +116,13 @@ def run_ours(model: Path, arrays: list[np.ndarray], work: Path) -> np.ndarray:
     to_ir(model, None, ["output"] if model.suffix == ".pb" else None, work / "ir", quiet=True)
     build(work / "ir", work / "model", quiet=True)
     model = import_generated(work / "model").load_model()  # the converted weights
+    io = json.loads((work / "model" / ".codegen" / "io.json").read_text())
+    feeds = [to_nchw(a, spec["nchw"]) for a, spec in zip(arrays, io["inputs"], strict=True)]
     with torch.no_grad():
-        result = model(*[torch.from_numpy(np.ascontiguousarray(a)) for a in arrays])
-    return result.numpy()
+        result = model(*[torch.from_numpy(np.ascontiguousarray(a)) for a in feeds]).numpy()
+    if io["outputs"][0]["nchw"]:  # an image comes back channels-first: as TF returns it
+        result = result.transpose(0, *range(2, result.ndim), 1)
+    return result
 
 
 def check(case: Case, seed: int = 0) -> None:

@@ -146,7 +146,28 @@ MORE = [
     Case("LogSoftmax", tf.nn.log_softmax), Case("LogSoftmax-rank2", tf.nn.log_softmax, (Input((3, 6)),)),
 ]
 
-CASES = UNARY + BINARY + COMPARE + CASTS + REDUCE + MORE
+IMAGE = Input((2, 4, 5, 3))  # NHWC: the generated model runs it as NCHW
+IMAGES = [
+    Case(f"{op}-image-axes{''.join(map(str, axes))}{'-keep' if keep else ''}",
+         lambda x, f=fn, a=axes, k=keep: f(x, a, keepdims=k), (IMAGE,))
+    for op, fn in (("Sum", tf.reduce_sum), ("Max", tf.reduce_max), ("Min", tf.reduce_min),
+                   ("Prod", tf.reduce_prod), ("EuclideanNorm", tf.math.reduce_euclidean_norm))
+    for axes, keep in (([1, 2], True), ([3], False), ([1, 3], False))
+] + [
+    Case("Mean-image-axes12", lambda x: tf.reduce_mean(x, [1, 2]), (IMAGE,)),
+    Case("All-image-axes3", lambda x: tf.reduce_all(x, 3), (Input((2, 4, 5, 3), "bool"),)),
+    Case("ArgMax-image-channels", lambda x: tf.math.argmax(x, -1), (IMAGE,)),
+    Case("ArgMin-image-axis1-int32", lambda x: tf.math.argmin(x, 1, output_type=tf.int32), (IMAGE,)),
+    Case("LogSoftmax-image", tf.nn.log_softmax, (IMAGE,)),
+    Case("Greater-image-channel_row", lambda x: x > tf.constant([0.1, -0.2, 0.3]), (IMAGE,)),
+    Case("FloorMod-image", lambda x, y: tf.math.floormod(x, y), (IMAGE, IMAGE)),
+    Case("Atan2-image", tf.math.atan2, (IMAGE, IMAGE)),
+    Case("Cast-image-float32-int32", lambda x: tf.cast(x * 3, tf.int32), (IMAGE,)),
+    Case("IsNan-image", tf.math.is_nan, (Input((2, 4, 5, 3), kind="special"),)),
+    Case("Sinh-image", tf.sinh, (IMAGE,)),
+]
+
+CASES = UNARY + BINARY + COMPARE + CASTS + REDUCE + MORE + IMAGES
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])

@@ -22,7 +22,7 @@ from codegen.backends.pytorch.ops import NUM_BATCHES
 from codegen.errors import InvalidIRError, MergeConflictError
 from codegen.ir.graph import Graph
 from codegen.ir.passes import run_passes
-from codegen.ir.passes.layout import channels_first, spatial_ranks
+from codegen.ir.passes.layout import channels_first, has_images, spatial_ranks
 from codegen.ir.validate import load_ir
 from codegen.ir.weights import copy_weight, sha256_file
 from codegen.parallel import ordered_map
@@ -273,7 +273,8 @@ def _io(graph: Graph, tf_layout: str = "NHWC") -> dict:
         "inputs": inputs,
         "outputs": [{"name": o.name, "tf_name": o.tf_name or o.name,
                      "shape": graph.tensor(o.source).shape,
-                     "nchw": tf_layout == "NHWC" and len(graph.tensor(o.source).shape) in spatial}
+                     "nchw": tf_layout == "NHWC" and len(graph.tensor(o.source).shape) in spatial
+                     and has_images(graph)}  # else a rank-4 array leaves in TF's layout
                     for o in graph.outputs],
     }
 

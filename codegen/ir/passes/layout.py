@@ -48,6 +48,15 @@ def _nchw(shape: list) -> list:
     return [shape[axis] for axis in to_first(len(shape))]
 
 
+def has_images(graph: Graph) -> bool:
+    """An image input or a 2-D/3-D conv or pooling: rank-4 (5) tensors are images, made NCHW
+    (NCDHW); without one they are [N, T, heads, size] or plain arrays and keep their layout."""
+    spatial = spatial_ranks(graph)
+    return (any(len(graph_input.shape) in spatial for graph_input in graph.inputs)
+            or any(node.op in ("conv2d", "conv3d") or layout_class(node.op) == "pooling"
+                   for node in graph.nodes.values()))
+
+
 class LayoutPass(ConvRules):
     def __init__(self, graph: Graph) -> None:
         self.graph = graph
@@ -55,9 +64,7 @@ class LayoutPass(ConvRules):
         # a model that takes no image (token ids, sequences) has no NHWC tensors: its rank-4
         # tensors are [N, T, heads, size] and keep their layout
         self.spatial = spatial_ranks(graph)
-        self.images = (any(len(graph_input.shape) in self.spatial for graph_input in graph.inputs)
-                       or any(node.op in ("conv2d", "conv3d") or layout_class(node.op) == "pooling"
-                              for node in graph.nodes.values()))
+        self.images = has_images(graph)
 
     def run(self) -> None:
         graph = self.graph
