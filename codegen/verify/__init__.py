@@ -66,6 +66,7 @@ class TFRunner:
 
         tf = import_tf()
         loaded = load_model(model_path, weights)  # same checks and messages as to-ir
+        self.trainable_count = loaded.trainable_count  # the source's (verify/params.py)
         if Path(model_path).suffix != ".meta":  # frozen: the loaded graph holds the weights
             self.graph = loaded.graph
             self.session = tf.compat.v1.Session(graph=self.graph)

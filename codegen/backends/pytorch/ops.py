@@ -259,10 +259,11 @@ def _ceil_mode_pads(node: Node, graph: Graph) -> bool:
 
 @renderer("constant")
 def constant(node: Node, graph: Graph) -> Layer:
-    shape = graph.weights[node.weights["value"]].out_shape
-    args = {"shape": tuple(shape)}
-    return Layer("ops/constant.py.jinja", "Constant", args, {"value": node.weights["value"]},
-                 "const", ("Constant",))
+    """A buffer, or a parameter where the source trains it (a layer scale, a class token)."""
+    weight = graph.weights[node.weights["value"]]
+    args = {"shape": tuple(weight.out_shape)}
+    cls, hint = ("Learned", "param") if weight.trainable else ("Constant", "const")
+    return Layer("ops/constant.py.jinja", cls, args, {"value": node.weights["value"]}, hint, (cls,))
 
 
 # -- expressions -------------------------------------------------------------------------

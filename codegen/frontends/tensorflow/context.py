@@ -202,6 +202,7 @@ class Context:
         """Record `source` read through `steps`; its IR name says both (equal names, equal
         tensors)."""
         source.transforms = tuple((step, tuple(argument)) for step, argument in steps)
+        source.trainable = source.key in self.converter.model.trainable
         name = transform_name(source.key, source.transforms)
         self.converter.weight_sources[name] = source
         return name
@@ -272,6 +273,7 @@ class WeightSource:
     shape: list[int] | None  # the graph's static shape of a variable
     transforms: tuple[tuple[str, tuple], ...] = ()  # how the IR weight reads the source
     value: np.ndarray | None = None
+    trainable: bool = False  # a trainable variable of the source (not a constant, not BN state)
 
 
 PASS_VALUES = ("Identity", "Snapshot", "StopGradient")  # the same tensor

@@ -29,6 +29,8 @@ class FrozenFunction:
     inputs: list[str]  # placeholder op names, in signature order
     outputs: list[str]  # op names of the outputs, in signature order
     variables: dict[str, str] = field(default_factory=dict)  # Const op -> variable's own name
+    trainable: set[str] = field(default_factory=set)  # the Const ops of trainable variables
+    trainable_count: int | None = None  # the source's trainable parameters (shared ones once)
     bn_decay: float | None = None  # the Keras BatchNormalization momentum, where known
 
 
@@ -52,7 +54,9 @@ def load_saved_model(tf, path: Path, signature: str) -> FrozenFunction:
         raise InputError(f"{path}: not a loadable SavedModel ({first_line(exc)})") from None
     signatures = dict(getattr(loaded, "signatures", {}))
     check_signature(path, signature, signatures)
-    frozen = freeze(tf, signatures[signature], getattr(loaded, "variables", ()))
+    variables = getattr(loaded, "variables", ())
+    frozen = freeze(tf, signatures[signature], variables)
+    frozen.trainable_count = trainable_count(variables)
     return in_model_order(frozen, _positional_names(tf, loaded))
 
 
@@ -103,10 +107,20 @@ def load_keras(tf, path: Path) -> FrozenFunction:
         return model(list(inputs) if len(inputs) > 1 else inputs[0], training=False)
 
     frozen = freeze(tf, tf.function(call).get_concrete_function(*specs), model.variables)
+    frozen.trainable_count = trainable_count(model.trainable_weights)
     momenta = Counter(float(layer.momentum) for layer in model._flatten_layers()
                       if type(layer).__name__ == "BatchNormalization")  # Keras 3 or tf_keras
     frozen.bn_decay = momenta.most_common(1)[0][0] if momenta else None
     return frozen
+
+
+def trainable_count(variables) -> int:
+    """The number of trainable values in `variables`, each variable once."""
+    import math
+
+    unique = {id(variable): variable for variable in variables
+              if getattr(variable, "trainable", False)}
+    return sum(math.prod(variable.shape) for variable in unique.values())
 
 
 def _input_keys(model) -> list[str] | None:
@@ -140,7 +154,7 @@ def freeze(tf, function, variables=()) -> FrozenFunction:
     have (the function's own input and output ops keep their names)."""
     from tensorflow.python.framework import convert_to_constants
 
-    captured = _captured_variables(function, variables)
+    captured, trainable = _captured_variables(function, variables)
     # while loops stay functional `While` ops (a body function each), where an RNN layer can be
     # recognised from its cell; lowered, they are a cycle of Enter/Merge/Switch nodes
     data = convert_to_constants._FunctionConverterDataInEager(
@@ -150,14 +164,15 @@ def freeze(tf, function, variables=()) -> FrozenFunction:
     graph_def = inline_calls(graph_def)
     inputs = [t.op.name for t in function.inputs if t.dtype != tf.resource]
     outputs = [t.op.name for t in function.outputs]
-    return finish(graph_def, inputs, outputs, captured)[0]
+    return finish(graph_def, inputs, outputs, captured, trainable)[0]
 
 
-def finish(graph_def, inputs: list[str], outputs: list[str],
-           captured: dict[str, str]) -> tuple[FrozenFunction, dict[str, str]]:
+def finish(graph_def, inputs: list[str], outputs: list[str], captured: dict[str, str],
+           trainable: set[str] = frozenset()) -> tuple[FrozenFunction, dict[str, str]]:
     """The frozen function of an inlined GraphDef whose variables are Consts: colocation
     hints dropped, names made short (the renames are returned too). `captured` maps each
-    variable's Const to the variable's own name."""
+    variable's Const to the variable's own name; `trainable` names the Consts of the
+    trainable ones."""
     for node in graph_def.node:  # colocation hints may name nodes inlining removed
         if "_class" in node.attr:
             del node.attr["_class"]
@@ -167,15 +182,17 @@ def finish(graph_def, inputs: list[str], outputs: list[str],
     consts = {node.name for node in graph_def.node if node.op == "Const"}
     names = {renames.get(op, op): name for op, name in captured.items()}
     frozen = FrozenFunction(graph_def, inputs, outputs,
-                            {op: name for op, name in names.items() if op in consts})
+                            {op: name for op, name in names.items() if op in consts},
+                            {renames.get(op, op) for op in trainable} & consts)
     return frozen, renames
 
 
-def _captured_variables(function, variables) -> dict[str, str]:
+def _captured_variables(function, variables) -> tuple[dict[str, str], set[str]]:
     """Placeholder op of each captured variable -> the variable's own name (Keras
-    `variable.path`, else its TF name without ':0'). Freezing turns each placeholder into
-    a Const of the same name, so the IR can say which variable a weight came from."""
-    by_handle = {}
+    `variable.path`, else its TF name without ':0'), and the placeholders of the trainable
+    ones. Freezing turns each placeholder into a Const of the same name, so the IR can say
+    which variable a weight came from and whether it is trained."""
+    by_handle, trained = {}, set()
     for variable in variables:
         handle = getattr(variable, "handle", None)
         if handle is None:  # a Keras 3 variable wraps a tf.Variable
@@ -183,8 +200,13 @@ def _captured_variables(function, variables) -> dict[str, str]:
         if handle is not None:
             name = getattr(variable, "path", None) or variable.name
             by_handle[id(handle)] = name.removesuffix(":0")
-    return {internal.op.name: by_handle[id(external)]
-            for external, internal in function.graph.captures if id(external) in by_handle}
+            if getattr(variable, "trainable", False):
+                trained.add(id(handle))
+    captured = {internal.op.name: by_handle[id(external)]
+                for external, internal in function.graph.captures if id(external) in by_handle}
+    trainable = {internal.op.name for external, internal in function.graph.captures
+                 if id(external) in trained}
+    return captured, trainable
 
 
 CALL_OPS = ("StatefulPartitionedCall", "PartitionedCall")
