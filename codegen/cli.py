@@ -161,7 +161,7 @@ def _parameter_count(args, runner):
     """Print the parameter count line (source's trainable values, ours); return the count."""
     from codegen.verify.params import count_parameters
 
-    params = count_parameters(Path(args.out_dir), runner.trainable_count)
+    params = count_parameters(Path(args.out_dir), runner.trainable_count, runner.trainable_unread)
     print(params.line())
     return params
 

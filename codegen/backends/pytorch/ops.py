@@ -9,6 +9,7 @@ parameters, so Layers list theirs in `args` (Python values, rendered with repr).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -89,6 +90,55 @@ def _is_flatten(input_shape: list, shape: list[int]) -> bool:
         return False
     rest = input_shape[1:]
     return shape[1] == -1 or (None not in rest and shape[1] == int(np.prod(rest)))
+
+
+def _merged(before: list, after: list) -> tuple[int, int] | None:
+    """(start, end) when `after` is `before` with the known axes start..end merged into one
+    (the same as x.flatten(start, end), whatever the other, possibly unknown, sizes are)."""
+    for start in range(len(before)):
+        end = start + len(before) - len(after)
+        if end <= start or end >= len(before) or before[:start] != after[:start] \
+                or before[end + 1:] != after[start + 1:]:
+            continue
+        run = before[start:end + 1]
+        if None not in run and after[start] == int(np.prod(run)):
+            return start, end
+    return None
+
+
+def _split(before: list, after: list) -> tuple[int, tuple[int, ...]] | None:
+    """(axis, sizes) when `after` is `before` with one known axis split into known sizes
+    (x.unflatten(axis, sizes))."""
+    for axis in range(len(before)):
+        count = len(after) - len(before) + 1
+        sizes = after[axis:axis + count]
+        if count < 2 or before[:axis] != after[:axis] or before[axis + 1:] != after[axis + count:]:
+            continue
+        if before[axis] is not None and None not in sizes and int(np.prod(sizes)) == before[axis]:
+            return axis, tuple(sizes)
+    return None
+
+
+def _reshape(node: Node, graph: Graph) -> Expr:
+    """x.flatten(1) / x.flatten(start, end) / x.unflatten(axis, sizes) where the shapes show
+    one, else x.reshape(...) with at most one -1: a size known only at run time is read
+    from x (`x.shape[0]`), never a second -1."""
+    shape = list(node.attrs["shape"])
+    before, after = graph.tensor(node.inputs[0]).shape, node.outputs[0].shape
+    if _is_flatten(before, shape):
+        return Expr("ops/tensor.py.jinja", {"kind": "reshape", "how": "flatten_batch"},
+                    hint="reshape")
+    merged, split = _merged(before, after), _split(before, after)
+    if merged is not None:
+        return Expr("ops/tensor.py.jinja", {"kind": "reshape", "how": "flatten", "args": merged},
+                    hint="reshape")
+    if split is not None:
+        return Expr("ops/tensor.py.jinja", {"kind": "reshape", "how": "unflatten", "args": split},
+                    hint="reshape")
+    if shape.count(-1) > 1:  # the validator refuses this; never write code that cannot run
+        raise ValueError(f"{node.name}: reshape to {shape} has more than one -1")
+    return Expr("ops/tensor.py.jinja", {"kind": "reshape", "how": "reshape", "args": tuple(shape)},
+                hint="reshape")
 
 
 # -- layers ------------------------------------------------------------------------------
@@ -262,8 +312,16 @@ def constant(node: Node, graph: Graph) -> Layer:
     """A buffer, or a parameter where the source trains it (a layer scale, a class token)."""
     weight = graph.weights[node.weights["value"]]
     args = {"shape": tuple(weight.out_shape)}
-    cls, hint = ("Learned", "param") if weight.trainable else ("Constant", "const")
+    cls, hint = ("Learned", _variable_hint(weight.source_name)) if weight.trainable else (
+        "Constant", "const")
     return Layer("ops/constant.py.jinja", cls, args, {"value": node.weights["value"]}, hint, (cls,))
+
+
+def _variable_hint(name: str) -> str:
+    """A trainable tensor is called what its variable is (`cls_token`), unless the source
+    gave it no name of its own (Keras 3's `variable_3`)."""
+    last = name.rpartition("/")[2]
+    return "param" if not last or re.fullmatch(r"variable(_\d+)?|unknown(_\d+)?", last) else last
 
 
 # -- expressions -------------------------------------------------------------------------
@@ -333,9 +391,7 @@ def tensor_op(node: Node, graph: Graph) -> Expr:
         input_shape = graph.tensor(node.inputs[0]).shape
         attrs["flatten"] = node.attrs["axes"] == list(range(2, len(input_shape)))
     elif node.op == "reshape":
-        shape = list(node.attrs["shape"])
-        attrs["shape"] = tuple(shape)
-        attrs["flatten"] = _is_flatten(graph.tensor(node.inputs[0]).shape, shape)
+        return _reshape(node, graph)
     elif node.op == "transpose":
         attrs["perm"] = tuple(node.attrs["perm"])
     elif node.op == "flip":

@@ -38,6 +38,7 @@ class TFModel:
     # (the meta graph's TRAINABLE_VARIABLES collection)
     trainable: set[str] = field(default_factory=set)
     trainable_count: int | None = None  # the source's trainable values (None: not known)
+    trainable_unread: dict[str, int] = field(default_factory=dict)  # (saved.FrozenFunction)
 
     def variable_names(self) -> set[str]:
         return set(self.reader.get_variable_to_shape_map()) if self.reader else set()
@@ -79,6 +80,7 @@ def load_model(model: Path, weights: Path | None = None, *,
     source_names: dict[str, str] = {}
     trainable: set[str] = set()
     trainable_count = None  # a frozen GraphDef does not say
+    trainable_unread: dict[str, int] = {}
     if model.is_dir() and not saved.is_saved_model(model):
         raise InputError(f"{model}: a folder, but not a SavedModel (no saved_model.pb in it)")
     if not model.exists():
@@ -93,6 +95,7 @@ def load_model(model: Path, weights: Path | None = None, *,
         graph_def, prefix, reader, outputs = frozen.graph_def, None, None, frozen.outputs
         source_names, inputs, bn_decay = frozen.variables, frozen.inputs, frozen.bn_decay
         trainable, trainable_count = frozen.trainable, frozen.trainable_count
+        trainable_unread = frozen.trainable_unread
     elif model.suffix == ".meta":
         meta = _read_meta_graph(tf, model)  # a damaged .meta is the first thing to fix
         graph_def, trainable = meta.graph_def, trainable_variables(meta)
@@ -122,7 +125,7 @@ def load_model(model: Path, weights: Path | None = None, *,
     return TFModel(graph=graph, reader=reader, model_path=model, weights_path=prefix,
                    outputs=outputs, inputs=inputs, source_names=source_names,
                    bn_decay=bn_decay, aside=aside, trainable=trainable,
-                   trainable_count=trainable_count)
+                   trainable_count=trainable_count, trainable_unread=trainable_unread)
 
 
 # float constants this large stay out of the tf.Graph (and a SavedModel's float variables

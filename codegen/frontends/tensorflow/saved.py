@@ -31,6 +31,9 @@ class FrozenFunction:
     variables: dict[str, str] = field(default_factory=dict)  # Const op -> variable's own name
     trainable: set[str] = field(default_factory=set)  # the Const ops of trainable variables
     trainable_count: int | None = None  # the source's trainable parameters (shared ones once)
+    # trainable variables the function never reads (a mask token used only in pretraining):
+    # name -> size; they cannot be part of the converted model
+    trainable_unread: dict[str, int] = field(default_factory=dict)
     bn_decay: float | None = None  # the Keras BatchNormalization momentum, where known
 
 
@@ -56,7 +59,7 @@ def load_saved_model(tf, path: Path, signature: str) -> FrozenFunction:
     check_signature(path, signature, signatures)
     variables = getattr(loaded, "variables", ())
     frozen = freeze(tf, signatures[signature], variables)
-    frozen.trainable_count = trainable_count(variables)
+    frozen.trainable_count, frozen.trainable_unread = trainable_count(variables, frozen)
     return in_model_order(frozen, _positional_names(tf, loaded))
 
 
@@ -107,20 +110,28 @@ def load_keras(tf, path: Path) -> FrozenFunction:
         return model(list(inputs) if len(inputs) > 1 else inputs[0], training=False)
 
     frozen = freeze(tf, tf.function(call).get_concrete_function(*specs), model.variables)
-    frozen.trainable_count = trainable_count(model.trainable_weights)
+    frozen.trainable_count, frozen.trainable_unread = trainable_count(model.trainable_weights,
+                                                                      frozen)
     momenta = Counter(float(layer.momentum) for layer in model._flatten_layers()
                       if type(layer).__name__ == "BatchNormalization")  # Keras 3 or tf_keras
     frozen.bn_decay = momenta.most_common(1)[0][0] if momenta else None
     return frozen
 
 
-def trainable_count(variables) -> int:
-    """The number of trainable values in `variables`, each variable once."""
+def trainable_count(variables, frozen: FrozenFunction) -> tuple[int, dict[str, int]]:
+    """The number of trainable values in `variables`, each variable once, and those of the
+    ones `frozen` does not read (name -> size)."""
     import math
 
     unique = {id(variable): variable for variable in variables
               if getattr(variable, "trainable", False)}
-    return sum(math.prod(variable.shape) for variable in unique.values())
+    read = set(frozen.variables.values())
+    sizes = {_variable_name(variable): math.prod(variable.shape) for variable in unique.values()}
+    return sum(sizes.values()), {name: size for name, size in sizes.items() if name not in read}
+
+
+def _variable_name(variable) -> str:
+    return (getattr(variable, "path", None) or variable.name).removesuffix(":0")
 
 
 def _input_keys(model) -> list[str] | None:
@@ -198,8 +209,7 @@ def _captured_variables(function, variables) -> tuple[dict[str, str], set[str]]:
         if handle is None:  # a Keras 3 variable wraps a tf.Variable
             handle = getattr(getattr(variable, "value", None), "handle", None)
         if handle is not None:
-            name = getattr(variable, "path", None) or variable.name
-            by_handle[id(handle)] = name.removesuffix(":0")
+            by_handle[id(handle)] = _variable_name(variable)
             if getattr(variable, "trainable", False):
                 trained.add(id(handle))
     captured = {internal.op.name: by_handle[id(external)]

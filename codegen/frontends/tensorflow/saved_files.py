@@ -84,7 +84,11 @@ def load(tf, path: Path, signature: str) -> Streamed | None:
     frozen = saved.in_model_order(frozen, _positional_names(meta.object_graph_def))
     values = CheckpointValues(reader, {renames.get(op, op): key for op, key in aside.items()})
     shapes = reader.get_variable_to_shape_map()
-    frozen.trainable_count = sum(math.prod(shapes[key]) for key in trained if key in shapes)
+    sizes = {key: math.prod(shapes[key]) for key in trained if key in shapes}
+    frozen.trainable_count = sum(sizes.values())
+    read = {keys[handle] for handle in handles.values()}
+    frozen.trainable_unread = {names.get(key, key): size for key, size in sizes.items()
+                               if key not in read}
     return Streamed(frozen, values)
 
 
