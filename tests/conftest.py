@@ -118,12 +118,10 @@ def trainable_count(keras_model) -> int:
 
 def assert_param_count(model_dir: Path, expected: int) -> None:
     """The generated model (build_model(): unfused, each BatchNorm keeps its scale and
-    offset) has exactly `expected` trainable parameter values, a shared one once, and no
-    parameter that does not train."""
+    offset) has exactly `expected` trainable parameter values, a shared one once."""
     from codegen.verify.params import trainable_parameters
 
     model = load_generated(model_dir).build_model()
-    assert all(p.requires_grad for p in model.parameters())
     assert trainable_parameters(model) == expected, (trainable_parameters(model), expected)
 
 

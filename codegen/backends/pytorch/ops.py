@@ -235,9 +235,14 @@ def batch_norm(node: Node, graph: Graph) -> Layer:
     }
     weights = node.weights
     state = {"weight": weights["scale"], "bias": weights["offset"]}
+    # where the IR says what the source trains, a scale or offset it does not stays fixed
+    known = any(entry.trainable for entry in graph.weights.values())
+    args["untrained"] = tuple(key for key in ("weight", "bias")
+                              if known and not graph.weights[state[key]].trainable)
     state.update(running_mean=weights["mean"], running_var=weights["variance"])
     state[NUM_BATCHES] = NUM_BATCHES
-    return Layer("ops/batch_norm.py.jinja", cls, args, state, "bn")
+    return Layer("ops/batch_norm.py.jinja", cls, args, state, "bn",
+                 ("untrained",) if args["untrained"] else ())
 
 
 @renderer("layer_norm")
@@ -317,11 +322,17 @@ def constant(node: Node, graph: Graph) -> Layer:
     return Layer("ops/constant.py.jinja", cls, args, {"value": node.weights["value"]}, hint, (cls,))
 
 
+GENERIC_VARIABLE = re.compile(r"variable(_\d+)?|unknown(_\d+)?|embeddings|kernel|weight")
+
+
 def _variable_hint(name: str) -> str:
-    """A trainable tensor is called what its variable is (`cls_token`), unless the source
-    gave it no name of its own (Keras 3's `variable_3`)."""
-    last = name.rpartition("/")[2]
-    return "param" if not last or re.fullmatch(r"variable(_\d+)?|unknown(_\d+)?", last) else last
+    """A trainable tensor is called what its variable is (`cls_token`), or its layer where
+    the variable's own name says nothing (Keras 3's `variable_3`, an Embedding's
+    `position_embedding/embeddings`)."""
+    parts = [part for part in name.split("/") if part]
+    while parts and GENERIC_VARIABLE.fullmatch(parts[-1]):
+        parts.pop()
+    return parts[-1] if parts else "param"
 
 
 # -- expressions -------------------------------------------------------------------------

@@ -222,7 +222,7 @@ class ClassRenderer:
             needed.update(HELPER_DEPENDENCIES.get(helper, ()))
         module = self.env.get_template("helpers.py.jinja").module
         order = ["same_pad", "PaddedConv2d", "Conv2dSame", "MaxPool2dSame",
-                 "AvgPool2dSame", "LayerNorm2d", "Constant", "Learned", "PositionEmbedding", "one_bias",
+                 "AvgPool2dSame", "LayerNorm2d", "Constant", "Learned", "PositionEmbedding", "untrained", "one_bias",
                  "GRUResetBefore", "Masked"]
         return [str(getattr(module, name)()) for name in order if name in needed]
 
