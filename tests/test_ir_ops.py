@@ -146,6 +146,10 @@ SHAPE_OPS = [  # op, attrs, reference on NHWC x [2, 4, 5, 3], output shape
     ("reduce_sum", {"axes": [3], "keepdims": False}, lambda x: x.sum(3), [None, 4, 5]),
     ("reduce_any", {"axes": [3], "keepdims": False}, lambda x: (x > 0.5).any(3), [None, 4, 5]),
     ("reshape", {"shape": [-1, 60]}, lambda x: x.reshape(-1, 60), [None, 60]),
+    # merging H and W ([N, H * W, C], a ViT's patches): x.flatten(1, 2), never reshape(-1, -1, 3)
+    ("reshape", {"shape": [-1, -1, 3]}, lambda x: x.reshape(-1, 20, 3), [None, 20, 3]),
+    ("reshape", {"shape": [-1, 4, 5, 3, 1]}, lambda x: x.reshape(-1, 4, 5, 3, 1),
+     [None, 4, 5, 3, 1]),
     ("transpose", {"perm": [0, 2, 1, 3]}, lambda x: x.transpose(0, 2, 1, 3), [None, 5, 4, 3]),
     ("softmax", {"axis": 3}, lambda x: np.exp(x) / np.exp(x).sum(3, keepdims=True), [None, 4, 5, 3]),
     ("slice", {"axes": [[None, None, 1], [1, 3, 1], [None, None, 2], [0, 2, 1]]},
