@@ -189,7 +189,6 @@ def _verify_per_layer(args, runner, results) -> str:
 def _verify_fine_tuning(args) -> int:
     """verify --grad and/or --train: their tables, then one MismatchError for all problems."""
     from codegen.errors import MismatchError
-
     from codegen.verify import TFRunner
 
     problems, passed = [], []
@@ -352,9 +351,10 @@ def _model_options(sub) -> None:
     sub.add_argument("--signature", default="serving_default",
                      help="SavedModel signature to convert (default: serving_default)")
     sub.add_argument("--bn-decay", type=float, default=None,
-                     help="BatchNorm moving-average decay (momentum = 1 - decay) when the model "
-                          "does not record it (default: a Keras file's own BatchNormalization "
-                          "momentum, else TF-slim ResNet's 0.997)")
+                     help="BatchNorm moving-average decay (Keras momentum; PyTorch's momentum is "
+                          "1 - decay) for every BatchNorm (default: each layer's own, as a Keras "
+                          "file, a tf_keras SavedModel or a training graph records it, else "
+                          "TF-slim's 0.997, which to-ir then says)")
 
 
 def _build_options(sub) -> None:

@@ -11,8 +11,14 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from conftest import (assert_clean_error, assert_param_count, codegen, load_generated,
-                      relative_error, trainable_count)
+from conftest import (
+    assert_clean_error,
+    assert_param_count,
+    codegen,
+    load_generated,
+    relative_error,
+    trainable_count,
+)
 
 from codegen.backends.pytorch.build import build
 from codegen.frontends.tensorflow.compat import import_tf

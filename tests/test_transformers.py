@@ -118,7 +118,7 @@ def _errors(keras_model, torch_model, masked: bool = True) -> list[float]:
     for batch in BATCHES:
         for length in LENGTHS:
             feeds = _feeds(rng, batch, length, masked)
-            expected = np.asarray(keras_model(feeds if masked else feeds[0], training=False))
+            expected = np.asarray(keras_model(feeds if masked else feeds[:1], training=False))
             with torch.no_grad():
                 ours = torch_model(*map(torch.from_numpy, feeds)).numpy()
             assert ours.shape == expected.shape == (batch, length, 3)

@@ -57,7 +57,7 @@ def conversion_check(tf_model, outputs: list[str]) -> dict:
     from codegen.errors import UnsupportedOpsError
     from codegen.frontends.tensorflow.converter import Converter, find_ops
 
-    converter = Converter(tf_model, bn_momentum=0.003)
+    converter = Converter(tf_model)
     output_ops = find_ops(tf_model, outputs)
     report = {"outputs": [op.name for op in output_ops], "op_counts": {}, "problems": []}
     try:

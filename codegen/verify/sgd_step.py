@@ -58,7 +58,7 @@ def keras_sgd_step(keras_model, torch_model, entries: list[ParamSource], io: dic
     mapping, _ = keras_variable_keys(entries, keras_model.variables)  # before values change
     trainable = keras_model.trainable_variables
     with tf.GradientTape() as tape:
-        outputs = _as_list(keras_model(keras_inputs(io, feeds), training=training))
+        outputs = _as_list(keras_model(keras_inputs(keras_model, io, feeds), training=training))
         loss = tf.add_n([tf.reduce_sum(out * r) for out, r in zip(outputs, multipliers)])
     keras.optimizers.SGD(learning_rate=lr).apply(tape.gradient(loss, trainable), trainable)
 

@@ -163,10 +163,10 @@ def verify_train(model_path: Path, out_dir: Path, *, batch: int = 4, seed: int =
     pairs, how = batch_norm_keys(keras_model, entries)
     notes.append(f"BatchNorm statistics matched to Keras variables by {how}")
     feeds = random_inputs(io, batch, seed)
-    old = {layer.name: (np.array(layer.moving_mean), np.array(layer.moving_variance))
+    old = {layer.name: (_value(layer.moving_mean), _value(layer.moving_variance))
            for layer, _, _ in pairs}
     expected = [np.asarray(out) for out in
-                _as_list(keras_model(keras_inputs(io, feeds), training=True))]
+                _as_list(keras_model(keras_inputs(keras_model, io, feeds), training=True))]
     inputs = torch_inputs(io, feeds)
     ours, buffers, counts = _train_step(model, pairs, inputs)
     exact = None
@@ -188,7 +188,7 @@ def verify_train(model_path: Path, out_dir: Path, *, batch: int = 4, seed: int =
                     float(model.get_submodule(mean_key.rpartition(".")[0]).momentum or 0.0))
         old_mean, old_var = old[layer.name]
         m = float(layer.momentum)
-        new_mean, new_var = np.array(layer.moving_mean), np.array(layer.moving_variance)
+        new_mean, new_var = _value(layer.moving_mean), _value(layer.moving_variance)
         corrected = new_var + (new_var.astype(np.float64) - m * old_var) / max(n - 1, 1)
         for key, before, keras_new in ((mean_key, old_mean, new_mean),
                                        (var_key, old_var, corrected)):
@@ -230,9 +230,13 @@ def _train_step(model, pairs: list, inputs: list) -> tuple[list, dict, dict]:
     return outputs, {k: v.numpy() for k, v in model.named_buffers()}, counts
 
 
-def keras_inputs(io: dict, feeds: dict):
+def keras_inputs(keras_model, io: dict, feeds: dict):
+    """The feeds in the structure the Keras model was built with (a functional model read
+    from an .h5 file takes a list even for one input, and warns when given a bare array)."""
     arrays = [feeds[spec["tf_name"]] for spec in io["inputs"]]
-    return arrays if len(arrays) > 1 else arrays[0]
+    if len(arrays) > 1 or isinstance(getattr(keras_model, "input", None), list):
+        return arrays
+    return arrays[0]
 
 
 def _stat_row(layer: str, key: str, n: int, ours: np.ndarray, kept: np.ndarray,
@@ -295,3 +299,9 @@ def print_train_report(report: TrainReport, tolerance: float) -> None:
                   "Keras towards the biased one; 'step rel' compares with the Keras value "
                   "corrected by that factor, 'biased-var step rel' with Keras' own value.",
                   highlight=False, soft_wrap=True)
+
+
+def _value(variable) -> np.ndarray:
+    """A Keras variable's value as a numpy array (np.array(variable) warns under NumPy 2:
+    Keras' __array__ takes no copy argument)."""
+    return np.array(variable.numpy())

@@ -94,10 +94,13 @@ class Context:
     def warn(self, message: str) -> None:
         self.converter.warn(message)
 
-    @property
-    def bn_momentum(self) -> float:
-        """PyTorch's BatchNorm momentum for this model (1 - TF decay)."""
-        return self.converter.bn_momentum
+    def bn_momentum(self, weights: dict[str, str]) -> float:
+        """PyTorch's momentum (1 - TF decay) of the batch norm with these IR weights (role ->
+        name): its layer's own, found through the variables they were read from."""
+        sources = [self.converter.weight_sources[name] for name in weights.values()]
+        names = self.converter.source_names
+        return self.converter.bn_momentum(self.name, [names.get(source.key, source.key)
+                                                      for source in sources])
 
     # -- inputs ---------------------------------------------------------------------------
     def kind(self, index: int) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from codegen.errors import InputError, UnsupportedOpsError, UsageError
+from codegen.frontends.tensorflow.bn_decay import DEFAULT_BN_DECAY, layer_of
 from codegen.frontends.tensorflow.context import Context, WeightSource
 from codegen.frontends.tensorflow.handlers import load_handlers
 from codegen.frontends.tensorflow.loader import TFModel
@@ -51,9 +52,10 @@ def find_ops(model: TFModel, names: list[str]) -> list[Any]:
 class Converter:
     """Converts the part of a TF graph that `outputs` need into an IR `Graph`."""
 
-    def __init__(self, model: TFModel, *, bn_momentum: float) -> None:
+    def __init__(self, model: TFModel, *, bn_decay: float | None = None) -> None:
         self.model = model
-        self.bn_momentum = bn_momentum
+        self.bn_decay = bn_decay  # --bn-decay: every BatchNorm's, whatever the model records
+        self.bn_assumed: set[str] = set()  # batch_norm nodes the model records no decay for
         self.handlers = load_handlers()
         self.rewrites = load_rewrites()
         self.refs: dict[str, str] = {}  # TF tensor name -> IR tensor ref
@@ -229,6 +231,20 @@ class Converter:
         for node, node_shapes in zip(unknown, values):
             for info, shape in zip(node.outputs, node_shapes):
                 info.shape = [info.shape[0], *(int(size) for size in shape[1:])]
+
+    def bn_momentum(self, node: str, variables: list[str]) -> float:
+        """PyTorch's momentum (1 - decay) of the BatchNorm `node` that reads `variables`
+        (their own names): --bn-decay, else the decay the model records for their layer,
+        else TF-slim's default (and `node` is listed in `bn_assumed`)."""
+        decay = self.bn_decay
+        if decay is None:
+            decays = self.model.bn_decays
+            decay = next((decays[layer_of(name)] for name in variables
+                          if layer_of(name) in decays), None)
+        if decay is None:
+            self.bn_assumed.add(node)
+            decay = DEFAULT_BN_DECAY
+        return round(1.0 - decay, 10)
 
     def warn(self, message: str) -> None:
         if message not in self.warnings:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from codegen.errors import InputError
-from codegen.frontends.tensorflow import saved, saved_files
+from codegen.frontends.tensorflow import bn_decay, saved, saved_files
 from codegen.frontends.tensorflow.compat import import_tf, import_tf_core
 
 
@@ -28,7 +28,9 @@ class TFModel:
     weights_path: Path | None
     outputs: list[str] = field(default_factory=list)  # default output ops (from a signature)
     inputs: list[str] = field(default_factory=list)  # placeholders in the source's order
-    bn_decay: float | None = None  # a Keras model's BatchNormalization momentum
+    # layer path -> the decay (Keras momentum) of its BatchNorm, as far as the source
+    # records it (bn_decay.py)
+    bn_decays: dict[str, float] = field(default_factory=dict)
     # Const op of a frozen TF2 function -> the variable it holds (Keras `variable.path`)
     source_names: dict[str, str] = field(default_factory=dict)
     # Const op -> its value, kept out of `graph` (load_model(weights_aside=True)); in the
@@ -76,7 +78,7 @@ def load_model(model: Path, weights: Path | None = None, *,
     model = Path(model)
     outputs: list[str] = []
     inputs: list[str] = []
-    bn_decay = None
+    bn_decays: dict[str, float] = {}
     source_names: dict[str, str] = {}
     trainable: set[str] = set()
     trainable_count = None  # a frozen GraphDef does not say
@@ -93,7 +95,9 @@ def load_model(model: Path, weights: Path | None = None, *,
     if tf2:  # (loaded with tf.saved_model.load or Keras: the whole TensorFlow)
         frozen = streamed.frozen if streamed else saved.load(import_tf(), model, signature)
         graph_def, prefix, reader, outputs = frozen.graph_def, None, None, frozen.outputs
-        source_names, inputs, bn_decay = frozen.variables, frozen.inputs, frozen.bn_decay
+        source_names, inputs = frozen.variables, frozen.inputs
+        bn_decays = (bn_decay.from_keras_metadata(model) if saved.is_saved_model(model)
+                     else frozen.bn_decays) or {}
         trainable, trainable_count = frozen.trainable, frozen.trainable_count
         trainable_unread = frozen.trainable_unread
     elif model.suffix == ".meta":
@@ -110,6 +114,8 @@ def load_model(model: Path, weights: Path | None = None, *,
     else:
         raise InputError(f"{model}: unknown model format (expected .meta, .pb, .keras, .h5 "
                          "or a SavedModel folder)")
+    if not tf2:  # a graph exported for training updates its moving statistics
+        bn_decays = bn_decay.from_graph(graph_def)
     if only:
         graph_def = _needed(graph_def, only)
     aside = _set_aside(graph_def) if tf2 and weights_aside else {}
@@ -124,7 +130,7 @@ def load_model(model: Path, weights: Path | None = None, *,
                          "ops of a newer TensorFlow or be damaged: export it again") from None
     return TFModel(graph=graph, reader=reader, model_path=model, weights_path=prefix,
                    outputs=outputs, inputs=inputs, source_names=source_names,
-                   bn_decay=bn_decay, aside=aside, trainable=trainable,
+                   bn_decays=bn_decays, aside=aside, trainable=trainable,
                    trainable_count=trainable_count, trainable_unread=trainable_unread)
 
 

@@ -12,12 +12,12 @@ from the function's signature, so no `--dst-node` is needed.
 from __future__ import annotations
 
 import re
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from codegen.errors import InputError
+from codegen.frontends.tensorflow import bn_decay
 
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 WRAPPER_PREFIXES = ("StatefulPartitionedCall/", "PartitionedCall/")
@@ -34,7 +34,8 @@ class FrozenFunction:
     # trainable variables the function never reads (a mask token used only in pretraining):
     # name -> size; they cannot be part of the converted model
     trainable_unread: dict[str, int] = field(default_factory=dict)
-    bn_decay: float | None = None  # the Keras BatchNormalization momentum, where known
+    # layer path -> its BatchNormalization momentum (bn_decay.py), where the source says
+    bn_decays: dict[str, float] | None = None
 
 
 def is_saved_model(path: Path) -> bool:
@@ -112,9 +113,7 @@ def load_keras(tf, path: Path) -> FrozenFunction:
     frozen = freeze(tf, tf.function(call).get_concrete_function(*specs), model.variables)
     frozen.trainable_count, frozen.trainable_unread = trainable_count(model.trainable_weights,
                                                                       frozen)
-    momenta = Counter(float(layer.momentum) for layer in model._flatten_layers()
-                      if type(layer).__name__ == "BatchNormalization")  # Keras 3 or tf_keras
-    frozen.bn_decay = momenta.most_common(1)[0][0] if momenta else None
+    frozen.bn_decays = bn_decay.from_keras_layers(model)
     return frozen
 
 
@@ -126,12 +125,8 @@ def trainable_count(variables, frozen: FrozenFunction) -> tuple[int, dict[str, i
     unique = {id(variable): variable for variable in variables
               if getattr(variable, "trainable", False)}
     read = set(frozen.variables.values())
-    sizes = {_variable_name(variable): math.prod(variable.shape) for variable in unique.values()}
+    sizes = {variable_name(variable): math.prod(variable.shape) for variable in unique.values()}
     return sum(sizes.values()), {name: size for name, size in sizes.items() if name not in read}
-
-
-def _variable_name(variable) -> str:
-    return (getattr(variable, "path", None) or variable.name).removesuffix(":0")
 
 
 def _input_keys(model) -> list[str] | None:
@@ -209,7 +204,7 @@ def _captured_variables(function, variables) -> tuple[dict[str, str], set[str]]:
         if handle is None:  # a Keras 3 variable wraps a tf.Variable
             handle = getattr(getattr(variable, "value", None), "handle", None)
         if handle is not None:
-            by_handle[id(handle)] = _variable_name(variable)
+            by_handle[id(handle)] = variable_name(variable)
             if getattr(variable, "trainable", False):
                 trained.add(id(handle))
     captured = {internal.op.name: by_handle[id(external)]
@@ -217,6 +212,11 @@ def _captured_variables(function, variables) -> tuple[dict[str, str], set[str]]:
     trainable = {internal.op.name for external, internal in function.graph.captures
                  if id(external) in trained}
     return captured, trainable
+
+
+def variable_name(variable) -> str:
+    """A variable's own name: Keras 3's `variable.path`, else its TF name without ':0'."""
+    return (getattr(variable, "path", None) or variable.name).removesuffix(":0")
 
 
 CALL_OPS = ("StatefulPartitionedCall", "PartitionedCall")

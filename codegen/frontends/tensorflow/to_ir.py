@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from codegen.errors import InvalidIRError, UsageError
+from codegen.frontends.tensorflow import saved
+from codegen.frontends.tensorflow.bn_decay import DEFAULT_BN_DECAY
 from codegen.frontends.tensorflow.converter import Converter, find_ops
 from codegen.frontends.tensorflow.loader import load_model
 from codegen.ir.graph import Graph
@@ -16,9 +18,6 @@ from codegen.ir.weights import WeightEntry, save_array, unique_file_names
 from codegen.parallel import ordered_map
 from codegen.progress import progress_bar
 from codegen.staging import staged_dir
-
-# TF-slim's ResNet arg scope uses decay 0.997; an inference graph does not record it.
-DEFAULT_BN_DECAY = 0.997
 
 
 def convert_model(
@@ -33,21 +32,41 @@ def convert_model(
     """Translate the graph (no file written yet); unsupported ops raise first.
 
     Without `dst_nodes`, the outputs of a SavedModel/Keras signature are used."""
+    if bn_decay is not None and not 0.0 <= bn_decay <= 1.0:
+        raise UsageError(f"--bn-decay {bn_decay:g}: a decay is between 0 and 1 (Keras' default "
+                         "momentum is 0.99, TF-slim's decay 0.997)")
     model = load_model(Path(model_path), weights, signature=signature, only=dst_nodes,
                        weights_aside=True)
     if not dst_nodes and not model.outputs:
         raise UsageError(f"{model_path}: name the output node(s) with --dst-node "
                          "('codegen inspect' lists candidates)")
-    bn_decay = bn_decay or model.bn_decay or DEFAULT_BN_DECAY  # --bn-decay, the Keras file's
-    converter = Converter(model, bn_momentum=round(1.0 - bn_decay, 10))
+    converter = Converter(model, bn_decay=bn_decay)  # each BatchNorm's own, unless --bn-decay
     graph = converter.convert(find_ops(model, dst_nodes or model.outputs), inputs)
     graph.source = {
         "framework": "tensorflow",
         "model": Path(model_path).name,
         "weights": Path(model.weights_path).name if model.weights_path else "",
-        "bn_decay": bn_decay,
     }
+    if bn_decay is not None:
+        graph.source["bn_decay"] = bn_decay
     return graph, converter
+
+
+def bn_note(model_path: Path, graph: Graph, converter: Converter) -> str | None:
+    """What `to-ir` assumed for the BatchNorms whose decay the model does not record."""
+    norms = [name for name, node in graph.nodes.items() if node.op == "batch_norm"]
+    assumed = sum(name in converter.bn_assumed for name in norms)
+    if not assumed:
+        return None
+    total = len(norms)
+    path = Path(model_path)
+    kind = ("SavedModel" if saved.is_saved_model(path) else "Keras file" if saved.is_keras_file(path)
+            else "checkpoint's graph (exported with is_training=False)" if path.suffix == ".meta"
+            else "frozen graph")
+    layers = f"{assumed} of {total} layers" if assumed < total else (
+        "1 layer" if assumed == 1 else f"{assumed} layers")
+    return (f"BatchNorm momentum not recorded in this {kind}: assumed TF-slim's decay "
+            f"{DEFAULT_BN_DECAY} for {layers}; pass --bn-decay to set it")
 
 
 def to_ir(
@@ -92,4 +111,7 @@ def to_ir(
         if problems:  # (the JSON Schema check runs in `codegen build` and in the tests)
             raise InvalidIRError(f"internal: the IR fails its checks: {problems[0]}", details=problems)
         graph.save(temp)
+    note = bn_note(model_path, graph, converter)  # once the IR is written: not before an error
+    if note and not quiet:
+        print(f"note: {note}", file=sys.stderr)
     return graph

@@ -29,7 +29,7 @@ def fused_batch_norm(ctx) -> None:
     ctx.emit(
         "batch_norm",
         [ctx.input(0)],
-        attrs={"epsilon": float(ctx.attr("epsilon")), "momentum": ctx.bn_momentum},
+        attrs={"epsilon": float(ctx.attr("epsilon")), "momentum": ctx.bn_momentum(weights)},
         weights=weights,
     )
 

@@ -36,7 +36,7 @@ def match_batch_norm(ctx) -> bool:
     weights = {role: ctx.channel_weight(tensors.get(role), value, f"{scope}/{role}")
                for role, value in stats.items() if role != "epsilon"}
     ctx.emit("batch_norm", [ctx.ref_of(x)],
-             attrs={"epsilon": float(stats["epsilon"][0]), "momentum": ctx.bn_momentum},
+             attrs={"epsilon": float(stats["epsilon"][0]), "momentum": ctx.bn_momentum(weights)},
              weights=weights, scope=scope)
     return True
 
