@@ -11,6 +11,8 @@ SAME max pool whose pad only completes the last window (PyTorch's ceil_mode).
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -85,6 +87,8 @@ def test_small_keras_model_matches_tensorflow(keras_files, fmt, tmp_path) -> Non
     for form in ("nn.BatchNorm2d(16", "LayerNorm2d(32", "F.silu(", "F.gelu(", "F.hardswish(",
                  "F.hardsigmoid(", "dilation=2", "groups=4", "groups=16"):
         assert form in source, form
+    # BatchNormalization(center=False) trains no offset: the generated bias stays fixed
+    assert re.search(r'untrained\(\s*nn\.BatchNorm2d\(32, [^)]*\), \("bias",\)\s*\)', source)
     assert_param_count(tmp_path / "model", keras_files["trainable"])
     model = import_generated(tmp_path / "model").load_model()
     probabilities = model(torch.rand(2, 3, SIZE, SIZE)).detach().numpy()
