@@ -217,3 +217,26 @@ def test_ir_files_without_trainable_still_load() -> None:
     assert WeightEntry.from_json(entry).trainable is False
     assert "trainable" not in WeightEntry.from_json(entry).to_json()
     assert WeightEntry.from_json({**entry, "trainable": True}).to_json()["trainable"] is True
+
+
+def test_a_frozen_layer_is_not_trained(tmp_path) -> None:
+    """A Keras layer with trainable=False (a frozen backbone) keeps its parameters fixed in
+    the generated model, so fine-tuning trains what Keras trains."""
+    import_tf()
+    import keras
+
+    keras.utils.set_random_seed(8)
+    images = keras.Input((8, 8, 3), name="image")
+    features = keras.layers.Conv2D(4, 3, name="backbone_conv")(images)
+    features = keras.layers.BatchNormalization(name="backbone_bn")(features)
+    pooled = keras.layers.GlobalAveragePooling2D()(features)
+    model = keras.Model(images, keras.layers.Dense(3, name="head")(pooled))
+    for name in ("backbone_conv", "backbone_bn"):
+        model.get_layer(name).trainable = False
+    paths = save_keras_model(model, tmp_path, "frozen", formats=("keras",))
+    module, source = _convert(paths["keras"], tmp_path)
+    assert_param_count(tmp_path / "model", trainable_count(model))  # the head's 15
+    torch_model = module.build_model()
+    trained = {key for key, p in torch_model.named_parameters() if p.requires_grad}
+    assert trained == {"head.weight", "head.bias"}, trained
+    assert source.count('("weight", "bias")') == 2, source

@@ -62,8 +62,23 @@ def renderer(*ops: str) -> Callable:
     return register
 
 
+BUFFERS = ("running_mean", "running_var", NUM_BATCHES)  # state entries that are not parameters
+
+
 def render_op(node: Node, graph: Graph) -> Layer | Expr:
-    return RENDERERS[node.op](node, graph)
+    """The node's PyTorch form; a layer whose parameters the source does not all train (a
+    Keras layer with trainable=False, BatchNormalization(center=False)) lists those in
+    args["untrained"], where the IR says what is trainable."""
+    render = RENDERERS[node.op](node, graph)
+    if isinstance(render, Layer) and render.cls not in ("Constant", "Learned") \
+            and render.template != "ops/rnn.py.jinja" \
+            and any(entry.trainable for entry in graph.weights.values()):  # (RNN: one_bias)
+        fixed = tuple(key for key, weight in render.state.items()
+                      if key not in BUFFERS and not graph.weights[weight].trainable)
+        if fixed:
+            render.args["untrained"] = fixed
+            render.helpers = (*render.helpers, "untrained")
+    return render
 
 
 def _float(value: float) -> float:
@@ -235,14 +250,9 @@ def batch_norm(node: Node, graph: Graph) -> Layer:
     }
     weights = node.weights
     state = {"weight": weights["scale"], "bias": weights["offset"]}
-    # where the IR says what the source trains, a scale or offset it does not stays fixed
-    known = any(entry.trainable for entry in graph.weights.values())
-    args["untrained"] = tuple(key for key in ("weight", "bias")
-                              if known and not graph.weights[state[key]].trainable)
     state.update(running_mean=weights["mean"], running_var=weights["variance"])
     state[NUM_BATCHES] = NUM_BATCHES
-    return Layer("ops/batch_norm.py.jinja", cls, args, state, "bn",
-                 ("untrained",) if args["untrained"] else ())
+    return Layer("ops/batch_norm.py.jinja", cls, args, state, "bn")
 
 
 @renderer("layer_norm")

@@ -83,7 +83,10 @@ class ClassRenderer:
             render = item.render
             self.helpers.update(render.helpers)
             args = {arg: self.value(cls, plan, (*prefix, arg)) for arg in render.args}
-            return str(self.macro(render.template, "init")(render.cls, args))
+            text = str(self.macro(render.template, "init")(render.cls, args))
+            if "untrained" in args:  # parameters the source does not train (ops.render_op)
+                text = f"untrained({text}, {args['untrained']})"
+            return text
         child = self.planner.plans[id(item.scope)]
         args = [self.value(cls, plan, (*prefix, param)) for param in child.cls.params]
         return f"{child.cls.name}({', '.join(_call_args(child.cls.params, args))})"
