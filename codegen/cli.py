@@ -104,7 +104,7 @@ def cmd_build(args) -> int:
 
     start = time.perf_counter()
     report = build(Path(args.ir_dir), Path(args.output), templates=args.templates,
-                   force=args.force, quiet=args.quiet)
+                   force=args.force, quiet=args.quiet, check=not args.no_check)
     _say(args, f"wrote {report.summary()} ({time.perf_counter() - start:.1f} s)")
     for note in report.notes:
         _say(args, f"note: {note}")
@@ -302,6 +302,10 @@ def parser() -> argparse.ArgumentParser:
     sub.add_argument("ir_dir")
     sub.add_argument("-o", "--output", required=True, help="output folder")
     _build_options(sub)
+    sub.add_argument("--no-check", action="store_true",
+                     help="do not run the generated model on sample inputs before writing it "
+                          "(only for a model that cannot run at the sample sizes: unknown "
+                          "image sizes are drawn at 96 and 128 pixels)")
 
     sub = command("dump", cmd_dump, "pack OUT_DIR/weights into a state_dict .pth")
     sub.add_argument("out_dir")

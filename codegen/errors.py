@@ -22,6 +22,7 @@ class Exit(IntEnum):
     MERGE_CONFLICT = 7  # a rebuild could not merge hand edits of model.py
     MISMATCH = 8  # verify: PyTorch and TensorFlow disagree beyond tolerance
     NETWORK = 9  # a download failed
+    GENERATED_CODE = 10  # build: the generated model.py fails when run (nothing written)
     INTERRUPTED = 130
 
 
@@ -66,3 +67,10 @@ class MismatchError(CodegenError):
 
 class NetworkError(CodegenError):
     exit_code = Exit.NETWORK
+
+
+class GeneratedCodeError(CodegenError):
+    """`codegen build` ran the model it generated on sample inputs and it failed: the
+    message names the IR node whose code failed; nothing was written."""
+
+    exit_code = Exit.GENERATED_CODE

@@ -16,7 +16,8 @@ TINY_CLASSES = 5
 # `python -m pytest -m 'not tf'`): the passes, naming, templates and CLI on IR the tests write
 # themselves. Every other module is marked `tf`.
 TF_FREE = {"test_catalog.py", "test_ir_ops.py", "test_ir_sequence_ops.py", "test_support.py", "test_no_pickle.py",
-           "test_pth.py", "test_architecture.py"}
+           "test_pth.py", "test_architecture.py", "test_bias_add.py", "test_build_check.py",
+           "test_forward_keywords.py"}
 
 
 def _has_tensorflow() -> bool:

@@ -69,12 +69,18 @@ def test_fuse_folds_batch_norm_for_inference_only(tiny_build):
     model, plain = module.load_model(), module.load_model(fused=False)
     unit = model.block1[0].conv1
     assert isinstance(unit.batch_norm, torch.nn.Identity) and unit.conv.bias is not None
+    assert type(unit.batch_norm).__name__ == "FusedIntoConv"  # print(model) shows where it went
     assert isinstance(plain.block1[0].conv1.batch_norm, torch.nn.BatchNorm2d)
     assert list(plain.state_dict()) == list(module.build_model().state_dict())
     x = torch.randn(2, 3, 33, 33)
     with torch.no_grad():
         torch.testing.assert_close(model(x), plain(x), rtol=1e-5, atol=1e-5)
     assert module.fuse(model) is model  # fusing twice changes nothing
+    with pytest.raises(RuntimeError, match=r"use load_model\(fused=False\) or build_model\(\)"):
+        model.train()  # a fused model has no BatchNorm to train: never trained by mistake
+    model.eval()  # (eval mode is fine)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), plain(x), rtol=1e-5, atol=1e-5)
     trained = plain.block1[0].conv1.batch_norm
     before = trained.running_mean.clone()
     plain.train()(x)

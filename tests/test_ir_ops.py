@@ -23,7 +23,7 @@ RNG = np.random.default_rng(0)
 
 
 def run_one_op(tmp_path, op: str, x: np.ndarray, out_shape: list, *, attrs=None, weights=None,
-               extra: list[Node] = (), inputs=None) -> np.ndarray:
+               extra: list[Node] = (), inputs=None, dtype: str = "float32") -> np.ndarray:
     """Write a graph input -> [extra nodes] -> `op` -> output, build it, run it on `x`
     (NHWC for rank 4, as TF takes it) and return the output in TF's layout."""
     ir_dir = tmp_path / "ir"
@@ -34,7 +34,7 @@ def run_one_op(tmp_path, op: str, x: np.ndarray, out_shape: list, *, attrs=None,
         names[role] = name
         weights[role] = save_array(ir_dir, name, value, file_name=f"{op}.{role}.npy", tf_name=name)
     shape = [None, *x.shape[1:]]
-    node = Node(op, op, inputs or ["x:0"], [TensorInfo(out_shape)], attrs=attrs or {},
+    node = Node(op, op, inputs or ["x:0"], [TensorInfo(out_shape, dtype)], attrs=attrs or {},
                 weights=names, tf_name=op)
     graph = Graph([GraphInput("x", shape, str(x.dtype))], [GraphOutput("y", f"{op}:0")],
                   {n.name: n for n in [*extra, node]}, {names[r]: e for r, e in (weights or {}).items()},

@@ -110,6 +110,9 @@ CASES = {  # op -> (out shape, attrs, extra nodes, inputs, numpy reference of X)
     "where": ([None, 5, 6], {}, [
         node("lt", "less", ["x:0", "h:0"], [None, 5, 6], "bool"), const("h", np.full((6,), 0.5))],
         ["lt:0", "x:0", "h:0"], lambda x: np.where(x < 0.5, x, 0.5)),
+    "unflatten_as": ([None, 5, 6], {"axis": 0, "count": 2}, [
+        node("folded", "flatten", ["x:0"], [None, 6], axis=0, end_axis=1)], ["folded:0", "x:0"],
+        lambda x: x),
     "expand": ([None, 1, 6], {"axes": [0, None, None]}, [const("c", B[:1, :1, :].repeat(2, 2))],
                ["c:0", "x:0"], lambda x: np.broadcast_to(B[:1, :1].repeat(2, 2), (2, 1, 6))),
     "causal_mask": ([None, 1, 5, 5], {}, [node("p", "select", ["x:0"], [None, 5], axis=2, index=0)],
@@ -128,4 +131,35 @@ def test_sequence_op(op, tmp_path):
     np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=1e-6)
 
 
-TESTED = {"attention", "position_embedding", "expand_as", *CASES} - {"cast_float32"}
+
+
+def _complex(name: str, source: str = "x:0") -> Node:
+    return node(name, "cast", [source], [None, 5, 6], "complex64", dtype="complex64")
+
+
+SPECTRAL = {  # op -> (out shape, out dtype, attrs, extra nodes, inputs, numpy reference of X)
+    "fft": ([None, 5, 4], "complex64", {"function": "rfft"}, [], None, np.fft.rfft),
+    "real": ([None, 5, 6], "float32", {}, [
+        _complex("c"), node("f", "fft", ["c:0"], [None, 5, 6], "complex64", function="fft2")],
+        ["f:0"], lambda x: np.fft.fft2(x).real),
+    "imag": ([None, 5, 6], "float32", {}, [
+        _complex("c"), node("f", "fft", ["c:0"], [None, 5, 6], "complex64", function="ifft")],
+        ["f:0"], lambda x: np.fft.ifft(x).imag),
+    "complex": ([None, 5, 6], "complex64", {}, [node("r", "relu", ["x:0"], [None, 5, 6])],
+                ["x:0", "r:0"], lambda x: x + 1j * np.maximum(x, 0)),
+}
+
+
+@pytest.mark.parametrize("op", sorted(SPECTRAL))
+def test_spectral_op(op, tmp_path):
+    """Complex tensors between real input and output, or a complex output (rfft)."""
+    out_shape, dtype, attrs, extra, inputs, reference = SPECTRAL[op]
+    extra = [Node(n.name, n.op, n.inputs, n.outputs, dict(n.attrs), dict(n.weights)) for n in extra]
+    ours = run_one_op(tmp_path, op, X, out_shape, attrs=dict(attrs), extra=extra, inputs=inputs,
+                      dtype=dtype)
+    expected = reference(X).astype(dtype)
+    assert ours.shape == expected.shape and ours.dtype == expected.dtype, (ours.dtype, expected.dtype)
+    np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=1e-5)
+
+
+TESTED = {"attention", "position_embedding", "expand_as", *CASES, *SPECTRAL} - {"cast_float32"}

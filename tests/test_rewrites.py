@@ -105,5 +105,6 @@ SEQUENCE_CASES = ("tensordot", "einsum_dense", "attention")  # in tests/test_tra
 def test_every_rewrite_module_has_a_case():
     modules = {case.partition(":")[0] for case in CASES}  # "module:variant" cases
     elsewhere = ["dilated_conv", *SEQUENCE_CASES, "rnn_outputs",  # rnn_outputs: tests/test_rnn.py
-                 "one_hot_embedding"]  # tests/test_tf1_bert.py
+                 "one_hot_embedding",  # tests/test_tf1_bert.py
+                 "time_distributed", "time_distributed_reshape"]  # test_time_distributed.py
     assert sorted([*modules, *elsewhere]) == sorted(MODULES)

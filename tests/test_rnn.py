@@ -204,7 +204,7 @@ def test_masked_rnn_matches_tensorflow(fmt, tmp_path):
         model.save(path)
     torch_model = _convert(path, tmp_path).load_model()
     code = (tmp_path / "model" / "model.py").read_text()
-    assert "x != 0" in code and "Masked(one_bias(nn.LSTM(8, 6" in code
+    assert "ids != 0" in code and "Masked(one_bias(nn.LSTM(8, 6" in code  # forward(self, ids)
     rng = np.random.default_rng(5)
     for length in (7, 12):
         ids = rng.integers(1, VOCAB, (3, length)).astype(np.int32)

@@ -17,6 +17,13 @@ import numpy as np
 
 from codegen.errors import InputError
 from codegen.progress import progress_bar
+from codegen.sample_inputs import (
+    batch_of,
+    random_inputs,
+    torch_inputs,
+    varies,
+)
+from codegen.sample_inputs import to_nchw as _to_nchw  # noqa: F401
 
 
 @dataclass
@@ -80,7 +87,31 @@ class TFRunner:
 
     def run(self, outputs: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         fetches = [f"{name}:0" for name in outputs]
-        return self.session.run(fetches, {f"{k}:0": v for k, v in feeds.items()})
+        return self.session.run(fetches, self.feed_dict(fetches, feeds))
+
+    def feed_dict(self, fetches: list[str], feeds: dict[str, np.ndarray]) -> dict:
+        """`feeds` by tensor name, and an array for every other placeholder the fetches need
+        (one the IR does not read, e.g. a second placeholder whose value codegen took at
+        conversion): drawn like the inputs, from its TF shape and dtype."""
+        feed_dict = {f"{k}:0": v for k, v in feeds.items()}
+        seen, stack, missing = set(), [self.graph.get_tensor_by_name(f).op for f in fetches], []
+        while stack:
+            op = stack.pop()
+            if op.name in seen or f"{op.name}:0" in feed_dict:
+                continue
+            seen.add(op.name)
+            if op.type == "Placeholder":
+                shape = op.outputs[0].shape
+                missing.append({"tf_name": op.name, "nchw": False,
+                                "shape": shape.as_list() if shape.rank is not None else [],
+                                "dtype": np.dtype(op.outputs[0].dtype.as_numpy_dtype).name})
+            stack.extend(t.op for t in op.inputs)
+            stack.extend(op.control_inputs)
+        if missing:
+            batch = batch_of({"inputs": [{"tf_name": k} for k in feeds]}, feeds) if feeds else 1
+            drawn = random_inputs({"inputs": missing}, batch, seed=len(missing))
+            feed_dict.update({f"{k}:0": v for k, v in drawn.items()})
+        return feed_dict
 
 
 def read_io(out_dir: Path) -> dict:
@@ -91,42 +122,6 @@ def read_io(out_dir: Path) -> dict:
     except (OSError, ValueError):
         raise InputError(f"{io_path}: missing or damaged; run 'codegen build' into "
                          f"{out_dir} first") from None
-
-
-SEQUENCE_LENGTHS = (16, 7)  # of a sequence input of unknown length, one per batch verified
-
-
-def random_inputs(io: dict, batch: int, seed: int,
-                  length: int = SEQUENCE_LENGTHS[0]) -> dict[str, np.ndarray]:
-    """Random inputs at `batch`; a sequence (rank <= 3) of unknown length gets `length`."""
-    rng = np.random.default_rng(seed)
-    feeds = {}
-    for spec in io["inputs"]:
-        shape = list(spec["shape"])
-        if spec["nchw"]:  # io.json stores the model's NCHW shape; TF wants NHWC
-            shape = [shape[0], shape[2], shape[3], shape[1]]
-        shape = [batch if i == 0 else size for i, size in enumerate(shape)]
-        if len(shape) <= 3:
-            shape = [length if size is None else size for size in shape]
-        if None in shape:
-            raise InputError(f"input {spec['tf_name']!r} has an unknown size {shape}")
-        feeds[spec["tf_name"]] = _random_input(rng, spec, shape)
-    return feeds
-
-
-def _random_input(rng: np.random.Generator, spec: dict, shape: list[int]) -> np.ndarray:
-    """Floats in [-1, 1]; token ids in range of the embedding table they index; any other
-    integer or bool input is taken for a mask: ones, with the last quarter of every second
-    row zero (padding), so a mask that is ignored or inverted shows."""
-    dtype = np.dtype(spec["dtype"])
-    if dtype.kind == "f":
-        return rng.uniform(-1, 1, size=shape).astype(dtype)
-    if "ids_below" in spec:
-        return rng.integers(0, spec["ids_below"], size=shape).astype(dtype)
-    mask = np.ones(shape, dtype)
-    if len(shape) >= 2 and shape[-1] > 1:
-        mask[1::2, ..., shape[-1] - max(1, shape[-1] // 4):] = 0
-    return mask
 
 
 def read_inputs(path: Path, io: dict) -> dict[str, np.ndarray]:
@@ -164,9 +159,12 @@ def verify(model_path: Path, weights: Path | None, out_dir: Path, *, batches=(4,
         batches = (len(next(iter(given.values()))),)
     runner = runner or TFRunner(Path(model_path), weights)
     results = []
-    lengths = dict(zip(batches, SEQUENCE_LENGTHS))  # two batches, two sequence lengths
-    for batch in progress_bar(batches, "verify", quiet=quiet):
-        feeds = given or random_inputs(io, batch, seed + batch, lengths.get(batch, SEQUENCE_LENGTHS[0]))
+    # each draw: a batch where the batch is unknown, and its own length / image size where
+    # those are; a spec with no unknown size is drawn once (fixed sizes are kept as they are)
+    draws = [(batch, min(i, 1)) for i, batch in enumerate(batches)][:2 if varies(io) else 1]
+    for batch, draw in progress_bar(draws, "verify", quiet=quiet):
+        feeds = given or random_inputs(io, batch, seed + batch, draw)
+        batch = batch_of(io, feeds)
         expected = runner.run([o["tf_name"] for o in io["outputs"]], feeds)
         tensors = torch_inputs(io, feeds)
         with torch.no_grad():
@@ -187,19 +185,8 @@ def verify(model_path: Path, weights: Path | None, out_dir: Path, *, batches=(4,
     return results
 
 
-def torch_inputs(io: dict, feeds: dict[str, np.ndarray]) -> list:
-    """The generated model's inputs for TF's `feeds`, in its order (NCHW where it is)."""
-    import torch
-
-    return [torch.from_numpy(_to_nchw(feeds[s["tf_name"]], s["nchw"])) for s in io["inputs"]]
-
-
 def _to_nhwc(array: np.ndarray, nchw: bool | None) -> np.ndarray:
     return array.transpose(0, 2, 3, 1) if nchw else array
-
-
-def _to_nchw(array: np.ndarray, nchw: bool) -> np.ndarray:
-    return np.ascontiguousarray(array.transpose(0, 3, 1, 2)) if nchw else array
 
 
 def _as_list(value) -> list:

@@ -88,8 +88,8 @@ def verify_layers(model_path: Path, weights: Path | None, out_dir: Path, *, batc
     results = {}
     for step in progress_bar(steps, "per-layer verify", quiet=quiet):
         if step == "TensorFlow":
-            fetched = runner.session.run([row["tf_tensor"] for row in layers + outputs],
-                                         {f"{k}:0": v for k, v in feeds.items()})
+            tensors = [row["tf_tensor"] for row in layers + outputs]
+            fetched = runner.session.run(tensors, runner.feed_dict(tensors, feeds))
             results[step] = [_to_nchw(a, row["nchw"]) for a, row in zip(fetched, layers + outputs)]
         else:
             dtype = torch.float64 if step.endswith("64") else torch.float32

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from codegen.backends.pytorch.check import check_runs
 from codegen.backends.pytorch.generate import generate
 from codegen.backends.pytorch.ops import NUM_BATCHES
 from codegen.errors import InvalidIRError, MergeConflictError
@@ -58,7 +59,7 @@ class BuildReport:
 
 
 def build(ir_dir: Path, out_dir: Path, *, templates: Path | None = None, force: bool = False,
-          quiet: bool = False) -> BuildReport:
+          quiet: bool = False, check: bool = True) -> BuildReport:
     ir_dir, out_dir = Path(ir_dir), Path(out_dir)
     graph = load_ir(ir_dir)
     tf_layout = graph.layout
@@ -76,13 +77,17 @@ def build(ir_dir: Path, out_dir: Path, *, templates: Path | None = None, force: 
         (temp / STATE_DIR / "model.py").write_text(generated.source)
         fingerprints = {key: entry["fingerprint"] for key, entry in index.items()}
         (temp / STATE_DIR / "weights.json").write_text(json.dumps(fingerprints, indent=1) + "\n")
-        (temp / STATE_DIR / "io.json").write_text(json.dumps(_io(graph, tf_layout), indent=1) + "\n")
+        io = _io(graph, tf_layout)
+        (temp / STATE_DIR / "io.json").write_text(json.dumps(io, indent=1) + "\n")
         layers = _layers(graph, generated.layers, tf_layout)
         (temp / STATE_DIR / "layers.json").write_text(json.dumps(layers, indent=1) + "\n")
         if backup:
             keep_file(out_dir / "model.py", temp / "model.py.bak")
         (temp / "model.py").write_text(model_text)
         files_written = written + len(GENERATED) + int(backup)
+        if check:  # code that cannot run is never swapped in
+            check_runs(temp, out_dir, io, generated, graph, merged=model_text != generated.source,
+                       templates=templates)
     lines = sum(1 for line in model_text.splitlines() if line.strip())
     return BuildReport(out_dir, generated.classes, lines, parameters, written,
                        len(index) - written, merged, generated.notes, files_written)

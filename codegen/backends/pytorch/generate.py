@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from codegen.backends.pytorch.modules import ModuleClass, Plan, Planner, items_of
@@ -19,6 +19,9 @@ class Generated:
     classes: int
     notes: list[str]
     layers: dict[str, str]  # module path ('block1.0.conv1.conv') -> the IR node it computes
+    # where the code of each IR node is (for errors of the generated code, see check.py):
+    statements: dict = field(default_factory=dict)  # class -> its forward's statements
+    plans: dict = field(default_factory=dict)  # module path ('' = the model) -> its Plan
 
 
 def generate(graph: Graph, *, templates: Path | None = None) -> Generated:
@@ -32,10 +35,9 @@ def generate(graph: Graph, *, templates: Path | None = None) -> Generated:
         if cls is root_plan.cls:
             continue
         texts.append(renderer.class_text(cls, doc=doc_text(_class_doc(cls))))
-    input_names = [identifier(i.name) for i in graph.inputs]
     model_doc = f"TF scope {tree.root.path or '(root)'}: the whole network."
     texts.append(renderer.class_text(root_plan.cls, doc=doc_text(model_doc),
-                                     arg_names=["x"] if len(input_names) == 1 else input_names))
+                                     arg_names=forward_names(graph)))
     helpers = renderer.helper_texts()
     text = renderer.env.get_template("model.py.jinja").render(
         title=doc_text(f"{root_plan.cls.name} converted from TensorFlow "
@@ -52,7 +54,18 @@ def generate(graph: Graph, *, templates: Path | None = None) -> Generated:
     )
     state = _state(planner, root_plan)
     layers = _layers(planner, root_plan)
-    return Generated(format_source(text), state, len(classes), tree.notes, layers)
+    return Generated(format_source(text), state, len(classes), tree.notes, layers,
+                     renderer.statements, dict(_plans(planner, root_plan)))
+
+
+def forward_names(graph: Graph) -> list[str]:
+    """The model's forward parameters: the source's input names, so that a caller may pass
+    them by keyword (`model(chars=ids)`), one input or several. A lone input whose name
+    Python cannot take as it is (TF-slim's `input`, a builtin; `x:0`) is `x`."""
+    names = [identifier(i.name) for i in graph.inputs]
+    if len(names) == 1 and names[0] != graph.inputs[0].name:
+        return ["x"]
+    return names
 
 
 def _class_doc(cls: ModuleClass) -> str:
@@ -94,6 +107,16 @@ def _layer_items(planner: Planner, plan: Plan, prefix: str = ""):
                 yield path, item
             elif item.kind == "module":
                 yield from _layer_items(planner, planner.plans[id(item.scope)], f"{path}.")
+
+
+def _plans(planner: Planner, plan: Plan, path: str = ""):
+    """(module path, plan) of the model and of every module of a class of model.py."""
+    yield path, plan
+    for stmt in plan.stmts:
+        for parts, item in items_of(stmt):
+            if item.kind == "module":
+                yield from _plans(planner, planner.plans[id(item.scope)],
+                                  f"{path}.{'.'.join(parts)}" if path else ".".join(parts))
 
 
 def _state(planner: Planner, plan: Plan) -> dict[str, str]:

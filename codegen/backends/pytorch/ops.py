@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from codegen.ir.graph import Graph, Node
+from codegen.ir.passes.layout import LayoutPass
 from codegen.resources import op_catalogue
 
 NUM_BATCHES = "num_batches_tracked"  # state entry filled with int64 0
@@ -178,6 +179,21 @@ def recurrent(node: Node, graph: Graph) -> Layer:
     return Layer("ops/rnn.py.jinja", cls, args, state, node.op, helpers, unpack=unpack,
                  outputs=("{0}", "{0}[0]", "{0}[0]")[:len(node.outputs)],
                  state_names=("", "_h", "_c")[:len(node.outputs)], call=call)
+
+
+@renderer("bias_add")
+def bias_add(node: Node, graph: Graph) -> Layer:
+    """A bias no conv / linear before it could take (passes/fold.py folds the others): a small
+    `BiasAdd` module holding it as a parameter. The channel dim is 1 of an NCHW image (the
+    layout pass made every rank-4 tensor of an image model NCHW), else the last one."""
+    channels = graph.weights[node.weights["bias"]].out_shape[0]
+    shape = graph.tensor(node.inputs[0]).shape
+    first = len(shape) == 4 and graph.layout == "NCHW" and LayoutPass(graph).images
+    if first and shape[1] not in (None, channels):
+        first = False  # (a rank-4 tensor the layout pass left alone: [N, T, heads, size])
+    args = {"channels": channels, "channels_first": first}
+    return Layer("ops/bias_add.py.jinja", "BiasAdd", args, {"bias": node.weights["bias"]},
+                 "bias", ("BiasAdd",))
 
 
 @renderer("batch_norm")
@@ -371,4 +387,4 @@ def tensor_op(node: Node, graph: Graph) -> Expr:
     return Expr("ops/tensor.py.jinja", attrs, hint=node.op)
 
 
-from codegen.backends.pytorch import reshape, sequence_ops  # noqa: F401 - renderers
+from codegen.backends.pytorch import reshape, sequence_ops, spectral_ops  # noqa: F401 - renderers

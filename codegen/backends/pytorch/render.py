@@ -70,6 +70,11 @@ class ClassRenderer:
         self.helpers: set[str] = set()
         self.layer_states: dict[str, str] = {}  # `lstm_h[0]` -> `lstm_h`, a layer's state
         self.fusable = False  # some class has a BatchNorm right after a convolution
+        # class name -> its forward's statements, each as the (index in the plan's stmts,
+        # expression text) of the IR statements written in it, its own first: where a
+        # failing line of model.py came from (codegen/backends/pytorch/check.py)
+        self.statements: dict[str, list[list[tuple[int, str | None]]]] = {}
+        self.groups: list[list[tuple[int, str | None]]] = []  # those of the last forward()
 
     def macro(self, template: str, name: str):
         return getattr(self.env.get_template(template).module, name)
@@ -118,9 +123,18 @@ class ClassRenderer:
         lines = []
         fresh: set[str] = set()  # values that are new tensors no one else holds
         producers = {ref: stmt for stmt in plan.stmts for ref in stmt.outputs}
-        for stmt in plan.stmts:
+        within: dict[str, list] = {}  # a value written inside its reader -> the stmts in it
+        self.groups = []  # one per statement of forward
+
+        def inside(refs) -> list:
+            return [entry for ref in refs for entry in within.get(ref, [])]
+
+        for index, stmt in enumerate(plan.stmts):
             if stmt.kind == "stack":
                 lines += self.loop(stmt, names, values)
+                rest = [ref for i, ref in enumerate(stmt.inputs) if i != stmt.carry]
+                self.groups += [inside(stmt.inputs[stmt.carry:stmt.carry + 1]),
+                                [(index, None), *inside(rest)]]
                 continue
             owned = {ref for ref in stmt.inputs if ref in fresh and uses[ref] == 1}
             into = _accumulator(stmt, owned, producers)
@@ -131,6 +145,8 @@ class ClassRenderer:
                 text = self.call_text(stmt, [total, values[other]], inplace=True)
                 if text.startswith(f"{total} += "):  # (a user's binary template may not have it)
                     lines += ([] if named else [f"{total} = {values[into]}"]) + [text]
+                    self.groups += ([] if named else [inside([into])])
+                    self.groups.append([(index, None), *inside([other])])
                     values[into] = values[stmt.outputs[0]] = total
                     fresh.add(stmt.outputs[0])
                     continue
@@ -139,17 +155,22 @@ class ClassRenderer:
                                   plan=plan)
             if _fresh_output(stmt):
                 fresh.update(stmt.outputs)
+            written = [(index, text), *inside(stmt.inputs)]
             if stmt.kind == "layer" and stmt.render.unpack:  # `lstm, (h, c) = self.lstm(x)`
                 lines.append(self.unpacked(stmt, text, names, uses, values))
+                self.groups.append(written)
                 continue
             single = len(stmt.outputs) == 1 and uses[stmt.outputs[0]] == 1
             if single and (stmt.outputs[0] in returned_once or self.inlinable(stmt, text)):
                 values[stmt.outputs[0]] = text
+                within[stmt.outputs[0]] = written
                 continue
             targets = [names.create(identifier(stmt.attr)) for _ in stmt.outputs]
             lines.append(f"{', '.join(targets)} = {text}")
+            self.groups.append(written)
             values.update(zip(stmt.outputs, targets))
         result = ", ".join(values[ref] for ref in scope.outputs)
+        self.groups.append(inside(scope.outputs))  # the return statement
         return args, lines, result
 
     @staticmethod
@@ -210,6 +231,7 @@ class ClassRenderer:
         inits = [(stmt.attr, self.init_text(cls, plan, stmt)) for stmt in plan.stmts
                  if stmt.kind != "expr" and not stmt.reuse]
         args, lines, result = self.forward(plan, arg_names)
+        self.statements[cls.name] = self.groups
         outputs = len(plan.scope.outputs)
         returns = "torch.Tensor" if outputs == 1 else f"tuple[{', '.join(['torch.Tensor'] * outputs)}]"
         pairs = tuple(conv_bn_pairs(plan))
@@ -225,8 +247,8 @@ class ClassRenderer:
             needed.update(HELPER_DEPENDENCIES.get(helper, ()))
         module = self.env.get_template("helpers.py.jinja").module
         order = ["same_pad", "PaddedConv2d", "Conv2dSame", "MaxPool2dSame",
-                 "AvgPool2dSame", "LayerNorm2d", "Constant", "Learned", "PositionEmbedding", "untrained", "one_bias",
-                 "GRUResetBefore", "Masked"]
+                 "AvgPool2dSame", "LayerNorm2d", "BiasAdd", "Constant", "Learned",
+                 "PositionEmbedding", "untrained", "one_bias", "GRUResetBefore", "Masked"]
         return [str(getattr(module, name)()) for name in order if name in needed]
 
 

@@ -38,7 +38,7 @@ def position_embedding(node: Node, graph: Graph) -> Layer:
                  {"weight": node.weights["table"]}, "position_embedding", ("PositionEmbedding",))
 
 
-@renderer("einsum", "matmul", "select", "unflatten", "flatten", "unsqueeze", "cast", "full_like", "expand_as",
+@renderer("einsum", "matmul", "select", "unflatten", "unflatten_as", "flatten", "unsqueeze", "cast", "full_like", "expand_as",
            "less", "one_hot", "logical_and", "where", "causal_mask", "expand")
 def sequence_op(node: Node, graph: Graph) -> Expr:
     attrs: dict = {"kind": node.op}
@@ -50,10 +50,14 @@ def sequence_op(node: Node, graph: Graph) -> Expr:
         attrs["index"] = SelectIndex(node.attrs["axis"], node.attrs["index"])
     elif node.op == "unflatten":
         attrs.update(axis=node.attrs["axis"], sizes=tuple(node.attrs["sizes"]))
+    elif node.op == "unflatten_as":
+        attrs.update(axis=node.attrs["axis"], stop=node.attrs["axis"] + node.attrs["count"])
     elif node.op == "flatten":
-        attrs["axis"] = node.attrs["axis"]
+        attrs.update(axis=node.attrs["axis"], end_axis=node.attrs.get("end_axis"))
     elif node.op == "unsqueeze" or node.op == "expand":
         attrs["axes"] = tuple(node.attrs["axes"])
+    elif node.op == "cast" and node.attrs["dtype"] == "complex64":
+        return Expr("ops/spectral.py.jinja", {"kind": "to_complex"})
     elif node.op == "cast":
         attrs["method"] = {"bool": "bool", "float32": "float"}[node.attrs["dtype"]]
     elif node.op == "one_hot":

@@ -75,6 +75,13 @@ class Context:
         """Let `tensor` (an output of this op) stand for the IR value `ref`."""
         self.converter.refs[tensor.name] = ref
 
+    def rescope(self, tf_names: set[str], old: str, new: str) -> None:
+        """Nodes emitted for the TF ops `tf_names` under scope `old` move to `new` (a
+        scope level a TF construct adds, e.g. vectorized_map's loop body, dropped)."""
+        for node in self.converter.nodes.values():
+            if node.tf_name in tf_names and (node.scope + "/").startswith(old + "/"):
+                node.scope = new + node.scope[len(old):]
+
     def of(self, op) -> Context:
         """The context of another op of a pattern, e.g. to register the weight one of its
         inputs reads (`ctx.of(matmul).weight(1)`)."""

@@ -21,7 +21,7 @@ from codegen.frontends.tensorflow.bn_decay import DEFAULT_BN_DECAY, layer_of
 from codegen.frontends.tensorflow.context import Context, WeightSource
 from codegen.frontends.tensorflow.handlers import load_handlers
 from codegen.frontends.tensorflow.loader import TFModel
-from codegen.frontends.tensorflow.rewrites import load_rewrites
+from codegen.frontends.tensorflow.rewrites import READS, load_rewrites
 from codegen.ir.graph import Graph, GraphInput, GraphOutput, Node
 
 VARIABLE_OPS = {"VarHandleOp", "VariableV2", "Variable"}
@@ -118,7 +118,12 @@ class Converter:
                 continue
             needed[op.name] = op
             handler = self.handlers.get(op.type)
-            if handler is not None and handler.reads is not None:  # what it reads, past plumbing
+            pattern = next((tensors for reads in READS.get(op.type, ())
+                            if (tensors := reads(op)) is not None), None)
+            if pattern is not None:  # a multi-node pattern ending here reads these
+                tensors = pattern
+                self._reads[op.name] = [tensor.op.name for tensor in tensors]
+            elif handler is not None and handler.reads is not None:  # past plumbing
                 tensors = handler.reads(op)
                 self._reads[op.name] = [tensor.op.name for tensor in tensors]
             else:

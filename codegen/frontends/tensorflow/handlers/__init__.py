@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 FAMILIES = ("activation", "arithmetic", "conv", "embedding", "math", "norm", "pool", "rnn",
-            "shape", "einsum", "dynamic")
+            "shape", "einsum", "dynamic", "spectral")
 
 
 @dataclass(frozen=True)

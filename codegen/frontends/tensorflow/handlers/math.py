@@ -44,7 +44,7 @@ def power(ctx) -> None:
     ctx.emit("pow", [ctx.input(0), ctx.input(1)])
 
 
-@handler("Cast", ir="identity")  # or "cast" (to bool)
+@handler("Cast", ir="identity")  # or "cast" (to bool, float32 or complex64)
 def cast(ctx) -> None:
     source, target = ctx.input_info(0).dtype, ctx.output_info(0).dtype
     if target == "bool" and source != "bool":  # a 0/1 mask read as booleans
@@ -52,6 +52,9 @@ def cast(ctx) -> None:
         return
     if target == "float32" and source in ("int32", "int64", "bool"):  # a mask read as numbers
         ctx.emit("cast", [ctx.input(0)], attrs={"dtype": "float32"})
+        return
+    if target == "complex64" and source == "float32":  # a real signal before an FFT
+        ctx.emit("cast", [ctx.input(0)], attrs={"dtype": "complex64"})
         return
     if source != target and not (source in FLOATS and target == "float32"):
         ctx.fail(f"cast from {source} to {target} is not supported")

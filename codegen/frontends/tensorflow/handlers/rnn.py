@@ -275,14 +275,14 @@ def _unlisted(tensor):
         return tensor, None, False
     source = _through_identity(transposed.op.inputs[0])
     if source.op.type in ("ExpandDims", "Reshape") and source.shape.rank == 3 \
-            and source.op.inputs[0].shape.rank == 2:
+            and source.op.inputs[0].shape.rank == 2 and source.dtype.is_bool:
         source = source.op.inputs[0]  # a mask [N, T] -> [N, T, 1]
     return source, transposed, reverse
 
 
 def _refuse(ctx, reason: str) -> None:
-    ctx.fail(f"while loop {ctx.name!r} is not recognised as a Keras LSTM, GRU or SimpleRNN: "
-             f"{reason}")
+    ctx.fail(f"while loop {ctx.name!r} is not recognised as a Keras LSTM, GRU, SimpleRNN or "
+             f"TimeDistributed: {reason}")
 
 
 # -- inputs and weights -----------------------------------------------------------------------

@@ -121,12 +121,25 @@ def build_model() -> ResnetV2Tiny:
     return ResnetV2Tiny()
 
 
+class FusedIntoConv(nn.Identity):
+    """Where fuse() folded a BatchNorm into the convolution before it. A fused model is
+    for inference: .train() raises instead of training without the BatchNorms."""
+
+    def train(self, mode: bool = True) -> FusedIntoConv:
+        if mode:
+            raise RuntimeError(
+                "this model's BatchNorms are fused into its convolutions (for inference); "
+                "to train or fine-tune, use load_model(fused=False) or build_model()"
+            )
+        return super().train(mode)
+
+
 def fuse(model: ResnetV2Tiny) -> ResnetV2Tiny:
     """Fold every BatchNorm that directly follows a convolution into that convolution's
-    weight and bias (torch.nn.utils.fusion.fuse_conv_bn_eval) and put nn.Identity in its
-    place: one pass over the activations instead of two, for inference in eval mode.
-    The fused model has no BatchNorm to train: fine-tune build_model() or
-    load_model(fused=False) instead."""
+    weight and bias (torch.nn.utils.fusion.fuse_conv_bn_eval) and put FusedIntoConv (an
+    nn.Identity) in its place: one pass over the activations instead of two, for
+    inference in eval mode. The fused model has no BatchNorm to train, so its .train()
+    raises: fine-tune build_model() or load_model(fused=False) instead."""
     for module in list(model.modules()):
         pairs = module.conv_bn_pairs if hasattr(module, "conv_bn_pairs") else ()
         for conv, norm in pairs:
@@ -134,7 +147,7 @@ def fuse(model: ResnetV2Tiny) -> ResnetV2Tiny:
             if isinstance(batch_norm, nn.BatchNorm2d):  # (not fused yet)
                 fused = fuse_conv_bn_eval(module.get_submodule(conv), batch_norm)
                 module.register_module(conv, fused)
-                module.register_module(norm, nn.Identity())
+                module.register_module(norm, FusedIntoConv())
     return model
 
 
@@ -147,8 +160,8 @@ def load_model(
 
     channels_last: keep 4-d weights in channels-last memory order, which the CPU
     convolutions (oneDNN) run fastest on; inputs may stay in the usual NCHW order.
-    fused: apply fuse() (BatchNorms folded into their convolutions; for inference).
-    Pass fused=False to get every BatchNorm as a module, e.g. to fine-tune.
+    fused: apply fuse() (BatchNorms folded into their convolutions; for inference:
+    .train() then raises). Pass fused=False to keep every BatchNorm, e.g. to fine-tune.
     """
     folder = (
         Path(weights_dir)
