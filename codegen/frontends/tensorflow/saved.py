@@ -60,7 +60,10 @@ def load_saved_model(tf, path: Path, signature: str) -> FrozenFunction:
     check_signature(path, signature, signatures)
     variables = getattr(loaded, "variables", ())
     frozen = freeze(tf, signatures[signature], variables)
-    frozen.trainable_count, frozen.trainable_unread = trainable_count(variables, frozen)
+    if variables:
+        frozen.trainable_count, frozen.trainable_unread = trainable_count(variables, frozen)
+    else:  # a tf.Module's SavedModel lists no variables: those its function reads
+        frozen.trainable_count, _ = trainable_count(signatures[signature].variables, None)
     return in_model_order(frozen, _positional_names(tf, loaded))
 
 
@@ -117,15 +120,15 @@ def load_keras(tf, path: Path) -> FrozenFunction:
     return frozen
 
 
-def trainable_count(variables, frozen: FrozenFunction) -> tuple[int, dict[str, int]]:
+def trainable_count(variables, frozen: FrozenFunction | None) -> tuple[int, dict[str, int]]:
     """The number of trainable values in `variables`, each variable once, and those of the
-    ones `frozen` does not read (name -> size)."""
+    ones `frozen` does not read (name -> size; none without `frozen`)."""
     import math
 
     unique = {id(variable): variable for variable in variables
               if getattr(variable, "trainable", False)}
-    read = set(frozen.variables.values())
     sizes = {variable_name(variable): math.prod(variable.shape) for variable in unique.values()}
+    read = set(frozen.variables.values()) if frozen is not None else set(sizes)
     return sum(sizes.values()), {name: size for name, size in sizes.items() if name not in read}
 
 
