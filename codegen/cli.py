@@ -144,14 +144,26 @@ def cmd_verify(args) -> int:
             line += f"  (vs float64: TF {r.tf_vs_f64:.3g}, ours {r.ours_vs_f64:.3g})"
         print(line)
         worst = max(worst, r.rel_error)
+    params = _parameter_count(args, runner)
     hint = "run 'codegen verify --per-layer' to find the layer where it starts"
     if args.per_layer or args.json:
         hint = _verify_per_layer(args, runner, results)
     if worst > args.tolerance:
         raise MismatchError(f"PyTorch and TensorFlow differ by {worst:.3g} > tolerance "
                             f"{args.tolerance:g}; {hint}")
+    if params.problem():
+        raise MismatchError(params.problem())
     print(f"ok: worst relative error {worst:.3g} <= {args.tolerance:g}")
     return Exit.OK
+
+
+def _parameter_count(args, runner):
+    """Print the parameter count line (source's trainable values, ours); return the count."""
+    from codegen.verify.params import count_parameters
+
+    params = count_parameters(Path(args.out_dir), runner.trainable_count, runner.trainable_unread)
+    print(params.line())
+    return params
 
 
 def _verify_per_layer(args, runner, results) -> str:
@@ -177,17 +189,22 @@ def _verify_per_layer(args, runner, results) -> str:
 def _verify_fine_tuning(args) -> int:
     """verify --grad and/or --train: their tables, then one MismatchError for all problems."""
     from codegen.errors import MismatchError
+    from codegen.verify import TFRunner
 
     problems, passed = [], []
     if args.train:
         from codegen.verify.train import print_train_report, require_keras_file, verify_train
 
         require_keras_file(Path(args.model))  # before the slow part
+    runner = TFRunner(Path(args.model), args.weights)
+    params = _parameter_count(args, runner)
+    if params.problem():
+        problems.append(f"parameters: {params.problem()}")
     if args.grad:
         from codegen.verify.grad import print_grad_report, verify_grad
 
         report = verify_grad(Path(args.model), args.weights, Path(args.out_dir), seed=args.seed,
-                             float64=not args.no_float64)
+                             float64=not args.no_float64, runner=runner)
         print_grad_report(report, args.tolerance)
         problems += [f"grad: {text}" for text in report.problems(args.tolerance)]
         passed.append(f"gradients within {args.tolerance:g}" if report.noise_floor <= args.tolerance

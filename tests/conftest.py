@@ -111,6 +111,21 @@ def copy_with_scaled_channel(model_dir: Path, target: Path, key: str, channel: i
     return target
 
 
+def trainable_count(keras_model) -> int:
+    """A Keras model's trainable values, a shared variable once."""
+    unique = {id(variable): variable for variable in keras_model.trainable_weights}
+    return sum(int(np.prod(variable.shape)) for variable in unique.values())
+
+
+def assert_param_count(model_dir: Path, expected: int) -> None:
+    """The generated model (build_model(): unfused, each BatchNorm keeps its scale and
+    offset) has exactly `expected` trainable parameter values, a shared one once."""
+    from codegen.verify.params import trainable_parameters
+
+    model = load_generated(model_dir).build_model()
+    assert trainable_parameters(model) == expected, (trainable_parameters(model), expected)
+
+
 def relative_error(ours: np.ndarray, reference: np.ndarray) -> float:
     return float(np.abs(ours - reference).max() / np.abs(reference).max())
 

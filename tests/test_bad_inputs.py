@@ -106,8 +106,8 @@ def _(ws):
     graph = tf.Graph()
     with graph.as_default():
         x = tf.compat.v1.placeholder(tf.float32, [None, 4], name="input")
-        y = tf.math.cumsum(tf.math.cumsum(x, axis=1), axis=1)
-        tf.identity(tf.math.floormod(y, 3.0), name="output")
+        y = tf.math.cumprod(tf.math.cumprod(x, axis=1), axis=1)
+        tf.identity(tf.math.zeta(y, 3.0), name="output")
     (ws.root / "g.pb").write_bytes(graph.as_graph_def().SerializeToString())
     return ws.to_ir(ws.root / "g.pb", "--dst-node", "output")
 

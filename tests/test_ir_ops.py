@@ -8,6 +8,8 @@ catalogue; a test of the catalogue checks that none is left out.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -47,11 +49,12 @@ def run_one_op(tmp_path, op: str, x: np.ndarray, out_shape: list, *, attrs=None,
     graph.save(ir_dir)
     build(ir_dir, tmp_path / "model", quiet=True)
     model = import_generated(tmp_path / "model").load_model()
+    io = json.loads((tmp_path / "model" / ".codegen" / "io.json").read_text())
     channels_first = (0, x.ndim - 1, *range(1, x.ndim - 1))  # NHWC -> NCHW, NDHWC -> NCDHW
-    feed = torch.from_numpy(x.transpose(channels_first).copy() if x.ndim in (4, 5) else x)
+    feed = torch.from_numpy(x.transpose(channels_first).copy() if io["inputs"][0]["nchw"] else x)
     with torch.no_grad():
         y = model(feed).numpy()
-    if y.ndim in (4, 5) and len(out_shape) == y.ndim:
+    if io["outputs"][0]["nchw"]:  # the layout pass made it channels-first
         return y.transpose(0, *range(2, y.ndim), 1)
     return y
 
@@ -162,6 +165,10 @@ SHAPE_OPS = [  # op, attrs, reference on NHWC x [2, 4, 5, 3], output shape
     ("argmin", {"axes": [1], "keepdims": False, "dtype": "int32"},
      lambda x: x.argmin(1).astype(np.int32), [None, 5, 3]),
     ("reshape", {"shape": [-1, 60]}, lambda x: x.reshape(-1, 60), [None, 60]),
+    # merging H and W ([N, H * W, C], a ViT's patches): x.flatten(1, 2), never reshape(-1, -1, 3)
+    ("reshape", {"shape": [-1, -1, 3]}, lambda x: x.reshape(-1, 20, 3), [None, 20, 3]),
+    ("reshape", {"shape": [-1, 4, 5, 3, 1]}, lambda x: x.reshape(-1, 4, 5, 3, 1),
+     [None, 4, 5, 3, 1]),
     ("transpose", {"perm": [0, 2, 1, 3]}, lambda x: x.transpose(0, 2, 1, 3), [None, 5, 4, 3]),
     ("softmax", {"axis": 3}, lambda x: np.exp(x) / np.exp(x).sum(3, keepdims=True), [None, 4, 5, 3]),
     ("log_softmax", {"axis": 3}, lambda x: x - np.log(np.exp(x).sum(3, keepdims=True)),

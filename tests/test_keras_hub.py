@@ -11,6 +11,7 @@ import re
 import numpy as np
 import pytest
 import torch
+from conftest import assert_param_count, trainable_count
 from test_transformers import _convert
 
 from codegen.frontends.tensorflow.compat import import_tf
@@ -75,6 +76,7 @@ def test_gpt2_backbone(gpt2, fmt, tmp_path) -> None:
                 ours = torch_model(*(torch.from_numpy(feeds[name]) for name in names))
             assert _error(ours, expected) <= 1e-4, (batch, length)
     assert len(torch_model.state_dict()) == len(model.weights)
+    assert_param_count(tmp_path / "model", trainable_count(model))
     mask = re.search(r"(\w+) = torch\.ones\(\s*(\w+)\.shape\[1\], \2\.shape\[1\], "
                      r"dtype=torch\.bool, device=\2\.device\s*\)\.tril\(\) & \((\w+)\[:, None, "
                      r"None, :\] > 0\)", source)
@@ -103,6 +105,7 @@ def test_causal_decoder_without_padding(tmp_path) -> None:
     _spread(model, 5)
     paths = save_keras_model(model, tmp_path, "decoder", formats=("keras",))
     torch_model, source = _convert(paths["keras"], tmp_path)
+    assert_param_count(tmp_path / "model", trainable_count(model))
     rng = np.random.default_rng(7)
     for batch in BATCHES:
         for length in LENGTHS:
@@ -135,8 +138,9 @@ def test_vit_backbone(fmt, tmp_path) -> None:
             ours = torch_model(torch.from_numpy(images.transpose(0, 3, 1, 2).copy()))
         assert _error(ours, model(images, training=False)) <= 1e-4, batch
     assert len(torch_model.state_dict()) == len(model.weights)
+    assert_param_count(tmp_path / "model", trainable_count(model))  # class token, positions
     assert "nn.Conv2d(3, 32, kernel_size=8, stride=8)" in source
-    assert ".expand(x.shape[0], -1, -1)" in source and ".reshape(-1, 16, 32)" in source
+    assert ".expand(x.shape[0], -1, -1)" in source and ".flatten(1, 2)" in source
     assert source.count("F.scaled_dot_product_attention(") == 1 and "attn_mask" not in source
     assert source.count(".unflatten(2, (2, 16))") == 3 and ".flatten(2)" in source
     assert "nn.LayerNorm(32, eps=1e-06)" in source and "F.gelu(" in source

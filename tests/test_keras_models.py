@@ -13,7 +13,7 @@ import re
 
 import pytest
 import torch
-from conftest import check_export_and_compile
+from conftest import assert_param_count, check_export_and_compile, trainable_count
 
 from codegen.backends.pytorch.build import build
 from codegen.frontends.tensorflow.to_ir import to_ir
@@ -48,6 +48,7 @@ def saved_models(tmp_path_factory):
             folder = tmp_path_factory.mktemp(name)
             model = keras_zoo.build_keras_model(name, image_size=MODELS[name], seed=1)
             paths = keras_zoo.save_keras_model(model, folder, name)
+            paths["trainable"] = trainable_count(model)
             if name in FROZEN:
                 paths["pb"] = folder / f"{name}.pb"
                 paths["pb_output"] = keras_zoo.save_frozen_graph(paths["savedmodel"], paths["pb"])[1]
@@ -77,6 +78,8 @@ def test_keras_application_matches_tensorflow(name, fmt, saved_models, tmp_path)
     if name != "ConvNeXtTiny":  # Keras' batch norm arithmetic became real BatchNorm layers
         assert "nn.BatchNorm2d(" in source
         assert not re.search(r"class Batchnorm|self\.batchnorm", source)  # no leftovers
+    if fmt != "pb":  # (a frozen GraphDef does not say what is trainable)
+        assert_param_count(tmp_path / "model", paths["trainable"])
     module = import_generated(tmp_path / "model")
     assert sum(p.numel() for p in module.build_model().parameters()) > 1e5
     if fmt == "savedmodel":  # the same code for every format: export and compile it once

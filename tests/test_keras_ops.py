@@ -11,9 +11,12 @@ SAME max pool whose pad only completes the last window (PyTorch's ceil_mode).
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
+from conftest import assert_param_count, trainable_count
 
 from codegen.backends.pytorch.build import build
 from codegen.frontends.tensorflow.compat import import_tf
@@ -67,6 +70,7 @@ def keras_files(tmp_path_factory):
     paths = save_keras_model(model, folder, "small")
     paths["h5"] = folder / "small.h5"  # the legacy HDF5 format
     model.save(paths["h5"])
+    paths["trainable"] = trainable_count(model)
     return paths
 
 
@@ -83,6 +87,9 @@ def test_small_keras_model_matches_tensorflow(keras_files, fmt, tmp_path) -> Non
     for form in ("nn.BatchNorm2d(16", "LayerNorm2d(32", "F.silu(", "F.gelu(", "F.hardswish(",
                  "F.hardsigmoid(", "dilation=2", "groups=4", "groups=16"):
         assert form in source, form
+    # BatchNormalization(center=False) trains no offset: the generated bias stays fixed
+    assert re.search(r'untrained\(\s*nn\.BatchNorm2d\(32, [^)]*\), \("bias",\)\s*\)', source)
+    assert_param_count(tmp_path / "model", keras_files["trainable"])
     model = import_generated(tmp_path / "model").load_model()
     probabilities = model(torch.rand(2, 3, SIZE, SIZE)).detach().numpy()
     assert np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)

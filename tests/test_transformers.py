@@ -16,6 +16,7 @@ import re
 import numpy as np
 import pytest
 import torch
+from conftest import assert_param_count, trainable_count
 
 from codegen.backends.pytorch.build import build
 from codegen.frontends.tensorflow.compat import import_tf
@@ -134,6 +135,7 @@ def test_encoder_matches_tensorflow_at_any_length(encoder_files, fmt, tmp_path) 
 
     # one parameter per Keras variable (EinsumDense kernels reshaped, not copied)
     assert len(torch_model.state_dict()) == len(keras_model.weights)
+    assert_param_count(tmp_path / "model", trainable_count(keras_model))
     # reads like a hand-written transformer
     assert "F.scaled_dot_product_attention(" in source and "attn_mask=" in source
     assert source.count("nn.Linear(16, 16)") == 4  # query, key, value, output: one class
@@ -153,6 +155,7 @@ def test_encoder_without_mask(tmp_path) -> None:
     paths = save_keras_model(keras_model, tmp_path, "plain", formats=("keras",))
     torch_model, source = _convert(paths["keras"], tmp_path)
     assert max(_errors(keras_model, torch_model, masked=False)) <= 1e-4
+    assert_param_count(tmp_path / "model", trainable_count(keras_model))
     assert "attn_mask" not in source and "scale=0.35355338" in source
 
 
@@ -229,6 +232,7 @@ def test_keras_hub_bert_backbone(tmp_path) -> None:
     assert 'F.gelu(' in source and 'approximate="tanh"' in source and "[:, 0])" in source
     assert "nn.LayerNorm(32, eps=1e-12)" in source and "torch.matmul" not in source
     assert len(torch_model.state_dict()) == len(bert.weights)
+    assert_param_count(tmp_path / "model", trainable_count(bert))
 
 
 def test_shapes_read_at_conversion(tmp_path) -> None:

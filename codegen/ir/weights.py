@@ -54,6 +54,7 @@ class WeightEntry:
     # (kind, argument) pairs applied in order when the tensor is read: the frontend's are
     # written to graph.json, the passes' are added again on every build.
     transforms: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    trainable: bool = False  # a trainable variable of the source (IR files before it: False)
 
     @property
     def out_shape(self) -> list[int]:
@@ -113,6 +114,8 @@ class WeightEntry:
             data["source"] = self.source
         if self.transforms:
             data["transforms"] = [[kind, list(argument)] for kind, argument in self.transforms]
+        if self.trainable:
+            data["trainable"] = True
         return data
 
     @classmethod
@@ -126,6 +129,7 @@ class WeightEntry:
             source=data.get("source", ""),
             transforms=tuple((kind, tuple(argument))
                              for kind, argument in data.get("transforms", [])),
+            trainable=data.get("trainable", False),
         )
 
 
@@ -159,7 +163,7 @@ def transform_name(name: str, steps) -> str:
 
 
 def save_array(ir_dir: Path, name: str, array: np.ndarray, *, file_name: str,
-               tf_name: str = "", source: str = "") -> WeightEntry:
+               tf_name: str = "", source: str = "", trainable: bool = False) -> WeightEntry:
     """Write one tensor as `ir_dir/weights/<file_name>` and describe it. Safe to call from
     several threads, each with its own `file_name` (`unique_file_names` gives them)."""
     relative = f"weights/{file_name}"
@@ -182,6 +186,7 @@ def save_array(ir_dir: Path, name: str, array: np.ndarray, *, file_name: str,
         sha256=digest.hexdigest(),
         tf_name=tf_name,
         source=source if source != tf_name else "",
+        trainable=trainable,
     )
 
 

@@ -73,6 +73,8 @@ class TFRunner:
 
         tf = import_tf()
         loaded = load_model(model_path, weights)  # same checks and messages as to-ir
+        # the source's trainable values, and those its function never reads (verify/params.py)
+        self.trainable_count, self.trainable_unread = loaded.trainable_count, loaded.trainable_unread
         if Path(model_path).suffix != ".meta":  # frozen: the loaded graph holds the weights
             self.graph = loaded.graph
             self.session = tf.compat.v1.Session(graph=self.graph)

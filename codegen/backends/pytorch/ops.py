@@ -9,6 +9,7 @@ parameters, so Layers list theirs in `args` (Python values, rendered with repr).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,8 +63,23 @@ def renderer(*ops: str) -> Callable:
     return register
 
 
+BUFFERS = ("running_mean", "running_var", NUM_BATCHES)  # state entries that are not parameters
+
+
 def render_op(node: Node, graph: Graph) -> Layer | Expr:
-    return RENDERERS[node.op](node, graph)
+    """The node's PyTorch form; a layer whose parameters the source does not all train (a
+    Keras layer with trainable=False, BatchNormalization(center=False)) lists those in
+    args["untrained"], where the IR says what is trainable."""
+    render = RENDERERS[node.op](node, graph)
+    if isinstance(render, Layer) and render.cls not in ("Constant", "Learned") \
+            and render.template != "ops/rnn.py.jinja" \
+            and any(entry.trainable for entry in graph.weights.values()):  # (RNN: one_bias)
+        fixed = tuple(key for key, weight in render.state.items()
+                      if key not in BUFFERS and not graph.weights[weight].trainable)
+        if fixed:
+            render.args["untrained"] = fixed
+            render.helpers = (*render.helpers, "untrained")
+    return render
 
 
 def _float(value: float) -> float:
@@ -82,14 +98,6 @@ def _symmetric(pads: list[list[int]]) -> bool:
 def _torch_pad(pads: list[list[int]]) -> tuple[int, ...]:
     """[[top, bottom], [left, right]] -> F.pad's (left, right, top, bottom)."""
     return tuple(value for pair in reversed(pads) for value in pair)
-
-
-def _is_flatten(input_shape: list, shape: list[int]) -> bool:
-    """reshape(x, [N, -1]) on a batch: the same as x.flatten(1)."""
-    if len(shape) != 2 or len(input_shape) < 2 or shape[0] not in (-1, input_shape[0]):
-        return False
-    rest = input_shape[1:]
-    return shape[1] == -1 or (None not in rest and shape[1] == int(np.prod(rest)))
 
 
 # -- layers ------------------------------------------------------------------------------
@@ -250,10 +258,25 @@ def _ceil_mode_pads(node: Node, graph: Graph) -> bool:
 
 @renderer("constant")
 def constant(node: Node, graph: Graph) -> Layer:
-    shape = graph.weights[node.weights["value"]].out_shape
-    args = {"shape": tuple(shape)}
-    return Layer("ops/constant.py.jinja", "Constant", args, {"value": node.weights["value"]},
-                 "const", ("Constant",))
+    """A buffer, or a parameter where the source trains it (a layer scale, a class token)."""
+    weight = graph.weights[node.weights["value"]]
+    args = {"shape": tuple(weight.out_shape)}
+    cls, hint = ("Learned", _variable_hint(weight.source_name)) if weight.trainable else (
+        "Constant", "const")
+    return Layer("ops/constant.py.jinja", cls, args, {"value": node.weights["value"]}, hint, (cls,))
+
+
+GENERIC_VARIABLE = re.compile(r"variable(_\d+)?|unknown(_\d+)?|embeddings|kernel|weight")
+
+
+def _variable_hint(name: str) -> str:
+    """A trainable tensor is called what its variable is (`cls_token`), or its layer where
+    the variable's own name says nothing (Keras 3's `variable_3`, an Embedding's
+    `position_embedding/embeddings`)."""
+    parts = [part for part in name.split("/") if part]
+    while parts and GENERIC_VARIABLE.fullmatch(parts[-1]):
+        parts.pop()
+    return parts[-1] if parts else "param"
 
 
 # -- expressions -------------------------------------------------------------------------
@@ -305,18 +328,13 @@ def slice_op(node: Node, graph: Graph) -> Expr:
     return Expr("ops/tensor.py.jinja", {"kind": "slice", "index": index}, hint="x")
 
 
-@renderer("squeeze", "reshape", "transpose", "concat", "softmax", "log_softmax", "pad", "identity",
-          "flip")
+@renderer("squeeze", "transpose", "concat", "softmax", "log_softmax", "pad", "identity", "flip")
 def tensor_op(node: Node, graph: Graph) -> Expr:
     attrs: dict[str, Any] = {"kind": node.op}
     if node.op == "squeeze":
         attrs["dim"] = tuple(node.attrs["axes"])
         input_shape = graph.tensor(node.inputs[0]).shape
         attrs["flatten"] = node.attrs["axes"] == list(range(2, len(input_shape)))
-    elif node.op == "reshape":
-        shape = list(node.attrs["shape"])
-        attrs["shape"] = tuple(shape)
-        attrs["flatten"] = _is_flatten(graph.tensor(node.inputs[0]).shape, shape)
     elif node.op == "transpose":
         attrs["perm"] = tuple(node.attrs["perm"])
     elif node.op == "flip":
@@ -334,4 +352,5 @@ def tensor_op(node: Node, graph: Graph) -> Expr:
     return Expr("ops/tensor.py.jinja", attrs, hint=node.op)
 
 
-from codegen.backends.pytorch import conv_ops, image_ops, reduce_ops, sequence_ops, spectral_ops  # noqa: F401 - register their renderers
+from codegen.backends.pytorch import (  # noqa: F401 - register their renderers
+    conv_ops, image_ops, reduce_ops, reshape, sequence_ops, spectral_ops)

@@ -91,7 +91,10 @@ class ClassRenderer:
             render = item.render
             self.helpers.update(render.helpers)
             args = {arg: self.value(cls, plan, (*prefix, arg)) for arg in render.args}
-            return str(self.macro(render.template, "init")(render.cls, args))
+            text = str(self.macro(render.template, "init")(render.cls, args))
+            if "untrained" in args:  # parameters the source does not train (ops.render_op)
+                text = f"untrained({text}, {args['untrained']})"
+            return text
         child = self.planner.plans[id(item.scope)]
         args = [self.value(cls, plan, (*prefix, param)) for param in child.cls.params]
         return f"{child.cls.name}({', '.join(_call_args(child.cls.params, args))})"
@@ -247,8 +250,8 @@ class ClassRenderer:
             needed.update(HELPER_DEPENDENCIES.get(helper, ()))
         module = self.env.get_template("helpers.py.jinja").module
         order = ["same_pad", "PaddedConv2d", "Conv2dSame", "MaxPool2dSame",
-                 "AvgPool2dSame", *CONV_HELPERS, "LayerNorm2d", "BiasAdd", "Constant",
-                 "PositionEmbedding", "one_bias", "GRUResetBefore", "Masked",
+                 "AvgPool2dSame", *CONV_HELPERS, "LayerNorm2d", "BiasAdd", "Constant", "Learned",
+                 "PositionEmbedding", "untrained", "one_bias", "GRUResetBefore", "Masked",
                  "tf_resize_taps", "tf_resize"]
         return [str(getattr(module, name)()) for name in order if name in needed]
 

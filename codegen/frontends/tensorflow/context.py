@@ -203,6 +203,9 @@ class Context:
             source = WeightSource("variable", key, shape)
         elif kind == "constant":
             const, reshaped = _constant_op(tensor)
+            table = self._whole_table(tensor)
+            if table is not None:  # a trainable table read whole (ViT's learned positions)
+                const, reshaped = table, True
             row = _unstacked_row(const, tensor)
             if row is not None:  # one row of a Const (tf_keras unstacks a GRU's two biases)
                 const, axis, position = row
@@ -218,10 +221,29 @@ class Context:
             self.fail(f"input {index} must be a weight (variable or constant)")
         return self._register(source, transforms or ())
 
+    def _whole_table(self, tensor):
+        """The trainable Const a gather reads every row of, in order (a learned position
+        table indexed by range(length) with length its size: its value folds to the table
+        itself, which must stay the trainable variable, not become a constant copy)."""
+        op = tensor.op
+        while op.type in PASS_VALUES + PASS_SHAPES and op.inputs:
+            op = op.inputs[0].op
+        if op.type not in ("GatherV2", "Gather") or not tensor.shape.is_fully_defined():
+            return None
+        table, reshaped = _constant_op(op.inputs[0])
+        if table.type != "Const" or reshaped or table.name not in self.converter.model.trainable:
+            return None
+        if op.type == "GatherV2" and int(self.converter.fold(op.inputs[2])) != 0:
+            return None
+        rows = table.outputs[0].shape.as_list()[0]
+        indices = np.asarray(self.converter.fold(op.inputs[1])).reshape(-1)
+        return table if np.array_equal(indices, np.arange(rows)) else None
+
     def _register(self, source: WeightSource, steps) -> str:
         """Record `source` read through `steps`; its IR name says both (equal names, equal
         tensors)."""
         source.transforms = tuple((step, tuple(argument)) for step, argument in steps)
+        source.trainable = source.key in self.converter.model.trainable
         name = transform_name(source.key, source.transforms)
         self.converter.weight_sources[name] = source
         return name
@@ -292,6 +314,7 @@ class WeightSource:
     shape: list[int] | None  # the graph's static shape of a variable
     transforms: tuple[tuple[str, tuple], ...] = ()  # how the IR weight reads the source
     value: np.ndarray | None = None
+    trainable: bool = False  # a trainable variable of the source (not a constant, not BN state)
 
 
 PASS_VALUES = ("Identity", "Snapshot", "StopGradient")  # the same tensor

@@ -8,6 +8,7 @@ tensor, never all at once.
 
 from __future__ import annotations
 
+import math
 from collections import ChainMap
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -35,6 +36,11 @@ class TFModel:
     # Const op -> its value, kept out of `graph` (load_model(weights_aside=True)); in the
     # graph the Const holds one zero, repeated to its shape
     aside: Mapping[str, Any] = field(default_factory=dict)
+    # the trainable variables: Const ops of a frozen TF2 function, or TF1 variable names
+    # (the meta graph's TRAINABLE_VARIABLES collection)
+    trainable: set[str] = field(default_factory=set)
+    trainable_count: int | None = None  # the source's trainable values (None: not known)
+    trainable_unread: dict[str, int] = field(default_factory=dict)  # (saved.FrozenFunction)
 
     def variable_names(self) -> set[str]:
         return set(self.reader.get_variable_to_shape_map()) if self.reader else set()
@@ -74,6 +80,9 @@ def load_model(model: Path, weights: Path | None = None, *,
     inputs: list[str] = []
     bn_decays: dict[str, float] = {}
     source_names: dict[str, str] = {}
+    trainable: set[str] = set()
+    trainable_count = None  # a frozen GraphDef does not say
+    trainable_unread: dict[str, int] = {}
     if model.is_dir() and not saved.is_saved_model(model):
         raise InputError(f"{model}: a folder, but not a SavedModel (no saved_model.pb in it)")
     if not model.exists():
@@ -89,11 +98,16 @@ def load_model(model: Path, weights: Path | None = None, *,
         source_names, inputs = frozen.variables, frozen.inputs
         bn_decays = (bn_decay.from_keras_metadata(model) if saved.is_saved_model(model)
                      else frozen.bn_decays) or {}
+        trainable, trainable_count = frozen.trainable, frozen.trainable_count
+        trainable_unread = frozen.trainable_unread
     elif model.suffix == ".meta":
-        graph_def = _read_meta_graph(tf, model)  # a damaged .meta is the first thing to fix
+        meta = _read_meta_graph(tf, model)  # a damaged .meta is the first thing to fix
+        graph_def, trainable = meta.graph_def, trainable_variables(meta)
         prefix = checkpoint_prefix(model, weights)
         _check_checkpoint_files(prefix)
         reader = _open_checkpoint(tf, prefix)
+        shapes = reader.get_variable_to_shape_map()
+        trainable_count = sum(math.prod(shapes[name]) for name in trainable if name in shapes)
     elif model.suffix == ".pb":
         graph_def = _parse(tf.GraphDef(), model, "a frozen GraphDef")
         prefix, reader = None, None
@@ -116,7 +130,8 @@ def load_model(model: Path, weights: Path | None = None, *,
                          "ops of a newer TensorFlow or be damaged: export it again") from None
     return TFModel(graph=graph, reader=reader, model_path=model, weights_path=prefix,
                    outputs=outputs, inputs=inputs, source_names=source_names,
-                   bn_decays=bn_decays, aside=aside)
+                   bn_decays=bn_decays, aside=aside, trainable=trainable,
+                   trainable_count=trainable_count, trainable_unread=trainable_unread)
 
 
 # float constants this large stay out of the tf.Graph (and a SavedModel's float variables
@@ -170,7 +185,19 @@ def _read_meta_graph(tf, path: Path):
     if not meta.graph_def.node:
         raise InputError(f"{path}: the MetaGraphDef holds no graph; save it again with "
                          "tf.train.Saver (write_meta_graph=True)")
-    return meta.graph_def
+    return meta
+
+
+def trainable_variables(meta) -> set[str]:
+    """The op names of the variables in a MetaGraphDef's TRAINABLE_VARIABLES collection."""
+    from tensorflow.core.framework.variable_pb2 import VariableDef
+
+    names = set()
+    for raw in meta.collection_def["trainable_variables"].bytes_list.value:
+        variable = VariableDef()
+        variable.ParseFromString(raw)
+        names.add(variable.variable_name.split(":")[0])
+    return names
 
 
 def _parse(message, path: Path, what: str):

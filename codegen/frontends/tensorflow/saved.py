@@ -29,6 +29,11 @@ class FrozenFunction:
     inputs: list[str]  # placeholder op names, in signature order
     outputs: list[str]  # op names of the outputs, in signature order
     variables: dict[str, str] = field(default_factory=dict)  # Const op -> variable's own name
+    trainable: set[str] = field(default_factory=set)  # the Const ops of trainable variables
+    trainable_count: int | None = None  # the source's trainable parameters (shared ones once)
+    # trainable variables the function never reads (a mask token used only in pretraining):
+    # name -> size; they cannot be part of the converted model
+    trainable_unread: dict[str, int] = field(default_factory=dict)
     # layer path -> its BatchNormalization momentum (bn_decay.py), where the source says
     bn_decays: dict[str, float] | None = None
 
@@ -53,7 +58,12 @@ def load_saved_model(tf, path: Path, signature: str) -> FrozenFunction:
         raise InputError(f"{path}: not a loadable SavedModel ({first_line(exc)})") from None
     signatures = dict(getattr(loaded, "signatures", {}))
     check_signature(path, signature, signatures)
-    frozen = freeze(tf, signatures[signature], getattr(loaded, "variables", ()))
+    variables = getattr(loaded, "variables", ())
+    frozen = freeze(tf, signatures[signature], variables)
+    if variables:
+        frozen.trainable_count, frozen.trainable_unread = trainable_count(variables, frozen)
+    else:  # a tf.Module's SavedModel lists no variables: those its function reads
+        frozen.trainable_count, _ = trainable_count(signatures[signature].variables, None)
     return in_model_order(frozen, _positional_names(tf, loaded))
 
 
@@ -104,8 +114,22 @@ def load_keras(tf, path: Path) -> FrozenFunction:
         return model(list(inputs) if len(inputs) > 1 else inputs[0], training=False)
 
     frozen = freeze(tf, tf.function(call).get_concrete_function(*specs), model.variables)
+    frozen.trainable_count, frozen.trainable_unread = trainable_count(model.trainable_weights,
+                                                                      frozen)
     frozen.bn_decays = bn_decay.from_keras_layers(model)
     return frozen
+
+
+def trainable_count(variables, frozen: FrozenFunction | None) -> tuple[int, dict[str, int]]:
+    """The number of trainable values in `variables`, each variable once, and those of the
+    ones `frozen` does not read (name -> size; none without `frozen`)."""
+    import math
+
+    unique = {id(variable): variable for variable in variables
+              if getattr(variable, "trainable", False)}
+    sizes = {variable_name(variable): math.prod(variable.shape) for variable in unique.values()}
+    read = set(frozen.variables.values()) if frozen is not None else set(sizes)
+    return sum(sizes.values()), {name: size for name, size in sizes.items() if name not in read}
 
 
 def _input_keys(model) -> list[str] | None:
@@ -139,7 +163,7 @@ def freeze(tf, function, variables=()) -> FrozenFunction:
     have (the function's own input and output ops keep their names)."""
     from tensorflow.python.framework import convert_to_constants
 
-    captured = _captured_variables(function, variables)
+    captured, trainable = _captured_variables(function, variables)
     # while loops stay functional `While` ops (a body function each), where an RNN layer can be
     # recognised from its cell; lowered, they are a cycle of Enter/Merge/Switch nodes
     data = convert_to_constants._FunctionConverterDataInEager(
@@ -149,14 +173,15 @@ def freeze(tf, function, variables=()) -> FrozenFunction:
     graph_def = inline_calls(graph_def)
     inputs = [t.op.name for t in function.inputs if t.dtype != tf.resource]
     outputs = [t.op.name for t in function.outputs]
-    return finish(graph_def, inputs, outputs, captured)[0]
+    return finish(graph_def, inputs, outputs, captured, trainable)[0]
 
 
-def finish(graph_def, inputs: list[str], outputs: list[str],
-           captured: dict[str, str]) -> tuple[FrozenFunction, dict[str, str]]:
+def finish(graph_def, inputs: list[str], outputs: list[str], captured: dict[str, str],
+           trainable: set[str] = frozenset()) -> tuple[FrozenFunction, dict[str, str]]:
     """The frozen function of an inlined GraphDef whose variables are Consts: colocation
     hints dropped, names made short (the renames are returned too). `captured` maps each
-    variable's Const to the variable's own name."""
+    variable's Const to the variable's own name; `trainable` names the Consts of the
+    trainable ones."""
     for node in graph_def.node:  # colocation hints may name nodes inlining removed
         if "_class" in node.attr:
             del node.attr["_class"]
@@ -166,23 +191,30 @@ def finish(graph_def, inputs: list[str], outputs: list[str],
     consts = {node.name for node in graph_def.node if node.op == "Const"}
     names = {renames.get(op, op): name for op, name in captured.items()}
     frozen = FrozenFunction(graph_def, inputs, outputs,
-                            {op: name for op, name in names.items() if op in consts})
+                            {op: name for op, name in names.items() if op in consts},
+                            {renames.get(op, op) for op in trainable} & consts)
     return frozen, renames
 
 
-def _captured_variables(function, variables) -> dict[str, str]:
+def _captured_variables(function, variables) -> tuple[dict[str, str], set[str]]:
     """Placeholder op of each captured variable -> the variable's own name (Keras
-    `variable.path`, else its TF name without ':0'). Freezing turns each placeholder into
-    a Const of the same name, so the IR can say which variable a weight came from."""
-    by_handle = {}
+    `variable.path`, else its TF name without ':0'), and the placeholders of the trainable
+    ones. Freezing turns each placeholder into a Const of the same name, so the IR can say
+    which variable a weight came from and whether it is trained."""
+    by_handle, trained = {}, set()
     for variable in variables:
         handle = getattr(variable, "handle", None)
         if handle is None:  # a Keras 3 variable wraps a tf.Variable
             handle = getattr(getattr(variable, "value", None), "handle", None)
         if handle is not None:
             by_handle[id(handle)] = variable_name(variable)
-    return {internal.op.name: by_handle[id(external)]
-            for external, internal in function.graph.captures if id(external) in by_handle}
+            if getattr(variable, "trainable", False):
+                trained.add(id(handle))
+    captured = {internal.op.name: by_handle[id(external)]
+                for external, internal in function.graph.captures if id(external) in by_handle}
+    trainable = {internal.op.name for external, internal in function.graph.captures
+                 if id(external) in trained}
+    return captured, trainable
 
 
 def variable_name(variable) -> str:

@@ -93,11 +93,12 @@ def to_ir(
         sources = list(readers)
         files = unique_file_names([key for _, key in sources])
         names = converter.source_names
+        trainable = {source.key for source in converter.weight_sources.values() if source.trainable}
 
         def write(item: tuple[tuple[str, str], np.ndarray]) -> WeightEntry:
             (_, key), value = item
             return save_array(temp, key, value, tf_name=key, file_name=files[key],
-                              source=names.get(key, ""))
+                              source=names.get(key, ""), trainable=key in trainable)
 
         # Tensors are read here, one by one, and written (hashed) on worker threads.
         read = ((source, converter.read_source(converter.weight_sources[readers[source][0]]))
