@@ -82,12 +82,14 @@ UNARY = {
     "reciprocal": np.reciprocal, "softsign": lambda x: x / (1 + np.abs(x)),
     "isnan": np.isnan, "isinf": np.isinf, "isfinite": np.isfinite, "logical_not": np.logical_not,
     "lgamma": np.vectorize(math.lgamma), "digamma": lambda x: _digamma(x),
-    "erfinv": lambda x: _erfinv(x),
+    "erfinv": lambda x: _erfinv(x), "ndtri": lambda x: math.sqrt(2) * _erfinv(2 * x - 1),
+    "bessel_i0e": lambda x: np.i0(x) * np.exp(-np.abs(x)),
     "bitwise_not": lambda x: np.invert(x),
 }
 POSITIVE = {"rsqrt", "sqrt", "log"}  # given |x|
 INTEGER = {"bitwise_not", "bitwise_and", "bitwise_or", "bitwise_xor", "left_shift", "right_shift"}
-DOMAIN = {"asin": np.tanh, "acos": np.tanh, "atanh": np.tanh, "erfinv": np.tanh, "acosh": lambda x: 1 + np.abs(x),
+DOMAIN = {"asin": np.tanh, "acos": np.tanh, "atanh": np.tanh, "erfinv": np.tanh,
+          "ndtri": lambda x: 0.5 + 0.45 * np.tanh(x), "acosh": lambda x: 1 + np.abs(x),
           "log1p": np.abs}  # the input moved into the op's domain (for both sides)
 BINARY = {
     "add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide,

@@ -136,6 +136,7 @@ for _op, _fn in (("ArgMax", tf.math.argmax), ("ArgMin", tf.math.argmin)):
 SHIFT = Input(dtype="int32", kind="shift")
 MORE = [
     unary("Rint"), unary("Lgamma", POS), unary("Digamma", POS), unary("Erfinv", UNIT),
+    unary("Ndtri", Input(kind="probability")), unary("BesselI0e"),
     unary("Invert", I32, "int32"), unary("Invert", Input(dtype="uint8", kind="positive"), "uint8"),
     binary("BitwiseAnd", I32, I32, "int32"), binary("BitwiseOr", I32, I32, "int32"),
     binary("BitwiseXor", I64, I64, "int64"), binary("LeftShift", I32, SHIFT, "int32"),

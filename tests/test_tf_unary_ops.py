@@ -22,6 +22,7 @@ from codegen.resources import op_catalogue
 POSITIVE = {"Rsqrt", "Sqrt", "Log", "Log1p", "Lgamma", "Digamma"}  # defined for x > 0: fed |conv| + 0.1
 UNIT = {"Asin", "Acos", "Atanh", "Erfinv"}  # defined in (-1, 1): fed 0.9 tanh(conv) (steep near 1)
 ABOVE_ONE = {"Acosh"}  # fed |conv| + 1.1
+PROBABILITY = {"Ndtri"}  # fed 0.5 + 0.45 tanh(conv)
 
 
 def unary_tf_ops() -> list[str]:
@@ -48,6 +49,8 @@ def test_unary_op_matches_tensorflow(tf_op, tmp_path):
             h = 0.9 * tf.tanh(h)
         if tf_op in ABOVE_ONE:
             h = tf.abs(h) + 1.1
+        if tf_op in PROBABILITY:
+            h = 0.5 + 0.45 * tf.tanh(h)
         function = getattr(tf.raw_ops, tf_op)
         argument = next(iter(inspect.signature(function).parameters))
         tf.identity(function(**{argument: h}), name="output")

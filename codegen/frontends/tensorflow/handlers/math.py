@@ -29,6 +29,7 @@ UNARY = {
     "Expm1": "expm1", "Log1p": "log1p", "Reciprocal": "reciprocal", "Inv": "reciprocal",
     "IsNan": "isnan", "IsInf": "isinf", "IsFinite": "isfinite", "LogicalNot": "logical_not",
     "Rint": "round", "Lgamma": "lgamma", "Digamma": "digamma", "Erfinv": "erfinv",
+    "Ndtri": "ndtri", "BesselI0e": "bessel_i0e",
     "Invert": "bitwise_not",
     "ZerosLike": "zeros_like",
     "OnesLike": "ones_like",
