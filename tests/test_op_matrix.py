@@ -8,7 +8,6 @@ from __future__ import annotations
 import inspect
 
 import numpy as np
-
 import pytest
 from op_matrix import Case, Input, check, refusal
 

@@ -353,4 +353,10 @@ def tensor_op(node: Node, graph: Graph) -> Expr:
 
 
 from codegen.backends.pytorch import (  # noqa: F401 - register their renderers
-    conv_ops, image_ops, reduce_ops, reshape, sequence_ops, spectral_ops)
+    conv_ops,
+    image_ops,
+    reduce_ops,
+    reshape,
+    sequence_ops,
+    spectral_ops,
+)

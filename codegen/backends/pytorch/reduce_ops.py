@@ -3,6 +3,8 @@ torch.linalg.vector_norm, x.argmax(dim)) and of TF's truncating integer division
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from codegen.backends.pytorch.ops import Expr, renderer
 from codegen.ir.graph import Graph, Node
 
@@ -15,9 +17,9 @@ SMALL_INTEGERS = {"uint8", "int8", "int16", "int32"}  # summed as int64 by torch
 class DType(str):
     """A torch dtype's text (`torch.int32`); only names from the fixed list reach it."""
 
-    NAMES = {"uint8", "int8", "int16", "int32", "int64"}
+    NAMES: ClassVar[frozenset[str]] = frozenset({"uint8", "int8", "int16", "int32", "int64"})
 
-    def __new__(cls, name: str) -> DType:
+    def __new__(cls, name: str) -> DType:  # noqa: PYI034 - always a DType, never a subclass
         if name not in cls.NAMES:
             raise ValueError(f"not an integer dtype: {name}")
         return super().__new__(cls, f"torch.{name}")
