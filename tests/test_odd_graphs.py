@@ -27,6 +27,11 @@ class Odd:
 
 
 F = "float32"
+
+
+def _same_twice(y):
+    return {"a": y, "b": y}
+
 CASES = {
     # the internal errors of issue 23
     "squeeze_unknown_rank": Odd(lambda x: tf.squeeze(x, [0]), ((None, F),), exit=4,
@@ -61,7 +66,7 @@ CASES = {
     # outputs
     "output_is_input": Odd(lambda x: x),
     "output_is_input_identity": Odd(lambda x: tf.identity(x)),
-    "two_outputs_same_tensor": Odd(lambda x: (lambda y: {"a": y, "b": y})(tf.nn.relu(x))),
+    "two_outputs_same_tensor": Odd(lambda x: _same_twice(tf.nn.relu(x))),
     "output_input_and_relu": Odd(lambda x: {"a": x, "b": tf.nn.relu(x)}),
     "output_is_constant": Odd(lambda x: {"a": x + 1.0, "c": tf.constant([1.0, 2.0])}),
     "only_constant_output_with_input": Odd(lambda x: tf.constant([[1.0, 2.0]])),
