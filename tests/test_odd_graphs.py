@@ -100,9 +100,6 @@ def save(case: Odd, folder: Path) -> None:
 
 
 NOT_YET = {  # left of issue 23: these still stop with a documented code, not yet as intended
-    "constants_only": "an IR without inputs: build rejects 'inputs: [] should be non-empty'",
-    "only_constant_output_with_input": "the unused input is dropped: an IR without inputs",
-    "shape_of_input": "Shape of a fixed-size input folds to a constant: an IR without inputs",
     "rank1_matmul_const": "a constant MatMul weight becomes an nn.Linear parameter: verify's "
                           "parameter count says 6 trainable, the source 0 (exit 8)",
 }
@@ -127,3 +124,17 @@ def test_odd_graph(name, tmp_path):
         errors = [line for line in result.stderr.splitlines() if "codegen: error:" in line]
         assert len(errors) == 1, result.stderr
         assert case.message in result.stderr, result.stderr
+
+
+def test_constants_only_forward_takes_no_arguments(tmp_path):
+    """A graph of constants converts; forward() takes no arguments and returns TF's value."""
+    import torch
+
+    from codegen.verify import import_generated
+
+    save(CASES["constants_only"], tmp_path / "saved")
+    assert codegen("to-ir", tmp_path / "saved", "-o", tmp_path / "ir").returncode == 0
+    assert codegen("build", tmp_path / "ir", "-o", tmp_path / "model").returncode == 0
+    model = import_generated(tmp_path / "model").load_model()
+    with torch.no_grad():
+        assert model().tolist() == [2.0, 4.0]
