@@ -191,6 +191,9 @@ class Context:
         this op reads it in; readers with equal transforms share one IR weight.
         """
         tensor = self.op.inputs[index]
+        if tensor.dtype.name == "string":
+            self.fail(f"input {index} ({tensor.op.name!r}) holds strings, which PyTorch "
+                      "tensors cannot hold (preprocess outside the model)")
         kind = self.converter.kind(tensor)
         if kind in ("weight", "variable"):  # a read, or the handle itself (ResourceGather)
             variable = _variable_op(tensor)

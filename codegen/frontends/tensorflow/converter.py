@@ -151,7 +151,11 @@ class Converter:
     def _add_input(self, op) -> None:
         if op.name not in self.inputs:
             tensor = op.outputs[0]
-            shape = tensor.shape.as_list() if tensor.shape.rank is not None else []
+            if tensor.shape.rank is None:  # an IR input has a rank: sizes may be unknown
+                raise UnsupportedOpsError(
+                    f"input {op.name!r} has an unknown rank; nothing was written: export it "
+                    "with a shape whose rank is known (e.g. tf.TensorSpec([None, 3]))")
+            shape = tensor.shape.as_list()
             self.inputs[op.name] = GraphInput(op.name, shape, tensor.dtype.name, tf_name=op.name)
             self.refs[tensor.name] = f"{op.name}:0"
 

@@ -52,6 +52,8 @@ def reduce_any(ctx) -> None:
 
 @handler("Squeeze", ir="squeeze")
 def squeeze(ctx) -> None:
+    if ctx.rank(0) is None:
+        ctx.fail("squeezes a tensor of unknown rank (export the model with known ranks)")
     shape = ctx.input_info(0).shape
     axes = list(ctx.attr("squeeze_dims") or [])
     axes = _axes(axes, len(shape)) if axes else [i for i, size in enumerate(shape) if size == 1]
