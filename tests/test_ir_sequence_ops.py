@@ -22,12 +22,6 @@ def node(name: str, op: str, inputs: list[str], shape: list, out="float32", **at
     return Node(name, op, inputs, [TensorInfo(shape, out)], attrs=attrs)
 
 
-def read_back(expected: np.ndarray) -> np.ndarray:
-    """run_one_op reads a rank-4 output as NCHW and returns it in NHWC: a sequence graph
-    keeps its layout, so its rank-4 result comes back with the axes moved the same way."""
-    return expected.transpose(0, 2, 3, 1) if expected.ndim == 4 else expected
-
-
 def softmax(x: np.ndarray) -> np.ndarray:
     e = np.exp(x - x.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
@@ -50,7 +44,7 @@ def test_attention_with_a_mask(tmp_path):
     q = x.reshape(2, 5, 2, 4).transpose(0, 2, 1, 3)
     scores = q @ k.transpose(0, 2, 3, 1) * 0.3 + np.where(mask > 0, 0, -np.inf)
     expected = (softmax(scores) @ v.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)
-    np.testing.assert_allclose(ours, read_back(expected), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=1e-5)
 
 
 def test_causal_attention(tmp_path):
@@ -65,7 +59,7 @@ def test_causal_attention(tmp_path):
     q = x.reshape(2, 5, 2, 4).transpose(0, 2, 1, 3)
     scores = q @ k.transpose(0, 2, 3, 1) * 0.3 + np.where(np.tril(np.ones((5, 5))), 0, -np.inf)
     expected = (softmax(scores) @ v.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)
-    np.testing.assert_allclose(ours, read_back(expected), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=1e-5)
 
 
 def test_position_embedding_and_expand_as(tmp_path):
@@ -82,9 +76,9 @@ X = RNG.normal(0, 1, (2, 5, 6)).astype(np.float32)
 B = RNG.normal(0, 1, (2, 6, 3)).astype(np.float32)
 CASES = {  # op -> (out shape, attrs, extra nodes, inputs, numpy reference of X)
     "unflatten": ([None, 5, 2, 3], {"axis": 2, "sizes": [2, 3]}, [], None,
-                  lambda x: read_back(x.reshape(2, 5, 2, 3))),
+                  lambda x: (x.reshape(2, 5, 2, 3))),
     "flatten": ([None, 5 * 6], {"axis": 1}, [], None, lambda x: x.reshape(2, 30)),
-    "unsqueeze": ([None, 5, 1, 6], {"axes": [2]}, [], None, lambda x: read_back(x[:, :, None])),
+    "unsqueeze": ([None, 5, 1, 6], {"axes": [2]}, [], None, lambda x: (x[:, :, None])),
     "select": ([None, 6], {"axis": 1, "index": 2}, [], None, lambda x: x[:, 2]),
     "einsum": ([None, 5, 3], {"equation": "abc,acd->abd"}, [const("b", B)], ["x:0", "b:0"],
                lambda x: np.einsum("abc,acd->abd", x, B)),
@@ -97,7 +91,7 @@ CASES = {  # op -> (out shape, attrs, extra nodes, inputs, numpy reference of X)
                                                        dtype="bool")],
         ["pos:0"], lambda x: (x > 0).astype(np.float32)),
     "one_hot": ([None, 5, 6, 4], {"depth": 4}, [node("r", "relu", ["x:0"], [None, 5, 6])], ["r:0"],
-                lambda x: read_back(np.eye(4, dtype=np.float32)[np.trunc(np.maximum(x, 0)).astype(int)])),
+                lambda x: (np.eye(4, dtype=np.float32)[np.trunc(np.maximum(x, 0)).astype(int)])),
     "full_like": ([None, 5, 6], {"value": 2.5, "dtype": "float32"}, [], None,
                   lambda x: np.full_like(x, 2.5)),
     "less": ([None, 5, 6], {}, [const("h", np.full((6,), 0.5))], ["x:0", "h:0"],
@@ -116,7 +110,7 @@ CASES = {  # op -> (out shape, attrs, extra nodes, inputs, numpy reference of X)
     "expand": ([None, 1, 6], {"axes": [0, None, None]}, [const("c", B[:1, :1, :].repeat(2, 2))],
                ["c:0", "x:0"], lambda x: np.broadcast_to(B[:1, :1].repeat(2, 2), (2, 1, 6))),
     "causal_mask": ([None, 1, 5, 5], {}, [node("p", "select", ["x:0"], [None, 5], axis=2, index=0)],
-                    ["x:0", "p:0"], lambda x: read_back(
+                    ["x:0", "p:0"], lambda x: (
                         np.tril(np.ones((5, 5), bool)) & (x[:, None, None, :, 0] > 0))),
 }
 
