@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from codegen.dtypes import numpy_dtype, to_torch
+
 BATCHES = (4, 1)  # verify's batches where the batch size is unknown
 SEQUENCE_LENGTHS = (16, 7)  # of a sequence input of unknown length, one per draw
 SPATIAL_SIZES = (96, 128)  # of the other unknown sizes of a rank >= 4 input, one per draw
@@ -58,7 +60,7 @@ def _random_input(rng: np.random.Generator, spec: dict, shape: list[int]) -> np.
     """Floats in [-1, 1]; token ids in range of the embedding table they index; any other
     integer or bool input is taken for a mask: ones, with the last quarter of every second
     row zero (padding), so a mask that is ignored or inverted shows."""
-    dtype = np.dtype(spec["dtype"])
+    dtype = numpy_dtype(spec["dtype"])
     if dtype.kind == "f":
         return rng.uniform(-1, 1, size=shape).astype(dtype)
     if "ids_below" in spec:
@@ -71,9 +73,7 @@ def _random_input(rng: np.random.Generator, spec: dict, shape: list[int]) -> np.
 
 def torch_inputs(io: dict, feeds: dict[str, np.ndarray]) -> list:
     """The generated model's inputs for TF's `feeds`, in its order (NCHW where it is)."""
-    import torch
-
-    return [torch.from_numpy(to_nchw(feeds[s["tf_name"]], s["nchw"])) for s in io["inputs"]]
+    return [to_torch(to_nchw(feeds[s["tf_name"]], s["nchw"])) for s in io["inputs"]]
 
 
 def to_nchw(array: np.ndarray, nchw: bool) -> np.ndarray:

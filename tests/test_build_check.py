@@ -170,3 +170,22 @@ def test_merged_edits_that_cannot_run(tmp_path):
     assert files(out) == before
     build(ir_dir, out, quiet=True, force=True)  # --force: the generated text, which runs
     assert "F.relu(" in model.read_text() and (out / "model.py.bak").read_text() == edited
+
+
+@pytest.mark.parametrize("bad, node, needle", [
+    ({"in_features": 4}, "head/fc", "[2, 6] X [4, 3]"),  # (the meta kernels' own words)
+    ({"shift": 5}, "head/add", "broadcastable"),
+])
+def test_large_models_are_checked_on_the_meta_device(tmp_path, monkeypatch, bad, node, needle):
+    """Above IN_MEMORY_BYTES of weights no weight is loaded: the model runs on the meta
+    device, which still finds every shape error and names its node; a good model builds."""
+    from codegen.backends.pytorch import check
+
+    monkeypatch.setattr(check, "IN_MEMORY_BYTES", 0)
+    loaded = []
+    monkeypatch.setattr(check, "_quick_model", lambda *args: loaded.append(args))
+    build(write_ir(tmp_path / "good"), tmp_path / "out", quiet=True)
+    with pytest.raises(GeneratedCodeError) as error:
+        build(write_ir(tmp_path / "bad", **bad), tmp_path / "new", quiet=True)
+    assert f"node {node!r}" in error.value.message and needle in error.value.message
+    assert loaded == [] and not (tmp_path / "new").exists()

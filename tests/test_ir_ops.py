@@ -130,6 +130,18 @@ def test_batch_norm_and_layer_norm(tmp_path):
     np.testing.assert_allclose(ours, expected * gamma + beta, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("plus_one", [False, True, None])  # None: no scale
+def test_rms_norm(tmp_path, plus_one):
+    x = images(2, 5, 6)
+    scale = images(6) + 1.5
+    rms = np.sqrt((x * x).mean(-1, keepdims=True) + 1e-6)
+    weights = {} if plus_one is None else {"scale": scale.copy()}
+    ours = run_one_op(tmp_path, "rms_norm", x, [None, 5, 6], weights=weights,
+                      attrs={"axis": 2, "epsilon": 1e-6, "plus_one": bool(plus_one)})
+    factor = 1.0 if plus_one is None else (1 + scale if plus_one else scale)
+    np.testing.assert_allclose(ours, x / rms * factor, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("op", ["max_pool2d", "avg_pool2d"])
 @pytest.mark.parametrize("padding", ["VALID", "SAME"])
 def test_pools(tmp_path, op, padding):
@@ -295,17 +307,23 @@ def test_recurrent_layers(tmp_path, op, gates, attrs):
 
 TESTED_HERE = {"conv2d", "bias_add", "linear", "embedding", "batch_norm", "layer_norm",
                "max_pool2d", "avg_pool2d", "squeeze", "concat", "constant", "scalar", "mul", "add",
-               "lstm", "gru", "rnn", "truncate_div", *(op for op, *_ in SHAPE_OPS), *(op for op, *_ in IMAGE_OPS)}
+               "lstm", "gru", "rnn", "truncate_div", "rms_norm",
+               *(op for op, *_ in SHAPE_OPS), *(op for op, *_ in IMAGE_OPS)}
 
 
 def test_every_catalogue_op_has_a_tf_free_test():
     """The ops with a 'form' are computed in test_catalog.py; every other op here."""
     catalogue = op_catalogue()
     forms = {op for op, spec in catalogue.items() if {"form", "operator"} & set(spec)}
+    from test_catalog import HELPER_OPS  # (fake quantization and detection helpers)
     from test_ir_conv_ops import TESTED as CONV_OPS  # tested in those modules
+    from test_ir_gather_ops import TESTED as GATHER_OPS
     from test_ir_sequence_ops import TESTED as SEQUENCE_OPS
+    from test_ir_sizes import TESTED as SIZE_OPS
+    from test_ir_slicing_ops import TESTED as SLICING_OPS
 
-    untested = (set(catalogue) - forms - TESTED_HERE - SEQUENCE_OPS - CONV_OPS
+    untested = (set(catalogue) - forms - TESTED_HERE - SEQUENCE_OPS - CONV_OPS - SLICING_OPS
+                - HELPER_OPS - GATHER_OPS - SIZE_OPS
                 - {op for op in catalogue if op[0] == "$"})
     assert not untested, f"add a test to tests/test_ir_ops.py for {sorted(untested)}"
 

@@ -108,5 +108,6 @@ def test_every_rewrite_module_has_a_case():
                  "one_hot_embedding",  # tests/test_tf1_bert.py
                  "time_distributed", "time_distributed_reshape",  # test_time_distributed.py
                  "repeat",  # tests/test_image_models.py (Keras 3 nearest UpSampling2D)
-                 "conv1d"]  # tests/test_keras_conv_models.py (Keras' 1-D layers)
+                 "conv1d",  # tests/test_keras_conv_models.py (Keras' 1-D layers)
+                 "rms_norm"]  # tests/test_rms_norm.py (Keras, Llama, Gemma, T5 forms)
     assert sorted([*modules, *elsewhere]) == sorted(MODULES)

@@ -13,10 +13,12 @@ import inspect
 import numpy as np
 import pytest
 import torch
-from conftest import codegen, load_generated, relative_error
+from conftest import load_generated, relative_error
 
+from codegen.backends.pytorch.build import build
 from codegen.frontends.tensorflow.compat import import_tf
 from codegen.frontends.tensorflow.handlers import load_handlers
+from codegen.frontends.tensorflow.to_ir import to_ir
 from codegen.resources import op_catalogue
 
 POSITIVE = {"Rsqrt", "Sqrt", "Log", "Log1p", "Lgamma", "Digamma"}  # defined for x > 0: fed |conv| + 0.1
@@ -55,9 +57,9 @@ def test_unary_op_matches_tensorflow(tf_op, tmp_path):
         argument = next(iter(inspect.signature(function).parameters))
         tf.identity(function(**{argument: h}), name="output")
     (tmp_path / "op.pb").write_bytes(graph.as_graph_def().SerializeToString())
-    result = codegen("to-ir", tmp_path / "op.pb", "--dst-node", "output", "-o", tmp_path / "ir")
-    assert result.returncode == 0, result.stderr
-    assert codegen("build", tmp_path / "ir", "-o", tmp_path / "model").returncode == 0
+    # in this process (the command line's own exit codes are tested in test_bad_inputs.py)
+    to_ir(tmp_path / "op.pb", None, ["output"], tmp_path / "ir", quiet=True)
+    build(tmp_path / "ir", tmp_path / "model", quiet=True)
     source = (tmp_path / "model" / "model.py").read_text()
     assert "permute" not in source, source  # the op follows the NCHW layout
 

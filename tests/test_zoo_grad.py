@@ -16,7 +16,10 @@ from conftest import codegen
 
 pytestmark = pytest.mark.zoo
 
-KERAS = {"MobileNetV2": 96, "ResNet50V2": 64}
+# image size, seed. MobileNetV2 of seed 1 put a unit within round-off of a ReLU6 kink on this
+# machine (TF's float32 gradient 0.119 from float64, above the measured noise floor 0.031;
+# ours 6e-07 from float64); seed 3: worst 0.0171, within its floor
+KERAS = {"MobileNetV2": (96, 3), "ResNet50V2": (64, 1)}
 
 
 def check_grad(model, out_dir, *extra) -> None:
@@ -39,11 +42,10 @@ def test_resnet_v2_50_checkpoint_gradients(tmp_path):
 @pytest.mark.parametrize("fmt", ["savedmodel", "keras"])
 def test_keras_application_gradients(name, fmt, tmp_path):
     """The model is built, calibrated and saved in a process of its own, with TF's oneDNN
-    rewrites off as verify --grad runs TF: with them, the calibrated MobileNetV2 of seed 1
-    put a unit within round-off of a ReLU6 kink on this CI machine, where TF's float32
-    gradients came out 0.119 from float64 (ours 6e-07) for the old code and the new alike."""
+    rewrites off as verify --grad runs TF (KERAS: why MobileNetV2 takes seed 3)."""
+    size, seed = KERAS[name]
     script = ("import sys, pathlib; from codegen.zoo import keras_apps as z; "
-              f"m = z.build_keras_model({name!r}, image_size={KERAS[name]}, seed=1); "
+              f"m = z.build_keras_model({name!r}, image_size={size}, seed={seed}); "
               f"z.save_keras_model(m, pathlib.Path(sys.argv[1]), {name!r}, formats=({fmt!r},))")
     env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "0"}
     subprocess.run([sys.executable, "-c", script, str(tmp_path)], check=True, env=env,

@@ -26,6 +26,10 @@ VERSION = 1
 class TensorInfo:
     shape: list[int | None]
     dtype: str = "float32"
+    # a size known only at run time, held as Python (`seq_len = x.shape[1]`, an int; a shape
+    # vector `x.shape`, a tuple of ints), not a tensor: only ops whose catalogue entry says
+    # "reads_sizes" read it (ir/validate.py), and the renderer writes it as Python
+    size: bool = False
 
     @property
     def rank(self) -> int:
@@ -166,6 +170,9 @@ class Graph:
         nodes = []
         for node in self.nodes.values():
             entry = asdict(node)
+            for info in entry["outputs"]:
+                if not info["size"]:
+                    del info["size"]
             if not entry["weights"]:
                 del entry["weights"]
             nodes.append(entry)
@@ -190,7 +197,8 @@ class Graph:
                 name=raw["name"],
                 op=raw["op"],
                 inputs=list(raw["inputs"]),
-                outputs=[TensorInfo(list(o["shape"]), o["dtype"]) for o in raw["outputs"]],
+                outputs=[TensorInfo(list(o["shape"]), o["dtype"], bool(o.get("size", False)))
+                         for o in raw["outputs"]],
                 attrs=dict(raw.get("attrs", {})),
                 weights=dict(raw.get("weights", {})),
                 tf_name=raw.get("tf_name", ""),

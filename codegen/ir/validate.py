@@ -12,8 +12,10 @@ from pathlib import Path
 import jsonschema
 import networkx as nx
 
+from codegen.dtypes import stored_dtype
 from codegen.errors import InvalidIRError
 from codegen.ir.graph import Graph, split_ref
+from codegen.ir.sizes import size_problems
 from codegen.ir.weights import read_npy_header
 from codegen.resources import graph_schema, op_catalogue
 
@@ -114,6 +116,8 @@ def semantic_problems(graph: Graph) -> list[str]:
         if not _ref_exists(output.source, known):
             problems.append(f"output {output.name!r}: source {output.source!r} does not exist")
     if not problems:
+        problems += size_problems(graph)
+    if not problems:
         try:
             cycle = nx.find_cycle(graph.to_networkx())
             problems.append(f"the graph has a cycle through {cycle[0][0]!r}")
@@ -168,7 +172,7 @@ def weight_file_problems(graph: Graph, ir_dir: Path) -> list[str]:
             continue
         if dtype.hasobject:
             problems.append(f"weight {name!r}: {entry.file} holds Python objects (refused)")
-        elif list(shape) != entry.shape or str(dtype) != entry.dtype:
+        elif list(shape) != entry.shape or str(dtype) != stored_dtype(entry.dtype):
             problems.append(
                 f"weight {name!r}: {entry.file} holds {dtype}{list(shape)}, "
                 f"graph.json says {entry.dtype}{entry.shape}"

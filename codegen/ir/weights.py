@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from codegen.dtypes import STORED_AS, stored_dtype
 from codegen.errors import InvalidIRError
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -172,6 +173,9 @@ def save_array(ir_dir: Path, name: str, array: np.ndarray, *, file_name: str,
     array = np.ascontiguousarray(array)
     if array.dtype.hasobject:
         raise ValueError(f"{name}: object arrays are not weights")
+    dtype = str(array.dtype)
+    if dtype in STORED_AS:
+        array = array.view(STORED_AS[dtype])
     header = io.BytesIO()  # the header np.save writes (format 1.0 fits any weight's shape)
     np.lib.format.write_array_header_1_0(header, np.lib.format.header_data_from_array_1_0(array))
     digest = hashlib.sha256(header.getvalue())
@@ -182,7 +186,7 @@ def save_array(ir_dir: Path, name: str, array: np.ndarray, *, file_name: str,
     return WeightEntry(
         file=relative,
         shape=list(array.shape),
-        dtype=str(array.dtype),
+        dtype=dtype,
         sha256=digest.hexdigest(),
         tf_name=tf_name,
         source=source if source != tf_name else "",
@@ -225,7 +229,7 @@ def _checked(path: Path, entry: WeightEntry, parse) -> np.ndarray:
     except Exception as exc:  # noqa: BLE001 - a damaged file raises many kinds
         raise InvalidIRError(f"{path}: not a plain .npy array ({type(exc).__name__}: "
                              f"{str(exc)[:100]}); re-run 'codegen to-ir'") from None
-    if list(array.shape) != entry.shape or str(array.dtype) != entry.dtype:
+    if list(array.shape) != entry.shape or str(array.dtype) != stored_dtype(entry.dtype):
         raise InvalidIRError(
             f"{path}: holds {array.dtype}{list(array.shape)}, graph.json says "
             f"{entry.dtype}{entry.shape}; re-run 'codegen to-ir'"

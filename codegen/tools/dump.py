@@ -37,7 +37,7 @@ def dump(out_dir: Path, target: Path, *, quiet: bool = True) -> int:
     for key in progress_bar(list(index), "reading weights", quiet=quiet):
         path = out_dir / "weights" / f"{key}.npy"
         try:
-            tensors.append((key, NpyTensor.open(path)))
+            tensors.append((key, NpyTensor.open(path, index[key].get("dtype", ""))))
         except Exception as exc:  # noqa: BLE001 - a damaged .npy raises many kinds
             raise InputError(f"{path}: cannot be read ({exc}); run 'codegen build' again") from None
     try:

@@ -35,7 +35,7 @@ def load_source(model: Path, weights: Path | None = None):
         return load_ir(model.parent if model.name == "graph.json" else model)
     from codegen.frontends.tensorflow.loader import load_model
 
-    return load_model(model, weights)
+    return load_model(model, weights, weights_aside=True)  # (large weights stay on disk)
 
 
 def inspect_model(model: Path, weights: Path | None = None, source=None,

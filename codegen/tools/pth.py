@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from codegen.dtypes import stored_dtype
 from codegen.ir.weights import read_npy_header
 
 ALIGNMENT = 64
@@ -29,6 +30,7 @@ STORAGE_TYPES = {
     "float32": "FloatStorage", "float64": "DoubleStorage", "float16": "HalfStorage",
     "int64": "LongStorage", "int32": "IntStorage", "int16": "ShortStorage",
     "int8": "CharStorage", "uint8": "ByteStorage", "bool": "BoolStorage",
+    "bfloat16": "BFloat16Storage",  # its .npy file holds the bits as uint16
 }
 
 
@@ -40,17 +42,23 @@ class NpyTensor:
     offset: int
     dtype: np.dtype
     shape: tuple[int, ...]
+    storage: str = ""  # the torch storage type; by default the one of `dtype`
 
     @classmethod
-    def open(cls, path: Path) -> NpyTensor:
+    def open(cls, path: Path, dtype_name: str = "") -> NpyTensor:
+        """The tensor of the .npy file `path`; `dtype_name` names its real dtype where the
+        file holds its bits (bfloat16 as uint16, as weights/index.json says)."""
         with open(path, "rb") as handle:
             version, shape, fortran, dtype = read_npy_header(handle)
             offset = handle.tell()
         if version not in ((1, 0), (2, 0)):
             raise ValueError(f".npy format version {version} is not supported")
-        if fortran or dtype.hasobject or dtype.name not in STORAGE_TYPES:
+        name = dtype_name or dtype.name
+        if dtype_name and stored_dtype(dtype_name) != dtype.name:
+            raise ValueError(f"holds {dtype.name}, weights/index.json says {dtype_name}")
+        if fortran or dtype.hasobject or name not in STORAGE_TYPES:
             raise ValueError(f"unsupported array layout or dtype {dtype}")
-        return cls(Path(path), offset, dtype.newbyteorder("<"), tuple(shape))
+        return cls(Path(path), offset, dtype.newbyteorder("<"), tuple(shape), STORAGE_TYPES[name])
 
     @property
     def nbytes(self) -> int:
@@ -112,7 +120,7 @@ def _pickle(items: list[tuple[str, NpyTensor]]) -> bytes:
         out += [
             _text(key),
             _global("torch._utils", "_rebuild_tensor_v2"),
-            b"((", _text("storage"), _global("torch", STORAGE_TYPES[tensor.dtype.name]),
+            b"((", _text("storage"), _global("torch", tensor.storage or STORAGE_TYPES[tensor.dtype.name]),
             _text(str(number)), _text("cpu"), _int(numel), b"tQ",  # persistent id -> storage
             _int(0), _tuple(tensor.shape), _tuple(strides), b"\x89",  # offset, size, stride, no grad
             _global("collections", "OrderedDict"), b")R",  # backward hooks

@@ -17,6 +17,8 @@ PATTERNS = [
      "batch_norm"),
     (("`x * m + (beta - mean * m)` with `mean`, `m` from `tf.nn.moments` over the last axis "
      "(Keras 3 LayerNormalization)"), "layer_norm"),
+    (("`x * rsqrt(mean(x ** 2, -1) + eps) * scale` (Keras RMSNormalization; keras-hub Llama, "
+      "T5; `* (1 + scale)`: Gemma)"), "rms_norm"),
     ("`x * sigmoid(x)` (also `x * sigmoid(1.0 * x)`)", "swish"),
     ("`0.5 * x * erfc(-x / sqrt(2))` (tf.nn.gelu)", "gelu"),
     ("`relu6(x + 3) / 6` (Keras hard_sigmoid)", "hard_sigmoid"),
@@ -45,6 +47,10 @@ PATTERNS = [
     ("Identity, IdentityN, StopGradient, Snapshot, PreventGradient, CheckNumerics", "(passed through)"),
     ("Shape, StridedSlice, Pack, GatherV2, Prod, ConcatV2 feeding a shape operand",
      "(read statically)"),
+    # the handlers of GatherV2 and MatMul above, on other operands
+    ("GatherV2 of a run-time tensor, of constant ids, on another axis or with batch_dims",
+     "gather"),
+    ("MatMul of two run-time tensors (transpose_a / transpose_b)", "matmul"),
 ]
 
 

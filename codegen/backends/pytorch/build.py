@@ -19,6 +19,7 @@ import numpy as np
 from codegen.backends.pytorch.check import check_runs
 from codegen.backends.pytorch.generate import generate
 from codegen.backends.pytorch.ops import NUM_BATCHES
+from codegen.dtypes import STORED_AS
 from codegen.errors import InvalidIRError, MergeConflictError
 from codegen.ir.graph import Graph
 from codegen.ir.passes import run_passes
@@ -185,6 +186,7 @@ def _index_entry(entry, weight: str) -> dict:
             "tensor": f"{entry.tf_name or weight}:0",
             "transforms": [[kind, list(argument)] for kind, argument in entry.transforms],
             "shape": entry.out_shape,
+            **({"dtype": entry.dtype} if entry.dtype in STORED_AS else {}),  # bits in the .npy
             "fingerprint": f"{entry.sha256}:{list(entry.transforms)}"}
 
 

@@ -1,7 +1,9 @@
 """`codegen build` proves that what it writes runs: before the staged output folder is swapped
 in, its model.py is imported, the model is made with the staged weights, and it runs once per
 draw of sample inputs (codegen/sample_inputs.py: each unknown size at two values, fixed sizes
-as they are; batch 2 then 1 where the batch is unknown) under torch.no_grad().
+as they are; batch 2 then 1 where the batch is unknown) under torch.no_grad(). A model with
+more than IN_MEMORY_BYTES of weights runs on the meta device instead: every shape and dtype
+is followed, no weight is read, so the build of a billion-parameter model stays small.
 
 A failure is a GeneratedCodeError naming the IR node whose code failed: the traceback's
 deepest frame in a class of model.py gives the class's forward statement and, by the column
@@ -13,13 +15,18 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
+from codegen.dtypes import to_torch
 from codegen.errors import GeneratedCodeError
 from codegen.sample_inputs import random_inputs, torch_inputs, varies
 
 CHECK_BATCHES = (2, 1)  # where the batch is unknown: two sizes, small ones (build stays fast)
+# weights above this are not loaded: the model runs on PyTorch's meta device, which follows
+# every shape and dtype without values, so a billion-parameter build stays within ~1 GB
+IN_MEMORY_BYTES = 512 << 20
 
 
 def check_runs(staged: Path, out_dir: Path, io: dict, generated, graph, *, merged: bool,
@@ -44,12 +51,17 @@ def check_runs(staged: Path, out_dir: Path, io: dict, generated, graph, *, merge
     # waiting for each other made ResNet V2 152's run 10x slower (0.4 s -> 5 s per image)
     torch.set_num_threads(1)
     try:
-        model = _quick_model(module, weights)
-        quick = model is not None
+        shapes_only = _weight_bytes(weights) > IN_MEMORY_BYTES
+        model = _meta_model(module, weights) if shapes_only else _quick_model(module, weights)
+        quick = model is not None and not shapes_only
         model = model or _load_model(module, weights, target, advice)
         for draw, batch in list(enumerate(CHECK_BATCHES))[:2 if varies(io) else 1]:
             inputs = torch_inputs(io, random_inputs(io, batch, seed=draw, draw=draw))
+            if shapes_only:
+                inputs = [tensor.to("meta") for tensor in inputs]
             failure = _run(model, inputs)
+            if shapes_only and isinstance(failure, NotImplementedError):
+                failure = None  # an op with no meta kernel: its shapes cannot be followed
             if failure is not None and quick:  # confirm it on the model load_model() gives
                 model, quick = _load_model(module, weights, target, advice), False
                 failure = _run(model, inputs)
@@ -86,15 +98,39 @@ def _quick_model(module, weights: Path):
     import torch
 
     try:
+        dtypes = _stored_dtypes(weights)
         with torch.device("meta"):
             model = module.build_model()
-        state = {key: torch.from_numpy(np.load(weights / f"{key}.npy", allow_pickle=False))
+        state = {key: to_torch(np.load(weights / f"{key}.npy", allow_pickle=False), dtypes.get(key))
                  for key in model.state_dict()}
         model.load_state_dict(state, strict=True, assign=True)
+        if "bfloat16" in dtypes.values():
+            model = model.to(torch.bfloat16)  # as load_model() gives it
     except Exception:  # noqa: BLE001 - load_model() will say what is wrong
         return None
     tensors = [*model.parameters(), *model.buffers()]
     return None if any(tensor.is_meta for tensor in tensors) else model.eval()
+
+
+def _weight_bytes(weights: Path) -> int:
+    return sum(path.stat().st_size for path in weights.glob("*.npy"))
+
+
+def _meta_model(module, weights: Path):
+    """build_model() on the meta device in the weights' dtype (shapes and dtypes, no values)."""
+    import torch
+
+    with torch.device("meta"):
+        model = module.build_model()
+    if "bfloat16" in _stored_dtypes(weights).values():
+        model = model.to(torch.bfloat16)
+    return model.eval()
+
+
+def _stored_dtypes(weights: Path) -> dict[str, str]:
+    """state_dict key -> the dtype weights/index.json names where the .npy holds its bits."""
+    index = json.loads((weights / "index.json").read_text())
+    return {key: entry["dtype"] for key, entry in index.items() if "dtype" in entry}
 
 
 def _load_model(module, weights: Path, target: Path, advice: str):

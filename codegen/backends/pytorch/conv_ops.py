@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from codegen.backends.pytorch.ops import Layer, _symmetric, _torch_pad, renderer
+from codegen.backends.pytorch.registry import Layer, _symmetric, _torch_pad, renderer
 from codegen.ir.graph import Graph, Node
 
 CONV_HELPERS = ("PaddedConv1d", "PaddedConv3d", "Conv1dSame", "Conv3dSame", "ConvTranspose1dCrop",

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from codegen.backends.pytorch.blocks import find_blocks
 from codegen.backends.pytorch.modules import ModuleClass, Plan, Planner, items_of
 from codegen.backends.pytorch.naming import doc_text, identifier
 from codegen.backends.pytorch.render import ClassRenderer, environment, format_source, scope_pattern
-from codegen.backends.pytorch.structure import build_tree
+from codegen.backends.pytorch.structure import build_tree, interfaces
 from codegen.ir.graph import Graph
 from codegen.ir.passes.layout import spatial_ranks
 
@@ -27,6 +28,8 @@ class Generated:
 
 def generate(graph: Graph, *, templates: Path | None = None) -> Generated:
     tree = build_tree(graph)
+    find_blocks(tree, graph)
+    interfaces(tree, graph)
     planner = Planner(tree)
     classes = planner.classes(tree.root)
     root_plan = planner.plans[id(tree.root)]
@@ -53,6 +56,7 @@ def generate(graph: Graph, *, templates: Path | None = None) -> Generated:
         model_class=root_plan.cls.name,
         fusable=renderer.fusable,
         volumes=any(len(entry.out_shape) == 5 for entry in graph.weights.values()),
+        bfloat16=any(entry.dtype == "bfloat16" for entry in graph.weights.values()),
     )
     state = _state(planner, root_plan)
     layers = _layers(planner, root_plan)
@@ -74,6 +78,9 @@ def _class_doc(cls: ModuleClass) -> str:
     paths = [plan.scope.path for plan in cls.instances]
     count = len(paths)
     where = scope_pattern(paths)
+    if cls.instances[0].scope.found:
+        return (f"Found by graph structure in TF scope {where.rpartition('/')[0] or '(root)'}"
+                + (f" ({count} instances)." if count > 1 else "."))
     return f"TF scope {where}" + (f" ({count} instances)." if count > 1 else ".")
 
 

@@ -3,7 +3,7 @@ attributes (clamp, cumsum); see ops.py for Layer/Expr."""
 
 from __future__ import annotations
 
-from codegen.backends.pytorch.ops import Expr, renderer
+from codegen.backends.pytorch.registry import Expr, renderer
 from codegen.ir.graph import Graph, Node
 
 IMAGE = "ops/image.py.jinja"

@@ -10,94 +10,26 @@ parameters, so Layers list theirs in `args` (Python values, rendered with repr).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
+from codegen.backends.pytorch.registry import (  # noqa: F401 - the vocabulary, re-exported
+    BUFFERS,
+    FORM_KEYS,
+    NUM_BATCHES,
+    RENDERERS,
+    Expr,
+    Layer,
+    SliceIndex,
+    _float,
+    _pair,
+    _symmetric,
+    _torch_pad,
+    render_op,
+    renderer,
+)
 from codegen.ir.graph import Graph, Node
 from codegen.ir.passes.layout import LayoutPass
 from codegen.resources import op_catalogue
-
-NUM_BATCHES = "num_batches_tracked"  # state entry filled with int64 0
-FORM_KEYS = ("form", "operator")  # catalogue text a template writes as it is (never model data)
-
-
-@dataclass
-class Layer:
-    template: str
-    cls: str  # the class the template instantiates (part of the structure)
-    args: dict[str, Any]  # constructor values; may become class parameters
-    state: dict[str, str]  # state_dict suffix -> IR weight name (or NUM_BATCHES)
-    hint: str  # attribute name when the scope gives none
-    helpers: tuple[str, ...] = ()
-    # a module that returns several tensors (nn.LSTM): how the call's result unpacks into
-    # names ("{0}, ({1}, {2})"), how each output is read from its name, and name suffixes
-    unpack: str = ""
-    outputs: tuple[str, ...] = ()
-    state_names: tuple[str, ...] = ()
-    call: str = ""  # the call's arguments from the inputs ("{0}, ({1}[None], {2}[None])")
-
-
-@dataclass
-class Expr:
-    template: str
-    attrs: dict[str, Any] = field(default_factory=dict)  # fixed: part of the structure
-    hint: str = "x"
-    helpers: tuple[str, ...] = ()
-    imports: tuple[str, ...] = ()
-
-
-RENDERERS: dict[str, Callable[[Node, Graph], Layer | Expr]] = {}
-
-
-def renderer(*ops: str) -> Callable:
-    def register(function: Callable) -> Callable:
-        for op in ops:
-            if op in RENDERERS:
-                raise RuntimeError(f"IR op {op} has two renderers")
-            RENDERERS[op] = function
-        return function
-
-    return register
-
-
-BUFFERS = ("running_mean", "running_var", NUM_BATCHES)  # state entries that are not parameters
-
-
-def render_op(node: Node, graph: Graph) -> Layer | Expr:
-    """The node's PyTorch form; a layer whose parameters the source does not all train (a
-    Keras layer with trainable=False, BatchNormalization(center=False)) lists those in
-    args["untrained"], where the IR says what is trainable."""
-    render = RENDERERS[node.op](node, graph)
-    if isinstance(render, Layer) and render.cls not in ("Constant", "Learned") \
-            and render.template != "ops/rnn.py.jinja" \
-            and any(entry.trainable for entry in graph.weights.values()):  # (RNN: one_bias)
-        fixed = tuple(key for key, weight in render.state.items()
-                      if key not in BUFFERS and not graph.weights[weight].trainable)
-        if fixed:
-            render.args["untrained"] = fixed
-            render.helpers = (*render.helpers, "untrained")
-    return render
-
-
-def _float(value: float) -> float:
-    """A float32 attribute as the short literal a person would write (1e-05)."""
-    return float(str(np.float32(value)))
-
-
-def _pair(values: list[int]) -> int | tuple[int, int]:
-    return values[0] if values[0] == values[1] else tuple(values)
-
-
-def _symmetric(pads: list[list[int]]) -> bool:
-    return all(before == after for before, after in pads)
-
-
-def _torch_pad(pads: list[list[int]]) -> tuple[int, ...]:
-    """[[top, bottom], [left, right]] -> F.pad's (left, right, top, bottom)."""
-    return tuple(value for pair in reversed(pads) for value in pair)
 
 
 # -- layers ------------------------------------------------------------------------------
@@ -203,6 +135,24 @@ def layer_norm(node: Node, graph: Graph) -> Layer:
     raise ValueError(f"layer_norm over axis {node.attrs['axis']} of a rank-{rank} tensor")
 
 
+@renderer("rms_norm")
+def rms_norm(node: Node, graph: Graph) -> Layer:
+    """nn.RMSNorm over the last axis; Gemma's `* (1 + scale)` is RMSNormPlusOne, which keeps
+    the source's stored scale (zeros mean no scaling), so the weights load unchanged."""
+    shape = graph.tensor(node.inputs[0]).shape
+    if node.attrs["axis"] != len(shape) - 1:
+        raise ValueError(f"rms_norm over axis {node.attrs['axis']} of a rank-{len(shape)} tensor")
+    args: dict[str, Any] = {"normalized_shape": shape[-1], "eps": _float(node.attrs["epsilon"])}
+    if "scale" not in node.weights:
+        args["elementwise_affine"] = False
+        return Layer("ops/layer_norm.py.jinja", "nn.RMSNorm", args, {}, "norm")
+    state = {"weight": node.weights["scale"]}
+    if node.attrs["plus_one"]:
+        return Layer("ops/layer_norm.py.jinja", "RMSNormPlusOne", args, state, "norm",
+                     ("RMSNormPlusOne",))
+    return Layer("ops/layer_norm.py.jinja", "nn.RMSNorm", args, state, "norm")
+
+
 @renderer("max_pool2d", "avg_pool2d")
 def pool2d(node: Node, graph: Graph) -> Layer | Expr:
     kind = "Max" if node.op == "max_pool2d" else "Avg"
@@ -263,7 +213,16 @@ def constant(node: Node, graph: Graph) -> Layer:
     args = {"shape": tuple(weight.out_shape)}
     cls, hint = ("Learned", _variable_hint(weight.source_name)) if weight.trainable else (
         "Constant", "const")
+    if cls == "Constant" and weight.dtype != "float32":  # integer ids, boolean masks, ...
+        args["dtype"] = TorchDtype(weight.dtype)
     return Layer("ops/constant.py.jinja", cls, args, {"value": node.weights["value"]}, hint, (cls,))
+
+
+class TorchDtype(str):
+    """A dtype name whose repr is the torch dtype (`torch.int32`)."""
+
+    def __repr__(self) -> str:
+        return f"torch.{self}"
 
 
 GENERIC_VARIABLE = re.compile(r"variable(_\d+)?|unknown(_\d+)?|embeddings|kernel|weight")
@@ -303,23 +262,10 @@ def elementwise(node: Node, graph: Graph) -> Expr:
         attrs["approximate"] = node.attrs["approximate"]
     if node.op == "leaky_relu":
         attrs["alpha"] = _float(node.attrs["alpha"])
+    if node.op in ("maximum", "minimum") and node.outputs[0].size:  # of Python sizes
+        attrs["form"] = "max" if node.op == "maximum" else "min"
     hint = node.op if spec["template"] != "ops/math.py.jinja" else "x"
     return Expr(spec["template"], attrs, hint=hint)
-
-
-class SliceIndex(tuple):
-    """Per-axis (start, stop, step); its repr is the index text, e.g. `:, :, 1:-1, 1:-1`.
-
-    Only ints and None reach the text, so it is as safe as any other repr'd value."""
-
-    def __repr__(self) -> str:
-        parts = []
-        for start, stop, step in self:
-            text = ":".join("" if v is None else str(int(v)) for v in (start, stop))
-            parts.append(text + (f":{int(step)}" if step != 1 else ""))
-        while len(parts) > 1 and parts[-1] == ":":
-            parts.pop()  # trailing full slices are implied
-        return ", ".join(parts)
 
 
 @renderer("slice")
@@ -345,6 +291,16 @@ def tensor_op(node: Node, graph: Graph) -> Expr:
     elif node.op == "pad":
         pads = node.attrs["pads"]
         attrs["pad"] = _torch_pad(pads[2:]) if pads[:2] == [[0, 0], [0, 0]] else _torch_pad(pads)
+        if node.attrs["mode"] != "constant":  # F.pad's reflect/replicate: padded axes only
+            from codegen.backends.pytorch.slicing_ops import mirror_pad
+
+            info = graph.tensor(node.inputs[0])
+            helper = mirror_pad(pads, node.attrs["mode"], info.rank, info.dtype)
+            if helper is not None:
+                return helper
+            while pads and pads[0] == [0, 0]:
+                pads = pads[1:]
+            attrs["pad"] = _torch_pad(pads)
         # TF's symmetric mirror pad repeats the edge pixel: one pixel of it is "replicate"
         # (wider ones are refused by the frontend)
         attrs["mode"] = "replicate" if node.attrs["mode"] == "symmetric" else node.attrs["mode"]
@@ -354,9 +310,13 @@ def tensor_op(node: Node, graph: Graph) -> Expr:
 
 from codegen.backends.pytorch import (  # noqa: F401 - register their renderers
     conv_ops,
+    gather_ops,
     image_ops,
+    quant_ops,
     reduce_ops,
     reshape,
     sequence_ops,
+    size_ops,
+    slicing_ops,
     spectral_ops,
 )

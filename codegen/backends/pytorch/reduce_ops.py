@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from codegen.backends.pytorch.ops import Expr, renderer
+from codegen.backends.pytorch.registry import Expr, renderer
 from codegen.ir.graph import Graph, Node
 
 REDUCTIONS = {"mean": "mean", "reduce_max": "amax", "reduce_min": "amin", "reduce_sum": "sum",

@@ -164,7 +164,9 @@ class ClassRenderer:
                 self.groups.append(written)
                 continue
             single = len(stmt.outputs) == 1 and uses[stmt.outputs[0]] == 1
-            if single and (stmt.outputs[0] in returned_once or self.inlinable(stmt, text)):
+            repeat = (stmt.kind == "expr" and stmt.render.repeat  # (of a name: nothing is
+                      and all(values[ref].isidentifier() for ref in stmt.inputs))  # recomputed)
+            if repeat or single and (stmt.outputs[0] in returned_once or self.inlinable(stmt, text)):
                 values[stmt.outputs[0]] = text
                 within[stmt.outputs[0]] = written
                 continue
@@ -250,9 +252,11 @@ class ClassRenderer:
             needed.update(HELPER_DEPENDENCIES.get(helper, ()))
         module = self.env.get_template("helpers.py.jinja").module
         order = ["same_pad", "PaddedConv2d", "Conv2dSame", "MaxPool2dSame",
-                 "AvgPool2dSame", *CONV_HELPERS, "LayerNorm2d", "BiasAdd", "Constant", "Learned",
+                 "AvgPool2dSame", *CONV_HELPERS, "LayerNorm2d", "RMSNormPlusOne", "BiasAdd", "Constant", "Learned",
                  "PositionEmbedding", "untrained", "one_bias", "GRUResetBefore", "Masked",
-                 "tf_resize_taps", "tf_resize"]
+                 "tf_resize_taps", "tf_resize",
+                 "fake_quant", "quantize_dequantize", "crop_and_resize", "non_max_suppression",
+                 "mirror_pad", "reverse_sequence", "unique_in_order"]
         return [str(getattr(module, name)()) for name in order if name in needed]
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from codegen.backends.pytorch.ops import Expr, renderer
+from codegen.backends.pytorch.registry import Expr, renderer
 from codegen.ir.graph import Graph, Node
 
 

@@ -3,18 +3,20 @@ tables, masks and shapes read at run time (see ops.py for Layer/Expr)."""
 
 from __future__ import annotations
 
-from codegen.backends.pytorch.ops import Expr, Layer, _float, renderer
+from codegen.backends.pytorch.registry import (
+    CAST_METHODS,
+    TORCH_DTYPES,
+    Expr,
+    Layer,
+    _float,
+    renderer,
+)
 from codegen.ir.graph import Graph, Node
 
 SEQUENCE = "ops/sequence.py.jinja"
-TORCH_DTYPES = {"bool": "torch.bool", "float32": "torch.float32", "int32": "torch.int32",
-                "int64": "torch.int64"}
 
 
 # x.bool(), x.int(), ... (all of them tensor methods)
-CAST_METHODS = {"bool": "bool", "uint8": "byte", "int8": "char", "int16": "short", "int32": "int",
-                "int64": "long", "float16": "half", "bfloat16": "bfloat16", "float32": "float",
-                "float64": "double"}
 
 
 class SelectIndex(tuple):
@@ -62,10 +64,17 @@ def sequence_op(node: Node, graph: Graph) -> Expr:
         attrs.update(axis=node.attrs["axis"], end_axis=node.attrs.get("end_axis"))
     elif node.op == "unsqueeze" or node.op == "expand":
         attrs["axes"] = tuple(node.attrs["axes"])
+    elif node.op == "cast" and node.outputs[0].size:  # float(seq_len)
+        from codegen.backends.pytorch.size_ops import size_cast
+
+        return size_cast(node, graph)
     elif node.op == "cast" and node.attrs["dtype"] == "complex64":
         return Expr("ops/spectral.py.jinja", {"kind": "to_complex"})
     elif node.op == "cast":
         attrs["method"] = CAST_METHODS[node.attrs["dtype"]]
+    elif node.op == "one_hot" and "axis" in node.attrs:  # any axis, on / off and dtype
+        from codegen.backends.pytorch.gather_ops import one_hot
+        return one_hot(node)
     elif node.op == "one_hot":
         attrs["depth"] = int(node.attrs["depth"])
     elif node.op == "full_like":

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from codegen.backends.pytorch.ops import Expr, renderer
+from codegen.backends.pytorch.registry import Expr, renderer
 from codegen.ir.graph import Graph, Node
 
 SPECTRAL = "ops/spectral.py.jinja"

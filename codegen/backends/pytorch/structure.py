@@ -33,6 +33,7 @@ class Scope:
     leaf: Node | None = None  # set when the scope is one layer
     calls: list[Node] = field(default_factory=list)  # the leaf's calls (several if shared)
     class_hint: str = ""  # the inner scope name when two scopes were merged
+    found: bool = False  # made by blocks.py from the graph's structure, not a TF scope
     # filled by `interfaces`:
     inputs: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)

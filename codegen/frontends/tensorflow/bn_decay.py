@@ -32,11 +32,14 @@ def layer_of(variable: str) -> str:
     return variable.rpartition("/")[0]
 
 
+def variable_name(variable) -> str:
+    """A variable's own name: Keras 3's `variable.path`, else its TF name without ':0'."""
+    return (getattr(variable, "path", None) or variable.name).removesuffix(":0")
+
+
 def from_keras_layers(model) -> dict[str, float]:
     """The momentum of each layer of a loaded Keras model (Keras 3 or tf_keras) that keeps
     moving statistics (BatchNormalization and its subclasses)."""
-    from codegen.frontends.tensorflow.saved import variable_name
-
     decays = {}
     for layer in model._flatten_layers():  # every layer, nested ones too
         mean, momentum = getattr(layer, "moving_mean", None), getattr(layer, "momentum", None)

@@ -9,6 +9,7 @@ import numpy as np
 
 from codegen.errors import UnsupportedOpsError
 from codegen.ir.graph import Node, TensorInfo
+from codegen.ir.sizes import gives_size, reads_numbers
 from codegen.ir.weights import transform_name
 
 
@@ -104,6 +105,13 @@ class Context:
                 list(tensors), {tensor.name: value for tensor, value in feeds.items()})]
         except Exception:  # noqa: BLE001 - the tensors depend on more than the feeds
             return None
+
+    def from_variable(self, tensor) -> bool:
+        """Whether `tensor` reads a source variable: a checkpoint's, or a SavedModel's that
+        loading froze into a Const (which stays a weight: a parameter or buffer)."""
+        if self.converter.kind(tensor) in ("weight", "variable"):
+            return True
+        return _constant_op(tensor)[0].name in self.converter.source_names
 
     def variable_names(self) -> set[str]:
         return self.converter.model.variable_names()
@@ -216,8 +224,8 @@ class Context:
                               *(transforms or ())]
             # a Const's value is read as it is; anything else is folded (one source per output)
             key = const.name if len(const.outputs) == 1 else f"{const.name}:{tensor.value_index}"
-            value = self.converter.const_value(const) if const.type == "Const" else self.const(index)
-            source = WeightSource("constant", key, None, value=value)
+            source = self._constant_source(key, const) if const.type == "Const" else \
+                WeightSource("constant", key, None, value=self.const(index))
             if reshaped:  # read through Reshape/Squeeze: the same values in another shape
                 transforms = [("reshape", tuple(tensor.shape.as_list())), *(transforms or ())]
         else:
@@ -242,6 +250,14 @@ class Context:
         indices = np.asarray(self.converter.fold(op.inputs[1])).reshape(-1)
         return table if np.array_equal(indices, np.arange(rows)) else None
 
+    def _constant_source(self, key: str, const) -> WeightSource:
+        """A Const's value as a weight source; a large one the loader keeps aside (a
+        SavedModel's variable still in its checkpoint) is read only when it is written, so
+        the converter never holds all weights at once."""
+        if const.name in self.converter.model.aside:
+            return WeightSource("constant", key, None, aside=const.name)
+        return WeightSource("constant", key, None, value=self.converter.const_value(const))
+
     def _register(self, source: WeightSource, steps) -> str:
         """Record `source` read through `steps`; its IR name says both (equal names, equal
         tensors)."""
@@ -257,13 +273,15 @@ class Context:
         the weight keeps its variable's name and is shared by every reader; else a new
         weight `name`."""
         const, _ = _constant_op(tensor) if tensor is not None else (None, False)
+        if const is not None and const.type != "Const":  # a bfloat16 weight read in float32?
+            const = _behind_float_casts(tensor)
         if const is not None and const.type == "Const":
             stored = self.converter.const_value(const)
-            if stored.dtype == value.dtype and stored.size == value.size and np.array_equal(
-                    stored.reshape(value.shape), value):
+            narrow = stored.dtype.name in ("bfloat16", "float16")  # read through a cast
+            if (stored.dtype == value.dtype or narrow) and stored.size == value.size \
+                    and np.array_equal(stored.reshape(value.shape).astype(value.dtype), value):
                 steps = [("reshape", tuple(value.shape))] if stored.shape != value.shape else []
-                return self._register(WeightSource("constant", const.name, None, value=stored),
-                                      steps)
+                return self._register(self._constant_source(const.name, const), steps)
         return self.new_weight(name, value)
 
     def checkpoint_weight(self, key: str) -> str:
@@ -276,6 +294,58 @@ class Context:
         """A weight the handler makes itself (e.g. a per-channel copy of a scalar)."""
         self.converter.weight_sources[name] = WeightSource("constant", name, None, value=value)
         return name
+
+    # -- sizes known only at run time (codegen/ir/sizes.py) --------------------------------
+    def converted(self, tensor) -> str | None:
+        """The IR ref of a TF tensor if it is converted already, else None."""
+        return self.converter.refs.get(tensor.name)
+
+    def ir_node(self, ref: str) -> Node | None:
+        """The IR node that produces `ref` (None for a graph input), read only."""
+        return self.converter.nodes.get(ref.rpartition(":")[0])
+
+    def sizes_unknown_beyond_batch(self) -> bool:
+        """Whether some graph input has an unknown size other than its batch."""
+        return any(None in graph_input.shape[1:]
+                   for graph_input in self.converter.inputs.values())
+
+    def is_size_ref(self, ref: str) -> bool:
+        """Whether the IR value `ref` is a size (Python), not a tensor."""
+        name, _, index = ref.rpartition(":")
+        node = self.converter.nodes.get(name)
+        return node is not None and node.outputs[int(index)].size
+
+    def is_size(self, index: int) -> bool:
+        """Whether input `index` is a size computed at run time (converted before this op)."""
+        ref = self.converter.refs.get(self.op.inputs[index].name)
+        return ref is not None and self.is_size_ref(ref)
+
+    def size_input(self, index: int) -> str:
+        """The IR ref of input `index`, a size or shape vector computed at run time, for a
+        handler that reads it statically where it can (`static=`) and as a value where it
+        cannot: what computes it is converted now, if it was not yet."""
+        tensor = self.op.inputs[index]
+        if tensor.name not in self.converter.refs:
+            self.converter.convert_now(tensor)
+        ref = self.converter.refs[tensor.name]
+        if not self.is_size_ref(ref):
+            self.fail(f"input {index} ({tensor.op.name!r}) is a tensor computed at run time, "
+                      "not a size read from shapes")
+        return ref
+
+    def size_tensor(self, ref: str) -> str:
+        """`torch.tensor(seq_len, device=x.device)`: the size `ref` as a tensor, for an op
+        that reads tensors only."""
+        from codegen.frontends.tensorflow.handlers.sizes import device_of
+
+        info = self.converter.nodes[ref.rpartition(":")[0]].outputs[int(ref.rpartition(":")[2])]
+        device = device_of(self, [ref])
+        name = ref.replace(":", "/") + "/tensor"
+        node = Node(name=name, op="size_tensor", inputs=[ref] + ([device] if device else []),
+                    outputs=[TensorInfo(list(info.shape), info.dtype)],
+                    attrs={"dtype": info.dtype}, tf_name=self.name, scope=self.scope)
+        self.converter.nodes[name] = node
+        return f"{name}:0"
 
     # -- emitting IR -------------------------------------------------------------------------
     def emit(
@@ -291,11 +361,17 @@ class Context:
     ) -> str:
         """Add an IR node; without `suffix` it stands for this TF op's outputs."""
         name = f"{self.name}/{suffix}" if suffix else self.name
+        outputs = outputs or [self.output_info(0)]
+        sizes = [(self.is_size_ref(ref), self.ir_op(ref) == "scalar") for ref in inputs]
+        if gives_size(op, sizes):
+            outputs = [TensorInfo(info.shape, info.dtype, size=True) for info in outputs]
+        elif any(size for size, _ in sizes) and not reads_numbers(op):  # sqrt(seq_len)
+            inputs = [self.size_tensor(ref) if self.is_size_ref(ref) else ref for ref in inputs]
         node = Node(
             name=name,
             op=op,
             inputs=list(inputs),
-            outputs=outputs or [self.output_info(0)],
+            outputs=outputs,
             attrs=attrs or {},
             weights=weights or {},
             tf_name=self.name,
@@ -318,10 +394,24 @@ class WeightSource:
     transforms: tuple[tuple[str, tuple], ...] = ()  # how the IR weight reads the source
     value: np.ndarray | None = None
     trainable: bool = False  # a trainable variable of the source (not a constant, not BN state)
+    aside: str = ""  # a Const whose value the loader keeps aside: read only when written
 
 
 PASS_VALUES = ("Identity", "Snapshot", "StopGradient")  # the same tensor
 PASS_SHAPES = ("Reshape", "Squeeze", "ExpandDims")  # the same values in another shape
+
+
+def _float_cast(op) -> bool:
+    """Whether `op` casts between floating dtypes (a bfloat16 model computing in float32)."""
+    return op.type == "Cast" and op.inputs[0].dtype.is_floating and op.outputs[0].dtype.is_floating
+
+
+def _behind_float_casts(tensor):
+    """The Const behind `tensor` through identities, reshapes and float casts, else None."""
+    op = tensor.op
+    while (op.type in PASS_VALUES + PASS_SHAPES or _float_cast(op)) and op.inputs:
+        op = op.inputs[0].op
+    return op if op.type == "Const" else None
 
 
 def _constant_op(tensor) -> tuple[Any, bool]:

@@ -27,7 +27,7 @@ from codegen.ir.graph import Graph, GraphInput, GraphOutput, Node
 
 VARIABLE_OPS = {"VarHandleOp", "VariableV2", "Variable"}
 PASSTHROUGH_OPS = {"Identity", "IdentityN", "StopGradient", "Snapshot", "PreventGradient",
-                   "CheckNumerics"}
+                   "CheckNumerics", "EnsureShape"}
 STATEFUL_SOURCES = {"Placeholder", "PlaceholderWithDefault", *VARIABLE_OPS}
 RANDOM_OPS = {"RandomUniform", "RandomStandardNormal", "TruncatedNormal"}
 # a lowered (TF1) while loop: a cycle Enter -> Merge -> Switch -> NextIteration -> Merge, left by Exit
@@ -207,6 +207,27 @@ class Converter:
             weights={},
             layout="NHWC",
         )
+
+    def convert_now(self, tensor) -> None:
+        """Convert what computes `tensor` (a handler's `static` operand it could not read at
+        conversion time, e.g. a reshape's sizes known only at run time) before the op that
+        reads it; ops converted already are kept. A problem is the reading op's."""
+        for op in self.compute_ops([tensor.op]):
+            if all(t.name in self.refs for t in op.outputs):
+                continue
+            if op.type in PASSTHROUGH_OPS and op.inputs:
+                for index, out in enumerate(op.outputs):
+                    self.refs[out.name] = Context(self, op).input(index)
+            elif op.type in self.handlers:
+                ctx = Context(self, op)
+                if not any(match(ctx) for match in self.rewrites.get(op.type, ())):
+                    self.handlers[op.type].convert(ctx)
+            else:
+                reason = refused_family(op.type)
+                raise UnsupportedOpsError(
+                    f"node {op.name!r} ({op.type}): "
+                    + (reason.reason if reason is not None else "no handler for this op type")
+                    + f" (it computes sizes read by {tensor.op.name!r})")
 
     def _ordered_inputs(self, names: list[str] | None) -> list[GraphInput]:
         """The inputs in the order `forward` takes them: as named by --input, else in the
@@ -430,6 +451,8 @@ class Converter:
                 return self.model.reader.get_tensor(source.key)
             except Exception as exc:  # noqa: BLE001 - TF raises IndexError, OpError, ...
                 raise _damaged_data(self.model.weights_path, source.key, exc) from None
+        if source.aside:
+            return np.asarray(self.model.aside[source.aside])
         return np.asarray(source.value)
 
 

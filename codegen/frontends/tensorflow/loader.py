@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from codegen.dtypes import numpy_dtype
 from codegen.errors import InputError
 from codegen.frontends.tensorflow import bn_decay, saved, saved_files
 from codegen.frontends.tensorflow.compat import import_tf, import_tf_core
@@ -134,29 +137,28 @@ def load_model(model: Path, weights: Path | None = None, *,
                    trainable_count=trainable_count, trainable_unread=trainable_unread)
 
 
-# float constants this large stay out of the tf.Graph (and a SavedModel's float variables
-# this large stay on disk until read: saved_files.py)
-ASIDE_BYTES = 1 << 16
-DT_FLOAT = 1
+# float constants this large stay out of the tf.Graph (and a SavedModel's float variables this
+# large stay on disk until read), with the TensorProto field one zero goes in: saved_files.py
+ASIDE_BYTES, ASIDE_DTYPES = saved_files.ASIDE_BYTES, saved_files.ASIDE_DTYPES
 
 
 def _set_aside(graph_def) -> dict[str, Any]:
-    """Take the value of each float Const of 64 KiB or more out of `graph_def` (a view of
-    its bytes) and leave one zero in its place, which TF repeats to the Const's shape:
-    shapes and dtypes stay; a run of the graph sees zeros there (the converter runs only
-    shape computations on it, and constant subgraphs as graphs of their own, values put
-    back)."""
-    import numpy as np
-
+    """Take the value of each float Const (float32, float64, float16, bfloat16) of 64 KiB
+    or more out of `graph_def` (a view of its bytes) and leave one zero in its place, which
+    TF repeats to the Const's shape: shapes and dtypes stay; a run of the graph sees zeros
+    there (the converter runs only shape computations on it, and constant subgraphs as
+    graphs of their own, values put back)."""
     aside = {}
     for node in graph_def.node:
         tensor = node.attr["value"].tensor if node.op == "Const" else None
-        if tensor is None or tensor.dtype != DT_FLOAT or len(tensor.tensor_content) < ASIDE_BYTES:
+        if tensor is None or tensor.dtype not in ASIDE_DTYPES \
+                or len(tensor.tensor_content) < ASIDE_BYTES:
             continue
+        dtype, field = ASIDE_DTYPES[tensor.dtype]
         shape = [dim.size for dim in tensor.tensor_shape.dim]
-        aside[node.name] = np.frombuffer(tensor.tensor_content, np.float32).reshape(shape)
+        aside[node.name] = np.frombuffer(tensor.tensor_content, numpy_dtype(dtype)).reshape(shape)
         tensor.ClearField("tensor_content")
-        tensor.float_val.append(0.0)
+        getattr(tensor, field).append(0)
     return aside
 
 

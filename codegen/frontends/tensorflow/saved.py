@@ -217,9 +217,7 @@ def _captured_variables(function, variables) -> tuple[dict[str, str], set[str]]:
     return captured, trainable
 
 
-def variable_name(variable) -> str:
-    """A variable's own name: Keras 3's `variable.path`, else its TF name without ':0'."""
-    return (getattr(variable, "path", None) or variable.name).removesuffix(":0")
+variable_name = bn_decay.variable_name  # (there because bn_decay.py needs it too)
 
 
 CALL_OPS = ("StatefulPartitionedCall", "PartitionedCall")

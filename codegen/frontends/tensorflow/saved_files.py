@@ -22,6 +22,13 @@ from pathlib import Path
 
 from codegen.frontends.tensorflow import saved
 
+# float constants this large stay out of the tf.Graph (loader._set_aside), and a
+# SavedModel's float variables this large stay on disk until read (here); TF's float
+# DataType enums -> (numpy dtype name, the TensorProto field one zero goes in)
+ASIDE_BYTES = 1 << 16
+ASIDE_DTYPES = {1: ("float32", "float_val"), 2: ("float64", "double_val"),
+                19: ("float16", "half_val"), 14: ("bfloat16", "half_val")}
+
 
 class CheckpointValues(Mapping):
     """Const op name -> its value, read from the checkpoint each time it is asked for."""
@@ -196,11 +203,8 @@ def _variables_to_consts(graph_def, variables: dict[str, str], reader) -> dict[s
     ReadVariableOp of it an Identity, as `convert_variables_to_constants_v2` does. Large
     float values stay in the checkpoint: the Const holds one zero repeated to its shape,
     and the returned map names its key. None if a variable is used another way."""
-    from tensorflow.core.framework.types_pb2 import DT_FLOAT, DT_RESOURCE
+    from tensorflow.core.framework.types_pb2 import DT_RESOURCE
     from tensorflow.python.framework.tensor_util import make_tensor_proto
-
-    # the bound of loader._set_aside (the loader imports this module)
-    from codegen.frontends.tensorflow.loader import ASIDE_BYTES
 
     for node in graph_def.node:
         for ref in node.input:
@@ -222,11 +226,12 @@ def _variables_to_consts(graph_def, variables: dict[str, str], reader) -> dict[s
             node.ClearField("attr")
             node.attr["dtype"].type = dtype.as_datatype_enum
             tensor = node.attr["value"].tensor
-            if dtype.as_datatype_enum == DT_FLOAT and math.prod(shape) * dtype.size >= ASIDE_BYTES:
-                tensor.dtype = DT_FLOAT
+            kind = dtype.as_datatype_enum
+            if kind in ASIDE_DTYPES and math.prod(shape) * dtype.size >= ASIDE_BYTES:
+                tensor.dtype = kind
                 for dim in shape:
                     tensor.tensor_shape.dim.add(size=dim)
-                tensor.float_val.append(0.0)
+                getattr(tensor, ASIDE_DTYPES[kind][1]).append(0)
                 aside[node.name] = key
             else:
                 tensor.CopyFrom(make_tensor_proto(reader.get_tensor(key)))

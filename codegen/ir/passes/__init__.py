@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from codegen.ir.graph import Graph
-from codegen.ir.passes.fold import drop_identities, fold_bias, fold_pad
+from codegen.ir.passes.fold import (
+    drop_float_casts,
+    drop_identities,
+    drop_neutral_arithmetic,
+    fold_bias,
+    fold_pad,
+)
 from codegen.ir.passes.layout import to_nchw
 from codegen.ir.passes.padding import resolve_padding
 from codegen.ir.passes.pointwise import dense_as_conv
 
-DEFAULT_PASSES = (dense_as_conv, to_nchw, drop_identities, fold_bias, resolve_padding, fold_pad)
+DEFAULT_PASSES = (dense_as_conv, to_nchw, drop_identities, drop_float_casts,
+                  drop_neutral_arithmetic, fold_bias, resolve_padding, fold_pad)
 
 
 def run_passes(graph: Graph, passes=DEFAULT_PASSES) -> Graph:

@@ -30,6 +30,58 @@ def drop_identities(graph: Graph) -> Graph:
     return graph
 
 
+FLOATS = ("float16", "bfloat16", "float32", "float64")
+
+
+def drop_float_casts(graph: Graph) -> Graph:
+    """In a model whose weights are bfloat16 or float16, casts between float dtypes are the
+    source's precision plumbing (Keras computes a norm in float32 and casts back): the
+    generated model computes in its parameters' dtype (`load_model(dtype=...)`; PyTorch's
+    norms and softmax accumulate in float32 themselves), so they are dropped."""
+    if not any(entry.dtype in ("bfloat16", "float16") for entry in graph.weights.values()):
+        return graph
+    for node in [n for n in graph.nodes.values() if n.op == "cast"]:
+        if graph.tensor(node.inputs[0]).dtype in FLOATS and node.attrs["dtype"] in FLOATS:
+            _remove(graph, node)
+    return graph
+
+
+# op -> (the value that changes nothing, the operand positions it may take)
+NEUTRAL = {"add": (0.0, (0, 1)), "sub": (0.0, (1,)), "mul": (1.0, (0, 1)), "div": (1.0, (1,))}
+
+
+def drop_neutral_arithmetic(graph: Graph) -> Graph:
+    """`x + 0.0`, `x - 0.0`, `x * 1.0`, `x / 1.0` with a scalar (Keras' Rescaling with no
+    offset) -> x, where the result has x's shape and dtype (exact: the values are equal)."""
+    outputs = {output.source for output in graph.outputs}
+    for node in [n for n in graph.nodes.values() if n.op in NEUTRAL]:
+        value, positions = NEUTRAL[node.op]
+        if len(node.inputs) != 2 or f"{node.name}:0" in outputs:
+            continue
+        for position in positions:
+            scalar = _producer(graph, node.inputs[position])
+            other = node.inputs[1 - position]
+            if (scalar is None or scalar.op != "scalar" or scalar.attrs.get("value") != value
+                    or _info(graph, other) != (node.outputs[0].shape, node.outputs[0].dtype)):
+                continue
+            graph.replace_uses(f"{node.name}:0", other)
+            del graph.nodes[node.name]
+            if not any(f"{scalar.name}:0" in n.inputs for n in graph.nodes.values()):
+                del graph.nodes[scalar.name]
+            break
+    return graph
+
+
+def _info(graph: Graph, ref: str) -> tuple | None:
+    """(shape, dtype) of a tensor."""
+    name, _, index = ref.rpartition(":")
+    if name in graph.nodes:
+        info = graph.nodes[name].outputs[int(index)]
+        return info.shape, info.dtype
+    found = next((i for i in graph.inputs if i.name == name), None)
+    return None if found is None else (found.shape, found.dtype)
+
+
 def fold_bias(graph: Graph) -> Graph:
     """conv2d/linear followed by bias_add, or by an add of a per-channel constant (TF1's
     `tf.matmul(x, w) + b`) -> conv2d/linear with a bias."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from codegen.ir.graph import Graph, Node, TensorInfo
 from codegen.ir.passes.layout_conv import ConvRules, axis_to_first, to_first, to_last
+from codegen.ir.passes.layout_slicing import SlicingRules
 from codegen.resources import op_catalogue
 
 TO_NCHW = to_first(4)  # nchw = nhwc.transpose(TO_NCHW)
@@ -57,7 +58,7 @@ def has_images(graph: Graph) -> bool:
                    for node in graph.nodes.values()))
 
 
-class LayoutPass(ConvRules):
+class LayoutPass(ConvRules, SlicingRules):
     def __init__(self, graph: Graph) -> None:
         self.graph = graph
         self.permuted: set[str] = set()  # refs of rank-4 tensors now in NCHW
@@ -206,6 +207,12 @@ class LayoutPass(ConvRules):
         node.attrs["axis"] = AXIS_TO_NCHW[node.attrs["axis"]]
         self.mark_output(node)
 
+    def visit_repeat_interleave(self, node: Node) -> None:
+        if node.outputs[0].rank != 4:
+            return self.fallback(node)
+        node.attrs["axis"] = AXIS_TO_NCHW[node.attrs["axis"]]
+        self.mark_output(node)
+
     def visit_space_to_depth(self, node: Node) -> None:
         self.mark_output(node)  # the op is defined with TF's channel order in either layout
 
@@ -312,6 +319,21 @@ class LayoutPass(ConvRules):
                                     ("reshape", (channels * height * width, out)))
         return True
 
+    # -- the indexing family (sort: two outputs; lrn: over channels) ----------------------
+    def visit_sort(self, node: Node) -> None:
+        """Sorted along the NCHW position of its axis: values and indices both NCHW."""
+        rank = node.outputs[0].rank
+        if rank not in self.spatial:
+            return self.fallback(node)  # (a sequence: one output at a time is not enough)
+        node.attrs["axis"] = axis_to_first(rank)[node.attrs["axis"]]
+        for index, info in enumerate(node.outputs):
+            info.shape = _nchw(info.shape)
+            self.permuted.add(f"{node.name}:{index}")
+
+    def visit_lrn(self, node: Node) -> None:
+        node.attrs["axis"] = 1  # the channels of an NCHW image
+        self.mark_output(node)
+
     def folds_into(self, node: Node) -> bool:
         """A bias_add right after a 1-D conv: passes/fold.py makes it the conv's bias."""
         producer = self.graph.nodes.get(node.inputs[0].rpartition(":")[0])
@@ -324,12 +346,12 @@ class LayoutPass(ConvRules):
             if self.is_permuted(ref) else ref
             for ref in node.inputs
         ]
-        rank = node.outputs[0].rank
-        if rank in self.spatial:
-            old = f"{node.name}:0"
-            new = self.insert_transpose(old, to_first(rank), node, FIRST_NAMES[rank])
-            self.graph.replace_uses(old, new)
-            self.permuted.add(new)
+        for index, info in enumerate(node.outputs):  # (unbind and split have several)
+            if info.rank in self.spatial:
+                old = f"{node.name}:{index}"
+                new = self.insert_transpose(old, to_first(info.rank), node, FIRST_NAMES[info.rank])
+                self.graph.replace_uses(old, new)
+                self.permuted.add(new)
 
 
 def to_nchw(graph: Graph) -> Graph:

@@ -16,7 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 FAMILIES = ("activation", "arithmetic", "conv", "embedding", "math", "norm", "pool", "rnn",
-            "shape", "einsum", "dynamic", "spectral", "image")
+            "shape", "einsum", "dynamic", "spectral", "image", "quant", "detection", "slicing",
+            "aliases", "gather", "matrix", "sizes")
 
 
 @dataclass(frozen=True)

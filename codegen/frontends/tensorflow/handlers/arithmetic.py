@@ -5,6 +5,7 @@ Minimum with a number is x.clamp, and tf.clip_by_value's pair one x.clamp(lo, hi
 from __future__ import annotations
 
 from codegen.frontends.tensorflow.handlers import handler
+from codegen.frontends.tensorflow.handlers.sizes import binary_of_sizes
 
 BINARY = {
     "Add": "add",
@@ -42,6 +43,8 @@ CLAMPS = {"Maximum": "min", "Minimum": "max"}  # max(x, 0.0) is x.clamp(min=0.0)
 
 
 def _binary(ctx) -> None:
+    if ctx.is_size(0) or ctx.is_size(1):  # seq_len - 1: Python arithmetic on sizes
+        return binary_of_sizes(ctx, BINARY[ctx.op.type])
     if ctx.op.type in TENSORS_ONLY:
         ctx.emit(BINARY[ctx.op.type], [ctx.input(0), ctx.input(1)])
         return
@@ -84,6 +87,8 @@ for _tf_op, _ir_op in BINARY.items():
 def div(ctx) -> None:
     """TF's Div: RealDiv of floats, TruncateDiv of integers (C's /)."""
     floats = ctx.op.inputs[0].dtype.is_floating
+    if ctx.is_size(0) or ctx.is_size(1):
+        return binary_of_sizes(ctx, "div" if floats else "floor_div")
     inputs = [ctx.input_or_scalar(0, True), ctx.input_or_scalar(1, True)]
     ctx.emit("div" if floats else "truncate_div", inputs)
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from codegen.frontends.tensorflow.handlers import handler
+from codegen.frontends.tensorflow.handlers import handler, space_batch
+from codegen.frontends.tensorflow.handlers.matrix import matmul_tensors
 
 
 def _check_nhwc(ctx) -> None:
@@ -75,7 +76,8 @@ def space_to_batch(ctx) -> None:
     if conv is not None and conv.type == "ExpandDims":
         conv = single_consumer(conv.outputs[0])
     if conv is None or conv.type not in ("Conv2D", "DepthwiseConv2dNative"):
-        ctx.fail("SpaceToBatchND is supported only in front of a dilated convolution")
+        space_batch.space_to_batch(ctx)  # on its own: a pad and a reshape/permute
+        return
     ctx.alias(ctx.op.outputs[0], ctx.input(0))  # never read: see the rewrite
 
 
@@ -84,7 +86,8 @@ def batch_to_space(ctx) -> None:
     """The end of a dilated conv: the conv node already has our output shape."""
     conv = ctx.op.inputs[0].op
     if conv.type not in ("Conv2D", "DepthwiseConv2dNative") or conv.inputs[0].op.type != "SpaceToBatchND":
-        ctx.fail("BatchToSpaceND is supported only after a dilated convolution")
+        space_batch.batch_to_space(ctx)  # on its own: a reshape/permute and a crop
+        return
     ctx.alias(ctx.op.outputs[0], ctx.input(0))
 
 
@@ -172,7 +175,9 @@ def bias_add(ctx) -> None:
 
 @handler("MatMul", ir="linear")
 def matmul(ctx) -> None:
-    if ctx.attr("transpose_a") or ctx.kind(1) not in ("weight", "constant"):
-        ctx.fail("only x @ W with a constant or variable W is supported")
+    if ctx.attr("transpose_a") or ctx.kind(1) not in ("weight", "constant") \
+            or ctx.kind(0) == "constant":
+        matmul_tensors(ctx)  # a @ b of two tensors
+        return
     transforms = [("transpose", (1, 0))] if ctx.attr("transpose_b") else []
     ctx.emit("linear", [ctx.input(0)], weights={"kernel": ctx.weight(1, transforms=transforms)})

@@ -11,6 +11,7 @@ import numpy as np
 
 from codegen.frontends.tensorflow.context import tensor_info
 from codegen.frontends.tensorflow.handlers import handler
+from codegen.frontends.tensorflow.handlers.sizes import sized_broadcast, sized_fill, sized_tile
 from codegen.frontends.tensorflow.rewrites.causal_mask import causal_mask
 from codegen.ir.graph import TensorInfo
 
@@ -114,16 +115,13 @@ def fill(ctx) -> None:
     shape_op = ctx.op.inputs[0].op
     if not ctx.is_const(1):
         ctx.fail("only Fill(Shape(t), constant) (ones_like, zeros_like) is supported")
+    like = ctx.converted(shape_op.inputs[0]) if shape_op.type == "Shape" \
+        else _sized_like(ctx)
+    if like is None:  # a shape computed at run time otherwise: torch.full(shape, value)
+        return sized_fill(ctx)
     value = ctx.const(1).reshape(())[()]
     dtype = ctx.output_info(0).dtype
     value = bool(value) if dtype == "bool" else float(value)
-    if shape_op.type == "Shape":
-        like = ctx.ref_of(shape_op.inputs[0])
-    else:
-        like = _sized_like(ctx)
-        if like is None:
-            ctx.fail("only Fill(Shape(t), constant) (ones_like, zeros_like) or a shape of t's "
-                     "sizes and 1s is supported")
     ctx.emit("full_like", [like], attrs={"value": value, "dtype": dtype})
 
 
@@ -174,11 +172,15 @@ def slice_(ctx) -> None:
 
 @handler("BroadcastTo", ir="expand_as", static=(1,))
 def broadcast_to(ctx) -> None:
-    """broadcast_to(x, shape(t)): x.expand_as(t)."""
+    """broadcast_to(x, shape(t)): x.expand_as(t); to a constant shape: x.expand(2, 3, 4)."""
+    if ctx.is_const(1):
+        from codegen.frontends.tensorflow.handlers.slicing import broadcast_to_constant
+
+        return broadcast_to_constant(ctx)
     dims = symbolic_dims(ctx, ctx.op.inputs[1])
     like = next((d[0] for d in dims or () if isinstance(d, tuple)), None)
     if like is None or not _same_as(ctx, dims, like):
-        ctx.fail("only a broadcast to the shape of another tensor is supported")
+        return sized_broadcast(ctx)  # x.expand(shape), a shape computed at run time
     ctx.emit("expand_as", [ctx.input(0), ctx.ref_of(like)])
 
 
@@ -192,13 +194,13 @@ def tile(ctx) -> None:
     dims = symbolic_dims(ctx, ctx.op.inputs[1])
     shape = ctx.input_info(0).shape
     if dims is None or len(dims) != len(shape):
-        ctx.fail("only a tile by sizes read from shapes is supported")
+        return sized_tile(ctx)  # x.repeat(...) by sizes computed at run time
     sizes = [d for d in dims if isinstance(d, tuple)]
     like = sizes[0][0] if sizes else None
     if (like is None or any(d[0] is not like for d in sizes)
             or any(d != 1 for d in dims if not isinstance(d, tuple))
             or any(shape[axis] != 1 for axis, d in enumerate(dims) if isinstance(d, tuple))):
-        ctx.fail("only a tile of size-1 axes to sizes of one other tensor is supported")
+        return sized_tile(ctx)
     axes = [d[1] if isinstance(d, tuple) else None for d in dims]
     while axes == [0] + [None] * (len(axes) - 1) and like.op.type in KEEP_BATCH:
         like = like.op.inputs[0]  # the batch size read from the input of the patch conv

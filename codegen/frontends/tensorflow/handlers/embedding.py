@@ -4,17 +4,25 @@
 from __future__ import annotations
 
 from codegen.frontends.tensorflow.handlers import handler
+from codegen.frontends.tensorflow.handlers.gather import gather_tensor
+from codegen.frontends.tensorflow.handlers.sizes import gather_of_sizes
 
 
-@handler("GatherV2", "ResourceGather", ir="embedding")
+@handler("GatherV2", "ResourceGather", "Gather", ir="embedding")  # (Gather: TF1, axis 0)
 def gather(ctx) -> None:
-    """table[ids]: rows of a variable or constant, picked by integer ids."""
+    """table[ids]: rows of a variable or constant, picked by integer ids; shape[i] of a
+    shape vector (sizes.py); any other gather (run-time params, constant ids, another axis,
+    batch dims) is gather.py's."""
+    if ctx.op.type == "GatherV2" and ctx.is_size(0):
+        return gather_of_sizes(ctx)
     axis = int(ctx.const(2).reshape(-1)[0]) if ctx.op.type == "GatherV2" else 0
-    if ctx.kind(0) not in ("weight", "variable", "constant") or ctx.kind(1) == "constant":
-        ctx.fail("only a lookup of run-time ids in a variable or constant table is supported")
     rank = ctx.output_info(0).rank - ctx.input_info(1).rank + 1  # the table's
-    if axis != 0 or ctx.attr("batch_dims", 0) != 0 or rank != 2:
-        ctx.fail("only rows of a 2-D table (axis 0, no batch dims) are supported")
+    if (ctx.kind(0) not in ("weight", "variable", "constant") or ctx.kind(1) == "constant"
+            or axis != 0 or ctx.attr("batch_dims", 0) != 0 or rank != 2):
+        if ctx.op.type == "ResourceGather":
+            ctx.fail("only rows of a 2-D variable (axis 0, no batch dims) are supported")
+        gather_tensor(ctx)
+        return
     ids = _unwrapped_ids(ctx)
     ctx.emit("embedding", [ctx.ref_of(ids) if ids is not None else ctx.input(1)],
              weights={"table": ctx.weight(0)})
@@ -43,9 +51,12 @@ def _unwrapped_ids(ctx):
 def one_hot(ctx) -> None:
     """tf.one_hot(ids, depth) on the last axis with 1 / 0 (BERT's token types, read by a
     matmul with their table: rewrites/one_hot_embedding.py makes that an nn.Embedding)."""
-    on, off = (float(ctx.const(i).reshape(-1)[0]) for i in (2, 3))
-    axis = ctx.attr("axis")
-    if (on, off) != (1.0, 0.0) or axis not in (-1, ctx.rank(0)) \
-            or ctx.output_info(0).dtype != "float32":
-        ctx.fail("only float32 one_hot(ids, depth) on the last axis with 1 / 0 is supported")
-    ctx.emit("one_hot", [ctx.input(0)], attrs={"depth": int(ctx.const(1).reshape(-1)[0])})
+    on, off = (ctx.const(i).reshape(-1)[0].item() for i in (2, 3))
+    axis, rank, dtype = ctx.attr("axis"), ctx.rank(0), ctx.output_info(0).dtype
+    attrs = {"depth": int(ctx.const(1).reshape(-1)[0])}
+    if (on, off) != (1, 0) or axis not in (-1, rank) or dtype != "float32":
+        if rank is None:
+            ctx.fail("OneHot of ids of unknown rank is not supported")
+        # any axis, on / off values and dtype: a comparison with arange(depth)
+        attrs.update(axis=rank if axis == -1 else axis, on=on, off=off, dtype=dtype)
+    ctx.emit("one_hot", [ctx.input(0)], attrs=attrs)

@@ -70,7 +70,11 @@ def cast(ctx) -> None:
     """x.float(), x.int(), ...: float to integer truncates towards zero in both; to bool is
     x != 0. A float16/bfloat16/float64 constant read as float32 stays as it is (weights)."""
     source, target = ctx.input_info(0).dtype, ctx.output_info(0).dtype
-    if source == target or (source in FLOATS and target == "float32" and ctx.is_const(0)):
+    if ctx.is_size(0) and source.startswith("int") and target.startswith("int"):
+        ctx.alias(ctx.op.outputs[0], ctx.input(0))  # a size is a Python int of any width
+    elif ctx.is_size(0):  # (to float: written as the int itself, see size_ops.size_cast)
+        ctx.emit("cast", [ctx.input(0)], attrs={"dtype": target})  # int(length / 2)
+    elif source == target or (source in FLOATS and target == "float32" and ctx.is_const(0)):
         ctx.emit("identity", [ctx.input(0)])
     elif target == "complex64" and source == "float32":  # a real signal before an FFT
         ctx.emit("cast", [ctx.input(0)], attrs={"dtype": "complex64"})

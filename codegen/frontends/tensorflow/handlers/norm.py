@@ -63,3 +63,15 @@ def _moving_statistics(ctx) -> dict[str, str]:
 #     y = x * m + (-mean * m + beta)
 
 
+
+
+# -- local response normalisation ----------------------------------------------------------------
+@handler("LRN", ir="lrn")
+def local_response_norm(ctx) -> None:
+    """x / (bias + alpha * sum of x ** 2 over depth_radius channels on each side) ** beta,
+    over the last (channel) axis of an NHWC image."""
+    if ctx.rank(0) != 4:
+        ctx.fail("LRN needs a rank-4 (NHWC) input")
+    attrs = {"depth_radius": int(ctx.attr("depth_radius")), "bias": float(ctx.attr("bias")),
+             "alpha": float(ctx.attr("alpha")), "beta": float(ctx.attr("beta")), "axis": 3}
+    ctx.emit("lrn", [ctx.input(0)], attrs=attrs)

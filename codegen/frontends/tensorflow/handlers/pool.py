@@ -7,9 +7,13 @@ from codegen.frontends.tensorflow.handlers import handler
 
 
 def _pool(ctx, ir_op: str) -> None:
+    pool_with(ctx, ir_op, ctx.attr("ksize"), ctx.attr("strides"))
+
+
+def pool_with(ctx, ir_op: str, ksize: list[int], strides: list[int]) -> None:
+    """The pool of window `ksize` and `strides` (TF's [1, ..., 1] form)."""
     if ctx.attr("data_format", "NHWC") not in ("NHWC", "NDHWC"):
         ctx.fail("only NHWC / NDHWC pooling is supported")
-    ksize, strides = ctx.attr("ksize"), ctx.attr("strides")
     if ksize[0] != 1 or ksize[-1] != 1:
         ctx.fail("pooling over the batch or channel axis is not supported")
     ctx.emit(

@@ -350,6 +350,4 @@ def reverse(ctx) -> None:
     time axis)."""
     rank = ctx.rank(0)
     axes = sorted(int(axis) % rank for axis in ctx.const(1).reshape(-1))
-    if rank == 4:
-        ctx.fail("reversing a 4-d tensor is not supported")
     ctx.emit("flip", [ctx.input(0)], attrs={"axes": axes})

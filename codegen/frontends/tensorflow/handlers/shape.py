@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from codegen.frontends.tensorflow.handlers import handler
-from codegen.ir.graph import TensorInfo
+from codegen.frontends.tensorflow.handlers import handler, slicing
+from codegen.frontends.tensorflow.handlers.sizes import (
+    concat_of_sizes,
+    sized_reshape,
+    slice_of_sizes,
+)
+from codegen.frontends.tensorflow.handlers.slicing import strided_slice_items
 
 
 def _axes(values, rank: int) -> list[int]:
@@ -21,9 +26,6 @@ def pad(ctx) -> None:
         attrs["value"] = float(ctx.const(2))
     if ctx.op.type == "MirrorPad":
         attrs = {"pads": pads, "mode": ctx.attr("mode").lower()}
-        if attrs["mode"] == "symmetric" and max(max(pair) for pair in pads) > 1:
-            ctx.fail("MirrorPad SYMMETRIC wider than one pixel has no PyTorch equivalent "
-                     "(one pixel is edge replication, and is converted)")
     ctx.emit("pad", [ctx.input(0)], attrs=attrs)
 
 
@@ -74,10 +76,18 @@ def reshape(ctx) -> None:
         return
     else:  # a shape computed at run time: the static shape, batch as -1
         shape = ctx.output_info(0).shape
+        if shape.count(None) > 1 and _unknown_beyond_batch(ctx):  # sizes as values
+            return sized_reshape(ctx)
         if shape.count(None) > 1:  # e.g. Tensordot's [N * H * W, C]
             shape = ctx.runtime_shape(ctx.op.inputs[1])
         shape = [-1 if size is None else size for size in shape]
     ctx.emit("reshape", [ctx.input(0)], attrs={"shape": shape})
+
+
+def _unknown_beyond_batch(ctx) -> bool:
+    """Whether some graph input has an unknown size other than its batch: then a shape
+    computed at run time cannot be read at two batch sizes (`runtime_shape`)."""
+    return ctx.sizes_unknown_beyond_batch()
 
 
 def _keeps_leading(ctx) -> bool:
@@ -171,6 +181,8 @@ def _one_unknown(ctx) -> list[int] | None:
 @handler("ConcatV2", ir="concat")
 def concat(ctx) -> None:
     count = len(ctx.op.inputs) - 1
+    if any(ctx.is_size(index) for index in range(count)):  # (*x.shape[:-1], 4, 8)
+        return concat_of_sizes(ctx)
     axis = int(ctx.const(count)) % ctx.rank(0)
     ctx.emit("concat", [ctx.input(i) for i in range(count)], attrs={"axis": axis})
 
@@ -190,60 +202,22 @@ def expand_dims(ctx) -> None:
     ctx.emit("reshape", [ctx.input(0)], attrs={"shape": [-1 if s is None else s for s in shape]})
 
 
-@handler("StridedSlice", ir="slice")
+@handler("StridedSlice", ir="index")
 def strided_slice(ctx) -> None:
-    """x[b:e:s, ...] with plain begin/end masks (what Cropping2D and friends produce), and
-    x[:, None, :] (new axes only: x.unsqueeze(1))."""
-    if ctx.attr("new_axis_mask"):
-        _new_axes(ctx)
+    """x[b:e:s, ...] with every mask, as plain Python indexing (handlers/slicing.py); x[:, 0]
+    is a `select` and x[:, None, :] (new axes only) an `unsqueeze`; shape[1] of a shape
+    vector (sizes.py)."""
+    if ctx.is_size(0):
+        return slice_of_sizes(ctx)
+    items, flips = strided_slice_items(ctx)
+    full = [None, None, 1]
+    new = [i for i, item in enumerate(items) if item is None]
+    picked = [i for i, item in enumerate(items) if isinstance(item, int)]
+    if not flips and new and not picked and all(item in (None, full) for item in items):
+        ctx.emit("unsqueeze", [ctx.input(0)], attrs={"axes": new})
         return
-    for mask in ("ellipsis_mask", "new_axis_mask"):
-        if ctx.attr(mask):
-            ctx.fail(f"strided slice with {mask} is not supported")
-    shrink = ctx.attr("shrink_axis_mask") or 0
-    if shrink and ctx.rank(0) == 4:  # the NCHW pass would have to follow the dropped axis
-        ctx.fail("strided slice with shrink_axis_mask of a rank-4 tensor is not supported")
-    rank = ctx.rank(0)
-    begin, end, strides = (ctx.const(i).reshape(-1).tolist() for i in (1, 2, 3))
-    begin_mask, end_mask = ctx.attr("begin_mask"), ctx.attr("end_mask")
-    axes = []
-    for axis in range(rank):
-        if axis >= len(begin):
-            axes.append([None, None, 1])
-            continue
-        start = None if begin_mask & (1 << axis) else int(begin[axis])
-        stop = None if end_mask & (1 << axis) else int(end[axis])
-        if shrink & (1 << axis):  # x[:, i]: the one index, its axis dropped below
-            start = int(begin[axis])
-            stop = start + 1 if start != -1 else None
-        axes.append([start, stop, int(strides[axis])])
-    if any(step <= 0 for _, _, step in axes):
-        ctx.fail("strided slice with a negative or zero stride is not supported")
-    if not shrink:
-        ctx.emit("slice", [ctx.input(0)], attrs={"axes": axes})
+    if not flips and not new and len(picked) == 1 and all(
+            item == full for i, item in enumerate(items) if i != picked[0]):
+        ctx.emit("select", [ctx.input(0)], attrs={"axis": picked[0], "index": items[picked[0]]})
         return
-    picked = [axis for axis in range(rank) if shrink & (1 << axis)]
-    if len(picked) == 1 and all(axes[a] == [None, None, 1] for a in range(rank) if a != picked[0]):
-        ctx.emit("select", [ctx.input(0)],  # x[:, 0]
-                 attrs={"axis": picked[0], "index": axes[picked[0]][0]})
-        return
-    shape = list(ctx.input_info(0).shape)
-    for axis, (start, stop, step) in enumerate(axes):
-        if shape[axis] is not None:
-            shape[axis] = len(range(*slice(start, stop, step).indices(shape[axis])))
-    kept = ctx.emit("slice", [ctx.input(0)], attrs={"axes": axes}, suffix="slice",
-                    outputs=[TensorInfo(shape, ctx.output_info(0).dtype)])
-    ctx.emit("squeeze", [kept], attrs={"axes": [a for a in range(rank) if shrink & (1 << a)]})
-
-
-def _new_axes(ctx) -> None:
-    """x[:, None, :]: every other entry a full slice; the new axes become unsqueezes."""
-    if ctx.attr("ellipsis_mask") or ctx.attr("shrink_axis_mask"):
-        ctx.fail("strided slice with new axes and ellipsis or shrink masks is not supported")
-    count = len(ctx.const(1).reshape(-1))
-    new, full = ctx.attr("new_axis_mask"), ctx.attr("begin_mask") & ctx.attr("end_mask")
-    strides = ctx.const(3).reshape(-1).tolist()
-    axes = [i for i in range(count) if new & (1 << i)]
-    if any(not full & (1 << i) or strides[i] != 1 for i in range(count) if i not in axes):
-        ctx.fail("strided slice that adds axes and also slices is not supported")
-    ctx.emit("unsqueeze", [ctx.input(0)], attrs={"axes": axes})
+    slicing.strided_slice(ctx)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 
-MODULES = ("batch_norm", "layer_norm", "swish", "gelu", "hard_swish", "dilated_conv", "conv1d",
+MODULES = ("batch_norm", "layer_norm", "rms_norm", "swish", "gelu", "hard_swish", "dilated_conv", "conv1d",
            "tensordot", "einsum_dense", "attention", "rnn_outputs", "one_hot_embedding", "time_distributed",
            "time_distributed_reshape", "repeat")
 

@@ -37,13 +37,32 @@ def channels_of(ctx, tensor, channels: int) -> np.ndarray | None:
     return value.reshape(channels)
 
 
+def same_number(value: np.ndarray, expected: float, exact: bool = False) -> bool:
+    """Whether a one-element constant is `expected` as its own dtype holds it (a bfloat16
+    model's 1 / sqrt(2) is 0.707031); float32 within 1e-6 unless `exact`."""
+    number = float(value.reshape(-1)[0])
+    if value.dtype.name in ("bfloat16", "float16"):
+        return number == float(np.asarray(expected, dtype=value.dtype))
+    return number == expected if exact else abs(number - expected) < 1e-6
+
+
+def channel_vector(ctx, op, index: int, channels: int, suffix: str = "value") -> str | None:
+    """The IR weight of input `index` of `op` if it is a [channels] variable or constant (a
+    constant the pattern folded becomes a new weight `<op>/<suffix>`)."""
+    tensor = op.inputs[index]
+    if ctx.kind_of(tensor) in ("weight", "variable") and tensor.shape.as_list() == [channels]:
+        return ctx.of(op).weight(index)
+    value = channels_of(ctx, tensor, channels)
+    return None if value is None else ctx.channel_weight(tensor, value, f"{op.name}/{suffix}")
+
+
 def times_constant(ctx, op, expected: float):
     """The tensor t if op is t * c (either order) with c == expected (float32), else None."""
     for index in (0, 1):
         constant, other = op.inputs[index], op.inputs[1 - index]
         if ctx.kind_of(constant) == "constant" and ctx.kind_of(other) != "constant":
             value = ctx.value_of(constant)
-            if value.size == 1 and abs(float(value.reshape(-1)[0]) - expected) < 1e-6:
+            if value.size == 1 and same_number(value, expected):
                 return other
     return None
 
@@ -54,7 +73,7 @@ def plus_constant(ctx, op, expected: float):
         constant, other = op.inputs[index], op.inputs[1 - index]
         if ctx.kind_of(constant) == "constant" and ctx.kind_of(other) != "constant":
             value = ctx.value_of(constant)
-            if value.size == 1 and float(value.reshape(-1)[0]) == expected:
+            if value.size == 1 and same_number(value, expected, exact=True):
                 return other
     return None
 

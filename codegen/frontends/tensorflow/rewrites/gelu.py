@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 
 from codegen.frontends.tensorflow.rewrites import rewrite
-from codegen.frontends.tensorflow.rewrites.common import plus_constant, times_constant
+from codegen.frontends.tensorflow.rewrites.common import plus_constant, same_number, times_constant
 
 
 @rewrite("Mul")
@@ -106,4 +106,4 @@ def _is_number(ctx, tensor, expected: float) -> bool:
     if ctx.kind_of(tensor) != "constant":
         return False
     value = ctx.value_of(tensor)
-    return value.size == 1 and abs(float(value.reshape(-1)[0]) - expected) < 1e-6
+    return value.size == 1 and same_number(value, expected)

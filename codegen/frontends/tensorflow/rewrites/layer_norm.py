@@ -11,7 +11,12 @@ from __future__ import annotations
 import numpy as np
 
 from codegen.frontends.tensorflow.rewrites import rewrite
-from codegen.frontends.tensorflow.rewrites.common import channels_of, split_binary, through
+from codegen.frontends.tensorflow.rewrites.common import (
+    channel_vector,
+    channels_of,
+    split_binary,
+    through,
+)
 
 
 @rewrite("Add", "AddV2")
@@ -115,15 +120,6 @@ def match_moments_layer_norm(ctx) -> bool:
     return False
 
 
-def _vector(ctx, op, index: int, channels: int) -> str | None:
-    """The IR weight of input `index` of `op` if it is a [channels] variable or constant."""
-    tensor = op.inputs[index]
-    if ctx.kind_of(tensor) in ("weight", "variable") and tensor.shape.as_list() == [channels]:
-        return ctx.of(op).weight(index)
-    value = channels_of(ctx, tensor, channels)
-    return None if value is None else ctx.channel_weight(tensor, value, f"{op.name}/value")
-
-
 def _scale(ctx, op, channels: int):
     """(gamma's IR weight, the var + eps op) if op is rsqrt(var + eps) * gamma, else None."""
     if op.type != "Mul":
@@ -131,7 +127,7 @@ def _scale(ctx, op, channels: int):
     for index in (0, 1):
         rsqrt = op.inputs[index].op
         if rsqrt.type == "Rsqrt":
-            gamma = _vector(ctx, op, 1 - index, channels)
+            gamma = channel_vector(ctx, op, 1 - index, channels)
             return None if gamma is None else (gamma, rsqrt.inputs[0].op)
     return None
 
@@ -144,4 +140,4 @@ def _beta(ctx, sub, m, x, channels: int) -> str | None:
     mean = next(through(t) for t in product.inputs if t is not m)
     if mean.type != "Mean" or mean.inputs[0] is not x:
         return None
-    return _vector(ctx, sub, 0, channels)
+    return channel_vector(ctx, sub, 0, channels)

@@ -1,7 +1,9 @@
 """Keras 3's UpSampling2D (nearest) is `ops.repeat` along the height, then the width, which
 tf.repeat writes as ExpandDims -> Tile -> Reshape: read as one nearest resize by the integer
 factors (F.interpolate(scale_factor=k, mode="nearest") picks source dst // k, exactly, for
-k up to 32 at any size below 2 ** 24 / k)."""
+k up to 32 at any size below 2 ** 24 / k). A repeat along one axis only is
+x.repeat_interleave(k, dim=axis): an image's row or column, or the key/value heads of
+grouped-query attention."""
 
 from __future__ import annotations
 
@@ -38,8 +40,11 @@ def match_repeat(ctx) -> bool:
     scale = [1, 1]
     scale[axis - 1] = k
     inner = repeated(ctx, x.op)  # the other axis repeated just before: one resize
-    if inner is not None and inner[1] != axis:
-        x, scale[inner[1] - 1] = inner[0], inner[2]
+    if inner is None or inner[1] == axis:  # one axis: tf.repeat itself, which is also
+        # grouped-query attention's repeat of the key/value heads ([N, T, heads, size])
+        ctx.emit("repeat_interleave", [ctx.ref_of(x)], attrs={"repeats": k, "axis": axis})
+        return True
+    x, scale[inner[1] - 1] = inner[0], inner[2]
     ctx.emit("resize", [ctx.ref_of(x)], attrs={"mode": "nearest", "align_corners": False,
                                                "antialias": False, "size": None, "scale": scale})
     return True
