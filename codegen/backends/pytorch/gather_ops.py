@@ -97,8 +97,14 @@ def sort(node: Node, graph: Graph) -> Expr:
 
 @renderer("band_part")
 def band_part(node: Node, graph: Graph) -> Expr:
-    return Expr(GATHER, {"kind": "band_part", "lower": node.attrs.get("lower"),
-                         "upper": node.attrs.get("upper")}, hint="band")
+    """A bound of null is the next input, a size known at run time: x.triu(-window)."""
+    bounds, sized = {}, iter(range(1, len(node.inputs)))
+    for key in ("lower", "upper"):
+        if key in node.attrs:
+            value = node.attrs[key]
+            bounds[key] = value if value is not None else f"input{next(sized)}"
+    return Expr(GATHER, {"kind": "band_part", "lower": bounds.get("lower"),
+                         "upper": bounds.get("upper")}, hint="band")
 
 
 @renderer("lrn")

@@ -55,7 +55,7 @@ def _unpack(node: Node, graph: Graph, position: int) -> bool:
 
 @renderer("shape", "numel", "size_item", "size_slice", "sizes", "range", "fill", "tile",
           "reshape_to", "expand_to", "stack", "size_tensor",
-          "repeat_interleave")
+          "repeat_interleave", "slice_to")
 def size_op(node: Node, graph: Graph) -> Expr:
     attrs: dict = {"kind": node.op}
     hint = {"shape": "shape", "numel": "numel", "sizes": "shape", "range": "positions",
@@ -91,10 +91,29 @@ def size_op(node: Node, graph: Graph) -> Expr:
         attrs["axis"] = node.attrs["axis"]
     elif node.op == "repeat_interleave":
         attrs.update(repeats=node.attrs["repeats"], axis=node.attrs["axis"])
+    elif node.op == "slice_to":
+        attrs["pattern"] = _slice_pattern(node.attrs["begin"], node.attrs["lengths"])
+        hint = "x"
     elif node.op == "size_tensor":
         attrs.update(dtype=TORCH_DTYPES.get(node.attrs["dtype"], "torch.float64"),
                      device=len(node.inputs) == 2)
     return Expr(SIZES, attrs, hint=hint, repeat=node.op == "shape")
+
+
+def _slice_pattern(begin: list[int], lengths: list[int | None]) -> Pattern:
+    """`:{1}, 2:2 + {2}, 1:`: each axis from begin for its length ({n}: the n-th input, a
+    size); trailing full slices left out."""
+    parts, index = [], 1
+    for start, length in zip(begin, lengths):
+        if length is None:
+            stop = f"{start} + {{{index}}}" if start else f"{{{index}}}"
+            index += 1
+        else:
+            stop = "" if length == -1 else str(int(start) + int(length))
+        parts.append(f"{int(start) or ''}:{stop}")
+    while len(parts) > 1 and parts[-1] == ":":
+        parts.pop()
+    return Pattern(", ".join(parts))
 
 
 def size_cast(node: Node, graph: Graph) -> Expr:

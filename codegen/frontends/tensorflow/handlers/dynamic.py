@@ -164,10 +164,29 @@ def slice_(ctx) -> None:
     static_ok = all(s in (-1, shape[axis]) for axis, s in enumerate(size) if isinstance(s, int))
     if (len(shape) != 2 or ctx.kind(0) not in ("weight", "constant") or any(begin)
             or len(dynamic) != 1 or dynamic[0][0] != 0 or not static_ok):
-        ctx.fail("only table[:T] of a 2-D weight, T read from another tensor, is supported")
+        return slice_to(ctx, begin, size)
     source, axis = dynamic[0][1]
     ctx.emit("position_embedding", [ctx.ref_of(source)], attrs={"axis": axis},
              weights={"table": ctx.weight(0)})
+
+
+def slice_to(ctx, begin: list[int], size: list) -> None:
+    """x[:query_len, :key_len]: a slice whose lengths are sizes read at run time (Qwen3's
+    sliding-window mask cut to the attention mask's size)."""
+    if any(b < 0 for b in begin):
+        ctx.fail("slice with a negative begin")
+    lengths, inputs = [], [ctx.input(0)]
+    for axis, length in enumerate(size):
+        if isinstance(length, int):
+            lengths.append(length)
+            continue
+        tensor, source_axis = length
+        shape = ctx.emit("shape", [ctx.ref_of(tensor)], suffix=f"shape{axis}",
+                         outputs=[TensorInfo([tensor.shape.rank], "int32", size=True)])
+        inputs.append(ctx.emit("size_item", [shape], attrs={"index": source_axis},
+                               suffix=f"length{axis}", outputs=[TensorInfo([], "int32", size=True)]))
+        lengths.append(None)
+    ctx.emit("slice_to", inputs, attrs={"begin": begin, "lengths": lengths})
 
 
 @handler("BroadcastTo", ir="expand_as", static=(1,))

@@ -56,13 +56,42 @@ def matrix_set_diag(ctx) -> None:
 @handler("MatrixBandPart", ir="band_part", static=(1, 2))
 def matrix_band_part(ctx) -> None:
     """Keeps the entries with i - j <= num_lower and j - i <= num_upper (-1: all of them):
-    x.triu(-num_lower).tril(num_upper)."""
-    lower, upper = (int(ctx.const(i).reshape(-1)[0]) for i in (1, 2))
-    if lower < 0 and upper < 0:
+    x.triu(-num_lower).tril(num_upper). A bound may be a size known only at run time
+    (Qwen3's sliding window: min(key_len, window - 1)) when it cannot be negative."""
+    attrs, inputs = {}, [ctx.input(0)]
+    for index, key in ((1, "lower"), (2, "upper")):
+        if ctx.is_const(index):
+            value = int(ctx.const(index).reshape(-1)[0])
+            if value >= 0:
+                attrs[key] = value
+            continue
+        ref = ctx.size_input(index)
+        if not _non_negative(ctx, ref):
+            ctx.fail(f"a band bound ({key}) computed at run time that may be negative "
+                     "(TF: keep all)")
+        attrs[key] = None  # the next input
+        inputs.append(ref)
+    if not attrs:
         ctx.emit("identity", [ctx.input(0)])
         return
-    attrs = {key: value for key, value in (("lower", lower), ("upper", upper)) if value >= 0}
-    ctx.emit("band_part", [ctx.input(0)], attrs=attrs)
+    ctx.emit("band_part", inputs, attrs=attrs)
+
+
+SIZE_OPS = {"shape", "numel", "size_item", "size_slice", "sizes"}  # read off shapes: >= 0
+CLOSED = {"add", "mul", "minimum", "maximum", "floor_div", "cast"}  # >= 0 of >= 0 operands
+
+
+def _non_negative(ctx, ref: str) -> bool:
+    """Whether the size `ref` is >= 0 by construction: read off a shape, or sums, products,
+    minima and quotients of such sizes and constants >= 0."""
+    node = ctx.ir_node(ref)
+    if node is None:
+        return False
+    if node.op in SIZE_OPS:
+        return True
+    if node.op == "scalar":
+        return node.attrs["value"] >= 0
+    return node.op in CLOSED and all(_non_negative(ctx, r) for r in node.inputs)
 
 
 def matmul_tensors(ctx) -> None:

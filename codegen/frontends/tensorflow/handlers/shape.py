@@ -64,6 +64,8 @@ def squeeze(ctx) -> None:
 
 @handler("Reshape", ir="reshape", static=(1,))
 def reshape(ctx) -> None:
+    if ctx.is_size(0):
+        return reshape_of_sizes(ctx)
     if ctx.is_const(1):
         shape = [int(size) for size in ctx.const(1).reshape(-1)]
     elif _one_unknown(ctx) is not None:  # sizes read from Shape ops: one of them unknown
@@ -82,6 +84,20 @@ def reshape(ctx) -> None:
             shape = ctx.runtime_shape(ctx.op.inputs[1])
         shape = [-1 if size is None else size for size in shape]
     ctx.emit("reshape", [ctx.input(0)], attrs={"shape": shape})
+
+
+def reshape_of_sizes(ctx) -> None:
+    """A size reshaped to a scalar or a one-element vector (tf.repeat reshapes its repeats
+    to []): the same size; [seq_len] to [] is seq_len, [] to [1] is (seq_len,)."""
+    source, target = ctx.input_info(0).shape, ctx.output_info(0).shape
+    if source == target:
+        ctx.alias(ctx.op.outputs[0], ctx.input(0))
+    elif source == [1] and target == []:
+        ctx.emit("size_item", [ctx.input(0)], attrs={"index": 0})
+    elif source == [] and target == [1]:
+        ctx.emit("sizes", [ctx.input(0)], attrs={"parts": ["item"]})
+    else:
+        ctx.fail(f"a reshape of sizes from {source} to {target}")
 
 
 def _unknown_beyond_batch(ctx) -> bool:
