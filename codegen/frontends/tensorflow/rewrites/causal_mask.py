@@ -33,9 +33,20 @@ def _skip_cast(tensor):
 
 
 def _expanded(tensor, axis: int):
-    """t behind expand_dims(t, axis), else None."""
+    """t behind expand_dims(t, axis) or t[:, None] (a strided slice taking every element
+    with one new axis there, as keras-hub's Llama writes mask[:, None, :, :]), else None."""
     op = tensor.op
-    return op.inputs[0] if op.type == "ExpandDims" and _is(op.inputs[1], axis) else None
+    if op.type == "ExpandDims" and _is(op.inputs[1], axis):
+        return op.inputs[0]
+    if op.type != "StridedSlice" or op.get_attr("new_axis_mask") != 1 << axis \
+            or op.get_attr("shrink_axis_mask") or op.get_attr("ellipsis_mask"):
+        return None
+    strides, rank = _constant(op.inputs[3]), op.outputs[0].shape.rank
+    full = (1 << (rank or 0)) - 1 - (1 << axis)  # every other axis taken whole
+    if strides is None or rank is None or strides.size != rank or np.any(strides != 1) \
+            or op.get_attr("begin_mask") & full != full or op.get_attr("end_mask") & full != full:
+        return None
+    return op.inputs[0]
 
 
 def _length(tensor):

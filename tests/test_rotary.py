@@ -1,0 +1,116 @@
+"""The decoders' attention reads as Hugging Face's modeling_llama.py writes it (issue 21):
+keras-hub's rotary embedding (half rotation; GPT-NeoX's partial rotary on the first
+rotary_percentage of each head) is a `RotaryEmbedding` module with an `inv_freq` buffer whose
+`cos, sin` one `apply_rotary_pos_emb(q, k, cos, sin)` applies to the query and the key;
+grouped-query attention is SDPA's `enable_gqa=True` (no repeat of the key/value heads);
+the causal mask merged with the padding mask is one visible mask line into SDPA's
+attn_mask. Tiny keras-hub configs built offline (tests/test_keras_hub_sizes.py), from the
+SavedModel, compared with TF at lengths 1, 7 and 12, batch 1 and 3, padding partly zero,
+and through torch.export with batch and length dynamic. Skipped without keras-hub."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from test_keras_hub import _spread
+from test_keras_hub_sizes import VOCAB, _errors, _exports
+from test_keras_hub_sizes import _model as _sizes_model
+from test_transformers import _convert
+
+from codegen.frontends.tensorflow.compat import import_tf
+from codegen.zoo.keras_apps import save_keras_model
+
+keras_hub = pytest.importorskip("keras_hub")
+
+
+def _neox(tmp_path_factory):
+    """GPT-NeoX with half of each head rotated (rotary_percentage 0.5)."""
+    import_tf()
+    import keras
+
+    keras.utils.set_random_seed(4)
+    model = keras_hub.models.GPTNeoXBackbone(
+        vocabulary_size=VOCAB, num_layers=2, num_heads=4, hidden_dim=32, intermediate_dim=64,
+        rotary_percentage=0.5, max_sequence_length=64)
+    _spread(model, 4)
+    return model, save_keras_model(model, tmp_path_factory.mktemp("neox"), "neox")
+
+
+@pytest.fixture(scope="module", params=["llama", "mistral", "gemma", "gpt_neo_x"])
+def converted(request, tmp_path_factory):
+    kind = request.param
+    if kind == "gpt_neo_x":
+        model, paths = _neox(tmp_path_factory)
+    else:
+        model, paths = _sizes_model(kind, tmp_path_factory)
+    out = tmp_path_factory.mktemp(f"{kind}_out")
+    torch_model, source = _convert(paths["savedmodel"], out)
+    return kind, model, torch_model, source
+
+
+def test_rotary_embedding_is_a_module_and_a_helper(converted) -> None:
+    kind, _, torch_model, source = converted
+    assert "class RotaryEmbedding(nn.Module):" in source
+    assert 'self.register_buffer("inv_freq"' in source
+    assert "def rotate_half(" in source and "def apply_rotary_pos_emb(" in source
+    # one RotaryEmbedding call and one apply per attention layer (query and key together)
+    assert source.count("cos, sin = self.rotary_emb(") == 1
+    assert source.count("q, k = apply_rotary_pos_emb(") == 1
+    assert "torch.neg(" not in source and ".chunk(2, dim=3)" not in source
+    # the buffer holds TF's inv_freq exactly, and the constructor's formula agrees with it
+    rotary = [m for m in torch_model.modules() if type(m).__name__ == "RotaryEmbedding"]
+    assert rotary
+    dim = 8 if kind != "gpt_neo_x" else 4
+    rebuilt = type(rotary[0])(dim)
+    torch.testing.assert_close(rotary[0].inv_freq, rebuilt.inv_freq)
+
+
+def test_grouped_query_attention_and_masks(converted) -> None:
+    kind, _, _, source = converted
+    if kind == "gemma":  # (its grouped attention is a 5-D einsum, not SDPA yet)
+        return
+    assert "F.scaled_dot_product_attention(" in source
+    assert "repeat_interleave" not in source
+    if kind in ("llama", "mistral"):
+        assert "enable_gqa=True" in source
+    # causal & padding: one mask line, no minimum of the two as integers
+    assert ".tril() & (" in source and "torch.minimum(" not in source
+
+
+def test_values_match_tensorflow(converted) -> None:
+    _, model, torch_model, source = converted
+    errors = _errors(model, torch_model)
+    assert max(errors) <= 1e-4, errors
+    assert ".item()" not in source
+
+
+def test_exports_with_dynamic_batch_and_length(converted) -> None:
+    _, model, torch_model, _ = converted
+    _exports(torch_model, [tensor.name for tensor in model.inputs])
+
+
+def test_partial_rotary_keeps_the_rest_of_the_head(converted) -> None:
+    kind, _, _, source = converted
+    if kind != "gpt_neo_x":
+        return
+    assert "RotaryEmbedding(4)" in source  # half of the 8 of each head
+    assert "torch.cat([q, " in source and "torch.cat([k, " in source
+
+
+def test_the_checked_formula_is_tensorflows_rotation() -> None:
+    """The formula a matched pattern's TF output is checked against (at conversion, with x fed
+    at two sizes) is the rotation TF computes."""
+    import_tf()
+    import tensorflow as tf
+
+    from codegen.frontends.tensorflow.rewrites.rotary import _expected
+
+    x = np.random.default_rng(0).normal(0, 1, (2, 5, 3, 4)).astype("float32")
+    inv_freq = np.array([1.0, 0.01], "float32")
+    positions = tf.range(5, dtype=tf.float32)
+    freqs = tf.einsum("i,j->ij", positions, inv_freq)
+    emb = tf.concat([freqs, freqs], -1)[None, :, None, :]
+    x1, x2 = tf.split(x, 2, -1)
+    reference = x * tf.cos(emb) + tf.concat([-x2, x1], -1) * tf.sin(emb)
+    np.testing.assert_allclose(_expected(x, inv_freq), reference.numpy(), rtol=1e-5, atol=1e-6)
