@@ -22,6 +22,7 @@ from codegen.frontends.tensorflow.compat import import_tf
 from codegen.zoo.keras_apps import save_keras_model
 
 keras_hub = pytest.importorskip("keras_hub")
+WINDOW = 3
 
 
 def _neox(tmp_path_factory):
@@ -37,11 +38,26 @@ def _neox(tmp_path_factory):
     return model, save_keras_model(model, tmp_path_factory.mktemp("neox"), "neox")
 
 
+def _mistral(tmp_path_factory):
+    """Mistral with a sliding window of 3 (shorter than the lengths 7 and 12 compared)."""
+    import_tf()
+    import keras
+
+    keras.utils.set_random_seed(4)
+    model = keras_hub.models.MistralBackbone(
+        vocabulary_size=VOCAB, num_layers=2, num_query_heads=4, num_key_value_heads=2,
+        hidden_dim=32, intermediate_dim=64, sliding_window=WINDOW)
+    _spread(model, 4)
+    return model, save_keras_model(model, tmp_path_factory.mktemp("mistral"), "mistral")
+
+
 @pytest.fixture(scope="module", params=["llama", "mistral", "gemma", "gpt_neo_x"])
 def converted(request, tmp_path_factory):
     kind = request.param
     if kind == "gpt_neo_x":
         model, paths = _neox(tmp_path_factory)
+    elif kind == "mistral":
+        model, paths = _mistral(tmp_path_factory)
     else:
         model, paths = _sizes_model(kind, tmp_path_factory)
     out = tmp_path_factory.mktemp(f"{kind}_out")
@@ -54,9 +70,10 @@ def test_rotary_embedding_is_a_module_and_a_helper(converted) -> None:
     assert "class RotaryEmbedding(nn.Module):" in source
     assert 'self.register_buffer("inv_freq"' in source
     assert "def rotate_half(" in source and "def apply_rotary_pos_emb(" in source
-    # one RotaryEmbedding call and one apply per attention layer (query and key together)
-    assert source.count("cos, sin = self.rotary_emb(") == 1
-    assert source.count("q, k = apply_rotary_pos_emb(") == 1
+    # one RotaryEmbedding call and one apply per attention class (query and key together)
+    calls = source.count("cos, sin = self.rotary_emb(")
+    assert calls >= 1 and source.count("q, k = apply_rotary_pos_emb(") == calls
+    assert source.count("= RotaryEmbedding(") == calls
     assert "torch.neg(" not in source and ".chunk(2, dim=3)" not in source
     # the buffer holds TF's inv_freq exactly, and the constructor's formula agrees with it
     rotary = [m for m in torch_model.modules() if type(m).__name__ == "RotaryEmbedding"]
@@ -74,8 +91,10 @@ def test_grouped_query_attention_and_masks(converted) -> None:
     assert "repeat_interleave" not in source
     if kind in ("llama", "mistral"):
         assert "enable_gqa=True" in source
-    # causal & padding: one mask line, no minimum of the two as integers
-    assert ".tril() & (" in source and "torch.minimum(" not in source
+    # causal & padding: one mask line, no minimum of the two as integers (Mistral's sliding
+    # window: the keys i - W < j <= i)
+    band = f".triu({1 - WINDOW})" if kind == "mistral" else ""
+    assert f".tril(){band} & (" in source and "torch.minimum(" not in source
 
 
 def test_values_match_tensorflow(converted) -> None:

@@ -83,6 +83,8 @@ def sequence_op(node: Node, graph: Graph) -> Expr:
         attrs.update(axis=node.attrs["axis"], stop=node.attrs["axis"] + node.attrs["count"])
     elif node.op == "flatten":
         attrs.update(axis=node.attrs["axis"], end_axis=node.attrs.get("end_axis"))
+    elif node.op == "causal_mask" and node.attrs.get("window"):  # keys i - W < j <= i
+        attrs["diagonal"] = 1 - int(node.attrs["window"])
     elif node.op == "unsqueeze" or node.op == "expand":
         attrs["axes"] = tuple(node.attrs["axes"])
     elif node.op == "cast" and node.outputs[0].size:  # float(seq_len)

@@ -12,7 +12,7 @@ import numpy as np
 from codegen.frontends.tensorflow.context import tensor_info
 from codegen.frontends.tensorflow.handlers import handler
 from codegen.frontends.tensorflow.handlers.sizes import sized_broadcast, sized_fill, sized_tile
-from codegen.frontends.tensorflow.rewrites.causal_mask import causal_mask
+from codegen.frontends.tensorflow.rewrites.causal_mask import causal_mask, sliding_window
 from codegen.ir.graph import TensorInfo
 
 
@@ -237,5 +237,7 @@ def emit_causal_mask(ctx, condition) -> str:
     node in this op's scope."""
     x, padding = causal_mask(condition)
     inputs = [ctx.ref_of(x)] + ([] if padding is None else [ctx.ref_of(padding)])
+    window = sliding_window(condition)
     return ctx.emit("causal_mask", inputs, suffix="causal_mask",
+                    attrs={} if window is None else {"window": window},
                     outputs=[tensor_info(condition)])

@@ -22,7 +22,7 @@ from __future__ import annotations
 from codegen.frontends.tensorflow.handlers.dynamic import emit_causal_mask
 from codegen.frontends.tensorflow.handlers.einsum import canonical
 from codegen.frontends.tensorflow.rewrites import rewrite
-from codegen.frontends.tensorflow.rewrites.causal_mask import causal_mask
+from codegen.frontends.tensorflow.rewrites.causal_mask import causal_mask, sliding_window
 from codegen.ir.graph import TensorInfo
 
 SCORES = {"abcd,aecd->acbe": (0, 1), "abcd,aecd->aceb": (1, 0)}  # -> (query, key) operands
@@ -63,7 +63,8 @@ def match_attention(ctx) -> bool:
     if grouped is not None:  # grouped-query attention: SDPA repeats the key/value heads
         inputs[1:] = grouped
     causal = mask is not None and causal_mask(mask) is not None
-    if causal and causal_mask(mask)[1] is None:  # exactly causal: SDPA's is_causal
+    exact = causal and causal_mask(mask)[1] is None and sliding_window(mask) is None
+    if exact:  # exactly causal: SDPA's is_causal
         mask = None
     if mask is not None:
         inputs.append(emit_causal_mask(ctx, mask) if causal else ctx.ref_of(mask))

@@ -6,7 +6,9 @@ mask by `ops.minimum`) and its softmax reads as a boolean:
 or, without padding, the boolean triangle itself (expand_dims(broadcast_to(...), 1)), and-ed
 with ones_like(scores) as Keras's MultiHeadAttention does.
 It depends on shapes only, so it is matched on the TF ops (no IR): `causal_mask(condition)`
-gives (x, padding or None) - the mask is `tril(ones(T, T)) & (padding > 0)` - else None.
+gives (x, padding or None) - the mask is `tril(ones(T, T)) & (padding > 0)` - else None;
+Mistral's sliding window (minimum(causal, cast(i < j + W))) is that mask with
+`.triu(1 - W)`, W read by `sliding_window(condition)`.
 The SelectV2 handler and the attention rewrite read it through this one function."""
 
 from __future__ import annotations
@@ -105,13 +107,71 @@ def causal_mask(condition):
     merged = _expanded(op.inputs[0], 1)
     if merged is None:
         return None
+    x = _causal(merged)[0]
+    if x is not None:
+        return x, None
     if merged.op.type != "Minimum":
-        x = _triangle(merged)
-        return None if x is None else (x, None)
+        return None
     for index in (0, 1):
-        x = _triangle(merged.op.inputs[index])
+        x = _causal(merged.op.inputs[index])[0]
         padding = _expanded(merged.op.inputs[1 - index], 1)
         if (x is not None and padding is not None and padding.shape.rank == 2
                 and padding.dtype.is_integer):
             return x, padding
     return None
+
+
+def sliding_window(condition) -> int | None:
+    """W when the causal mask `condition` (causal_mask(condition) is not None) also hides
+    the keys W or more before the query (Mistral's band, i < j + W), else None."""
+    op = condition.op
+    if op.type == "LogicalAnd":
+        return next((w for t in op.inputs if (w := sliding_window(t)) is not None), None)
+    if op.type != "Greater":
+        return None
+    merged = _expanded(op.inputs[0], 1)
+    candidates = [merged] + (list(merged.op.inputs) if merged.op.type == "Minimum" else [])
+    return next((w for t in candidates if (w := _causal(t)[1]) is not None), None)
+
+
+def _causal(tensor):
+    """(x, W or None) when `tensor` is the causal triangle of x, or (Mistral's sliding
+    window) minimum(triangle, cast(i + c1 < j + c2)) with W = c2 - c1; else (None, None)."""
+    x = _triangle(tensor)
+    if x is not None:
+        return x, None
+    if tensor.op.type != "Minimum":
+        return None, None
+    for index in (0, 1):
+        x = _triangle(tensor.op.inputs[index])
+        window = None if x is None else _band(tensor.op.inputs[1 - index], x)
+        if window is not None:
+            return x, window
+    return None, None
+
+
+def _offset(tensor, axis: int):
+    """(x, c) when `tensor` is expand_dims(range(shape(x)[1]), axis) + c (c a constant
+    integer, 0 if absent), else None."""
+    op, c = tensor.op, 0
+    if op.type in ("AddV2", "Add"):
+        constant = _constant(op.inputs[1])
+        if constant is None or constant.size != 1 or float(constant[0]) != int(constant[0]):
+            return None
+        tensor, c = op.inputs[0], int(constant[0])
+    inner = _expanded(tensor, axis)
+    found = None if inner is None else _arange(inner)
+    return None if found is None or found[1] != 1 else (found[0], c)
+
+
+def _band(tensor, x) -> int | None:
+    """W when `tensor` is (a cast of) i + c1 < j + c2 (i the query's position [:, None], j
+    the key's [None, :], both of x) with W = c2 - c1 >= 1, else None."""
+    op = _skip_cast(tensor).op
+    if op.type != "Less":
+        return None
+    rows, cols = _offset(op.inputs[0], 1), _offset(op.inputs[1], 0)
+    if rows is None or cols is None or rows[0] is not x or cols[0] is not x:
+        return None
+    window = cols[1] - rows[1]
+    return window if window >= 1 else None
