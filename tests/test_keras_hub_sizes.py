@@ -168,12 +168,11 @@ def test_decoder_backbones(decoder, fmt, tmp_path) -> None:
     unread = sum(int(np.prod(v.shape)) for v in model.trainable_weights
                  if "reverse_embeddings" in v.path)  # the LM head: not in the backbone's graph
     assert_param_count(tmp_path / "model", trainable_count(model) - unread)
-    if kind == "gemma":  # (its grouped attention is a 5-D einsum and a masked softmax,
-        # not yet recognised as SDPA)
+    assert "F.scaled_dot_product_attention(" in source and "enable_gqa=True" in source
+    if kind == "gemma":  # (its grouped 5-D einsums: rewrites/grouped_attention.py)
         assert "RMSNormPlusOne(" in source
     else:
-        assert "nn.RMSNorm(" in source and "F.scaled_dot_product_attention(" in source
-        assert "enable_gqa=True" in source  # (rewrites/attention.py; was repeat_interleave)
+        assert "nn.RMSNorm(" in source
     assert ".item()" not in source
     if fmt == "savedmodel":
         _exports(torch_model, [tensor.name for tensor in model.inputs])

@@ -2,7 +2,8 @@
 keras-hub's rotary embedding (half rotation; GPT-NeoX's partial rotary on the first
 rotary_percentage of each head) is a `RotaryEmbedding` module with an `inv_freq` buffer whose
 `cos, sin` one `apply_rotary_pos_emb(q, k, cos, sin)` applies to the query and the key;
-grouped-query attention is SDPA's `enable_gqa=True` (no repeat of the key/value heads);
+grouped-query attention is SDPA's `enable_gqa=True` (no repeat of the key/value heads, no
+grouped 5-D einsums as Gemma's);
 the causal mask merged with the padding mask is one visible mask line into SDPA's
 attn_mask. Tiny keras-hub configs built offline (tests/test_keras_hub_sizes.py), from the
 SavedModel, compared with TF at lengths 1, 7 and 12, batch 1 and 3, padding partly zero,
@@ -74,7 +75,9 @@ def test_rotary_embedding_is_a_module_and_a_helper(converted) -> None:
     calls = source.count("cos, sin = self.rotary_emb(")
     assert calls >= 1 and source.count("q, k = apply_rotary_pos_emb(") == calls
     assert source.count("= RotaryEmbedding(") == calls
-    assert "torch.neg(" not in source and ".chunk(2, dim=3)" not in source
+    assert "torch.neg(" not in source
+    if kind != "gemma":  # (Gemma interleaves the rotated halves after: its own chunk)
+        assert ".chunk(2, dim=3)" not in source
     # the buffer holds TF's inv_freq exactly, and the constructor's formula agrees with it
     rotary = [m for m in torch_model.modules() if type(m).__name__ == "RotaryEmbedding"]
     assert rotary
@@ -85,11 +88,10 @@ def test_rotary_embedding_is_a_module_and_a_helper(converted) -> None:
 
 def test_grouped_query_attention_and_masks(converted) -> None:
     kind, _, _, source = converted
-    if kind == "gemma":  # (its grouped attention is a 5-D einsum, not SDPA yet)
-        return
     assert "F.scaled_dot_product_attention(" in source
-    assert "repeat_interleave" not in source
-    if kind in ("llama", "mistral"):
+    assert "repeat_interleave" not in source and '"abcde,' not in source  # (Gemma's 5-D
+    # einsums of the grouped heads)
+    if kind in ("llama", "mistral", "gemma"):  # 4 query heads, 2 key/value heads
         assert "enable_gqa=True" in source
     # causal & padding: one mask line, no minimum of the two as integers (Mistral's sliding
     # window: the keys i - W < j <= i)

@@ -232,12 +232,12 @@ def select(ctx) -> None:
     ctx.emit("where", [condition, ctx.input(1), ctx.input(2)])
 
 
-def emit_causal_mask(ctx, condition) -> str:
+def emit_causal_mask(ctx, condition, info=None, grouped: bool = False) -> str:
     """The causal mask `condition` (see rewrites/causal_mask.py) as one IR `causal_mask`
-    node in this op's scope."""
-    x, padding = causal_mask(condition)
+    node in this op's scope ([N, 1, T, S]: `info` when the condition has another rank)."""
+    x, padding = causal_mask(condition, grouped)
     inputs = [ctx.ref_of(x)] + ([] if padding is None else [ctx.ref_of(padding)])
-    window = sliding_window(condition)
+    window = sliding_window(condition, grouped)
     return ctx.emit("causal_mask", inputs, suffix="causal_mask",
                     attrs={} if window is None else {"window": window},
-                    outputs=[tensor_info(condition)])
+                    outputs=[info or tensor_info(condition)])

@@ -214,7 +214,7 @@ def _zeroed(ctx, op):
     return op.inputs[1].op
 
 
-def _unmasked(ctx, tensor):
+def _unmasked(ctx, tensor, rank: int = 4):
     """(scores, boolean mask or None) behind where(mask, scores, -large)."""
     op = tensor.op
     if op.type != "SelectV2":
@@ -230,7 +230,7 @@ def _unmasked(ctx, tensor):
         ones = [t for t in mask.op.inputs if _is_ones_like(ctx, t, scores)]
         if ones:
             mask = next(t for t in mask.op.inputs if t is not ones[0])
-    if mask.dtype.name != "bool" or mask.shape.rank != 4:
+    if mask.dtype.name != "bool" or mask.shape.rank != rank:
         return None, None
     return scores, mask
 

@@ -34,17 +34,19 @@ def _skip_cast(tensor):
     return tensor
 
 
-def _expanded(tensor, axis: int):
+def _expanded(tensor, axis: int, new_axes: int = 0):
     """t behind expand_dims(t, axis) or t[:, None] (a strided slice taking every element
-    with one new axis there, as keras-hub's Llama writes mask[:, None, :, :]), else None."""
+    with one new axis there, as keras-hub's Llama writes mask[:, None, :, :]; `new_axes`, a
+    bit mask, for several: Gemma's mask[:, None, None, :, :]), else None."""
     op = tensor.op
-    if op.type == "ExpandDims" and _is(op.inputs[1], axis):
+    if op.type == "ExpandDims" and _is(op.inputs[1], axis) and not new_axes:
         return op.inputs[0]
-    if op.type != "StridedSlice" or op.get_attr("new_axis_mask") != 1 << axis \
+    new_axes = new_axes or 1 << axis
+    if op.type != "StridedSlice" or op.get_attr("new_axis_mask") != new_axes \
             or op.get_attr("shrink_axis_mask") or op.get_attr("ellipsis_mask"):
         return None
     strides, rank = _constant(op.inputs[3]), op.outputs[0].shape.rank
-    full = (1 << (rank or 0)) - 1 - (1 << axis)  # every other axis taken whole
+    full = (1 << (rank or 0)) - 1 - new_axes  # every other axis taken whole
     if strides is None or rank is None or strides.size != rank or np.any(strides != 1) \
             or op.get_attr("begin_mask") & full != full or op.get_attr("end_mask") & full != full:
         return None
@@ -89,22 +91,23 @@ def _triangle(tensor):
     return i[0]
 
 
-def causal_mask(condition):
-    """(x, padding [N, S] or None) when the boolean `condition` [N, 1, T, T] is the causal
-    mask of sequence x (T = x's axis 1), and-ed with padding > 0 if given; else None."""
+def causal_mask(condition, grouped: bool = False):
+    """(x, padding [N, S] or None) when the boolean `condition` [N, 1, T, T] (grouped: [N,
+    1, 1, T, T], Gemma's) is the causal mask of sequence x (T = x's axis 1), and-ed with
+    padding > 0 if given; else None."""
     op = condition.op
     if op.type == "LogicalAnd":  # ones_like(scores) & mask (Keras's MultiHeadAttention)
         for index in (0, 1):
             fill = op.inputs[index].op
             if fill.type == "Fill" and fill.inputs[0].op.type == "Shape" and _is(fill.inputs[1], 1):
-                return causal_mask(op.inputs[1 - index])
+                return causal_mask(op.inputs[1 - index], grouped)
         return None
-    if op.type == "ExpandDims" and condition.dtype.is_bool:  # the boolean triangle alone
+    if op.type == "ExpandDims" and condition.dtype.is_bool and not grouped:  # the triangle
         x = _triangle(_expanded(condition, 1)) if _expanded(condition, 1) is not None else None
         return None if x is None else (x, None)
     if op.type != "Greater" or not _is(op.inputs[1], 0):
         return None
-    merged = _expanded(op.inputs[0], 1)
+    merged = _merged(op.inputs[0], grouped)
     if merged is None:
         return None
     x = _causal(merged)[0]
@@ -121,17 +124,25 @@ def causal_mask(condition):
     return None
 
 
-def sliding_window(condition) -> int | None:
+def sliding_window(condition, grouped: bool = False) -> int | None:
     """W when the causal mask `condition` (causal_mask(condition) is not None) also hides
     the keys W or more before the query (Mistral's band, i < j + W), else None."""
     op = condition.op
     if op.type == "LogicalAnd":
-        return next((w for t in op.inputs if (w := sliding_window(t)) is not None), None)
+        return next((w for t in op.inputs if (w := sliding_window(t, grouped)) is not None),
+                    None)
     if op.type != "Greater":
         return None
-    merged = _expanded(op.inputs[0], 1)
+    merged = _merged(op.inputs[0], grouped)
+    if merged is None:
+        return None
     candidates = [merged] + (list(merged.op.inputs) if merged.op.type == "Minimum" else [])
     return next((w for t in candidates if (w := _causal(t)[1]) is not None), None)
+
+
+def _merged(tensor, grouped: bool):
+    """The [N, T, S] mask behind its [N, 1, T, S] (grouped: [N, 1, 1, T, S]) form."""
+    return _expanded(tensor, 1, new_axes=0b110) if grouped else _expanded(tensor, 1)
 
 
 def _causal(tensor):
