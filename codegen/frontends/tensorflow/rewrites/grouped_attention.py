@@ -17,6 +17,7 @@ from codegen.frontends.tensorflow.handlers.einsum import canonical
 from codegen.frontends.tensorflow.rewrites import rewrite
 from codegen.frontends.tensorflow.rewrites.attention import _scaled, _unmasked, _zeroed
 from codegen.frontends.tensorflow.rewrites.causal_mask import causal_mask, sliding_window
+from codegen.frontends.tensorflow.rewrites.rotary import _value
 from codegen.ir.graph import TensorInfo
 
 SCORES = canonical("btkgh,bskh->bkgts")
@@ -49,8 +50,8 @@ def _leading(op, sources) -> bool:
             return False
         if item.inputs[0].op.inputs[0].name not in names:
             return False
-        begin = item.inputs[1].op
-        if begin.type != "Const" or list(begin.get_attr("value").int_val) != [axis]:
+        begin = _value(item.inputs[1])
+        if begin is None or begin.tolist() != [axis]:
             return False
     return True
 

@@ -25,7 +25,6 @@ from codegen.ir.graph import TensorInfo
 
 SKIP = ("Identity", "Cast")
 SIZES = ((2, 1), (3, 5))  # (batch, length) at which the meaning is checked
-ROW_KEEPING = ("BiasAdd", "Identity", "Cast", "Reshape", "StridedSlice", "AddV2", "Add")
 
 
 def _skip(tensor):
@@ -39,7 +38,9 @@ def _angles(tensor):
     expand_dims and casts to an outer product of the positions with it), else None."""
     for _ in range(8):
         op = _skip(tensor).op
-        if op.type in ("Reshape", "ExpandDims", "StridedSlice") or op.type == "Pack" and len(op.inputs) == 2 and op.inputs[0] is op.inputs[1] or op.type == "ConcatV2" and len(op.inputs) == 3 and op.inputs[0] is op.inputs[1]:
+        doubled = op.type in ("Pack", "ConcatV2") and len(op.inputs) >= 2 \
+            and op.inputs[0] is op.inputs[1] and len(op.inputs) == (2 if op.type == "Pack" else 3)
+        if op.type in ("Reshape", "ExpandDims", "StridedSlice") or doubled:
             tensor = op.inputs[0]
         elif op.type in ("Einsum", "Mul") and len(op.inputs) == 2:
             constant = [t for t in op.inputs if _constant(t.op)]
@@ -47,6 +48,14 @@ def _angles(tensor):
         else:
             return None
     return None
+
+
+def _value(tensor) -> np.ndarray | None:
+    """A constant's value (flat), else None."""
+    from tensorflow.python.framework import tensor_util
+
+    value = tensor_util.constant_value(tensor)
+    return None if value is None else np.asarray(value).reshape(-1)
 
 
 def _constant(op, depth: int = 0) -> bool:
@@ -159,7 +168,7 @@ def _rows(tensor):
             if "." in equation or len(first) < 3 or output[:2] != first[:2]:
                 return tensor
             tensor = op.inputs[0]
-        elif op.type in ("Reshape", "StridedSlice") and _keeps_rows(op) or op.type in ROW_KEEPING and op.type not in ("Reshape", "StridedSlice") and op.inputs:
+        elif _keeps_rows(op):
             tensor = op.inputs[0]
         else:
             return tensor
@@ -167,7 +176,14 @@ def _rows(tensor):
 
 
 def _keeps_rows(op) -> bool:
-    """A reshape that splits or merges the last axes only, or a slice of the last axis."""
+    """Whether op's output has its first input's batch and time sizes: a bias or a cast, a
+    reshape that splits or merges the axes after them, a slice of the last axis only."""
+    if op.type in ("BiasAdd", "Identity", "Cast"):
+        return bool(op.inputs)
+    if op.type in ("AddV2", "Add"):  # + a bias vector (nothing that broadcasts x's rows)
+        return op.inputs[1].shape.rank is not None and op.inputs[1].shape.rank <= 1
+    if op.type not in ("Reshape", "StridedSlice"):
+        return False
     source, result = op.inputs[0].shape, op.outputs[0].shape
     if source.rank is None or result.rank is None or source.rank < 3 or result.rank < 3:
         return False
@@ -175,9 +191,16 @@ def _keeps_rows(op) -> bool:
         tail_in, tail_out = source.as_list()[2:], result.as_list()[2:]
         return None not in tail_in + tail_out and np.prod(tail_in) == np.prod(tail_out) \
             and _same_leading(op)
-    mask = op.get_attr("ellipsis_mask") | op.get_attr("shrink_axis_mask") | op.get_attr("new_axis_mask")
-    return op.get_attr("ellipsis_mask") in (0, 1) and mask == op.get_attr("ellipsis_mask") \
-        and source.rank == result.rank and source.as_list()[2:-1] == result.as_list()[2:-1]
+    if op.get_attr("shrink_axis_mask") or op.get_attr("new_axis_mask") or source.rank != result.rank:
+        return False
+    begin = op.inputs[1].shape.as_list()
+    whole = (1 << (source.rank - 1)) - 1  # every axis but the last taken whole
+    if op.get_attr("ellipsis_mask") == 1:
+        return begin == [2]  # x[..., a:b]
+    strides = _value(op.inputs[3])
+    return not op.get_attr("ellipsis_mask") and begin == [source.rank] \
+        and op.get_attr("begin_mask") & whole == whole and op.get_attr("end_mask") & whole == whole \
+        and strides is not None and bool(np.all(strides == 1))
 
 
 def _same_leading(op) -> bool:
@@ -191,12 +214,13 @@ def _same_leading(op) -> bool:
         return False
     for axis in (0, 1):
         item = _skip(target.inputs[axis]).op
-        if item.type != "StridedSlice" or item.inputs[0].op.type != "Shape":
+        if item.type != "StridedSlice" or item.inputs[0].op.type != "Shape" \
+                or item.get_attr("shrink_axis_mask") != 1:
             return False
         if _skip(item.inputs[0].op.inputs[0]) is not _skip(op.inputs[0]):
             return False
-        begin = item.inputs[1].op
-        if begin.type != "Const" or int(np.asarray(begin.get_attr("value").int_val or [-1])[0]) != axis:
+        begin = _value(item.inputs[1])
+        if begin is None or begin.tolist() != [axis]:
             return False
     return True
 
