@@ -137,3 +137,34 @@ def test_the_checked_formula_is_tensorflows_rotation() -> None:
     x1, x2 = tf.split(x, 2, -1)
     reference = x * tf.cos(emb) + tf.concat([-x2, x1], -1) * tf.sin(emb)
     np.testing.assert_allclose(_expected(x, inv_freq), reference.numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("start", [0, 3])
+def test_rotary_layer_alone_and_positions_that_do_not_start_at_zero(start, tmp_path) -> None:
+    """keras-hub's RotaryEmbedding on its own, on a query and a key of one input; with
+    start_index=3 the pattern looks the same but its positions are not arange(T): the check
+    on TF refuses the rewrite and the arithmetic stays, still exact."""
+    import_tf()
+    import keras
+
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input((None, 16))
+    query = keras.layers.Reshape((-1, 2, 8))(keras.layers.Dense(16)(inputs))
+    key = keras.layers.Reshape((-1, 2, 8))(keras.layers.Dense(16)(inputs))
+    rotary = keras_hub.layers.RotaryEmbedding(max_wavelength=500)
+    outputs = keras.layers.Concatenate()([rotary(query, start_index=start),
+                                          rotary(key, start_index=start)])
+    model = keras.Model(inputs, outputs)
+    paths = save_keras_model(model, tmp_path / "src", "rope")
+    torch_model, source = _convert(paths["savedmodel"], tmp_path)
+    # (the reshapes to heads take -1 for the length: nothing proves the two lengths equal,
+    # so each is rotated on its own: x * cos + rotate_half(x) * sin)
+    assert ("rotate_half(" in source) == ("class RotaryEmbedding(nn.Module)" in source) == (start == 0)
+    assert "apply_rotary_pos_emb(" not in source
+    rng = np.random.default_rng(2)
+    for batch, length in ((1, 1), (3, 7)):
+        x = rng.normal(0, 1, (batch, length, 16)).astype("float32")
+        expected = np.asarray(model(x))
+        with torch.no_grad():
+            ours = torch_model(torch.from_numpy(x)).numpy()
+        assert np.abs(ours - expected).max() <= 1e-5 * np.abs(expected).max()

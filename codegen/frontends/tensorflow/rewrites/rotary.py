@@ -298,12 +298,14 @@ def match_rotary(ctx) -> bool:
                 or not _checked(ctx, follower, theirs[0], other):
             follower = None
     dim = 2 * inv_freq.size
-    scope = ctx.scope.rpartition("/")[0] or ctx.scope  # the attention's: one per layer
+    scope, _, leaf = ctx.scope.rpartition("/")  # the attention's: one per layer
+    scope = scope or ctx.scope
+    module = f"{scope}/rotary_emb" if follower is not None else f"{scope}/{leaf}"  # (one each)
     weight = ctx.channel_weight(inv_tensor, inv_freq, f"{ctx.name}/inv_freq")
     angles = TensorInfo([1, x.shape.as_list()[1], 1, dim], "float32")
     cos = ctx.emit("rotary_embedding", [ctx.ref_of(x)], attrs={"dim": dim, **_config(inv_freq)},
                    weights={"inv_freq": weight}, suffix="rotary_emb",
-                   outputs=[angles, angles], scope=f"{scope}/rotary_emb")
+                   outputs=[angles, angles], scope=module)
     sin = f"{cos.rpartition(':')[0]}:1"
     inputs, outputs = [ctx.ref_of(x)], [ctx.output_info(0)]
     if follower is not None:
