@@ -159,7 +159,7 @@ def decoder(request, tmp_path_factory):
 @pytest.mark.parametrize("fmt", ["savedmodel", "keras"])
 def test_decoder_backbones(decoder, fmt, tmp_path) -> None:
     """Rotary positions from torch.arange of the length, the causal mask and the padding
-    mask, grouped-query attention (repeat_interleave into SDPA), nn.RMSNorm (Gemma's
+    mask, grouped-query attention (SDPA's enable_gqa), nn.RMSNorm (Gemma's
     1 + scale: RMSNormPlusOne) and the gated MLP."""
     kind, (model, paths) = decoder
     torch_model, source = _convert(paths[fmt], tmp_path)
@@ -168,12 +168,11 @@ def test_decoder_backbones(decoder, fmt, tmp_path) -> None:
     unread = sum(int(np.prod(v.shape)) for v in model.trainable_weights
                  if "reverse_embeddings" in v.path)  # the LM head: not in the backbone's graph
     assert_param_count(tmp_path / "model", trainable_count(model) - unread)
-    if kind == "gemma":  # (its grouped attention is a 5-D einsum and a masked softmax,
-        # not yet recognised as SDPA)
+    assert "F.scaled_dot_product_attention(" in source and "enable_gqa=True" in source
+    if kind == "gemma":  # (its grouped 5-D einsums: rewrites/grouped_attention.py)
         assert "RMSNormPlusOne(" in source
     else:
-        assert "nn.RMSNorm(" in source and "F.scaled_dot_product_attention(" in source
-        assert "repeat_interleave(2, dim=2)" in source
+        assert "nn.RMSNorm(" in source
     assert ".item()" not in source
     if fmt == "savedmodel":
         _exports(torch_model, [tensor.name for tensor in model.inputs])

@@ -109,5 +109,6 @@ def test_every_rewrite_module_has_a_case():
                  "time_distributed", "time_distributed_reshape",  # test_time_distributed.py
                  "repeat",  # tests/test_image_models.py (Keras 3 nearest UpSampling2D)
                  "conv1d",  # tests/test_keras_conv_models.py (Keras' 1-D layers)
-                 "rms_norm"]  # tests/test_rms_norm.py (Keras, Llama, Gemma, T5 forms)
+                 "rms_norm",  # tests/test_rms_norm.py (Keras, Llama, Gemma, T5 forms)
+                 "rotary", "grouped_attention"]  # tests/test_rotary.py (keras-hub decoders)
     assert sorted([*modules, *elsewhere]) == sorted(MODULES)

@@ -314,7 +314,8 @@ def _assign_params(cls: ModuleClass, is_root: bool) -> None:
 
 def _name_classes(classes: list[ModuleClass], root_plan: Plan) -> None:
     taken = Namespace({"Constant", "Learned", "PaddedConv2d", "Conv2dSame", "MaxPool2dSame",
-                       "AvgPool2dSame", "LayerNorm2d", "RMSNormPlusOne", "BiasAdd", *CONV_HELPERS})  # the helper classes
+                       "AvgPool2dSame", "LayerNorm2d", "RMSNormPlusOne", "BiasAdd", "RotaryEmbedding",
+                       *CONV_HELPERS})  # the helper classes
     by_base: dict[str, list[ModuleClass]] = {}
     for cls in classes:
         by_base.setdefault(_base_name(cls), []).append(cls)

@@ -40,6 +40,7 @@ class Layer:
     outputs: tuple[str, ...] = ()
     state_names: tuple[str, ...] = ()
     call: str = ""  # the call's arguments from the inputs ("{0}, ({1}[None], {2}[None])")
+    output_names: tuple[str, ...] = ()  # the unpacked outputs' names, if not the layer's
 
 
 @dataclass
@@ -50,6 +51,7 @@ class Expr:
     helpers: tuple[str, ...] = ()
     imports: tuple[str, ...] = ()
     repeat: bool = False  # cheap and pure (`x.shape`): written at each use, never named
+    output_names: tuple[str, ...] = ()  # names of its outputs, if not the hint's
 
 
 RENDERERS: dict[str, Callable[[Node, Graph], Layer | Expr]] = {}
@@ -74,7 +76,7 @@ def render_op(node: Node, graph: Graph) -> Layer | Expr:
     Keras layer with trainable=False, BatchNormalization(center=False)) lists those in
     args["untrained"], where the IR says what is trainable."""
     render = RENDERERS[node.op](node, graph)
-    if isinstance(render, Layer) and render.cls not in ("Constant", "Learned") \
+    if isinstance(render, Layer) and render.cls not in ("Constant", "Learned", "RotaryEmbedding") \
             and render.template != "ops/rnn.py.jinja" \
             and any(entry.trainable for entry in graph.weights.values()):  # (RNN: one_bias)
         fixed = tuple(key for key, weight in render.state.items()

@@ -170,7 +170,8 @@ class ClassRenderer:
                 values[stmt.outputs[0]] = text
                 within[stmt.outputs[0]] = written
                 continue
-            targets = [names.create(identifier(stmt.attr)) for _ in stmt.outputs]
+            named = stmt.render.output_names if stmt.kind == "expr" else ()
+            targets = [names.create(identifier(name)) for name in named or [stmt.attr] * len(stmt.outputs)]
             lines.append(f"{', '.join(targets)} = {text}")
             self.groups.append(written)
             values.update(zip(stmt.outputs, targets))
@@ -194,9 +195,10 @@ class ClassRenderer:
         """The assignment of a layer that returns a structure (nn.LSTM's output, (h, c));
         outputs no one reads are `_` (all the states at once when none is read)."""
         render, targets = stmt.render, []
-        for ref, suffix, read in zip(stmt.outputs, render.state_names, render.outputs):
+        named = render.output_names or [stmt.attr + suffix for suffix in render.state_names]
+        for ref, name, read in zip(stmt.outputs, named, render.outputs):
             if uses[ref]:
-                targets.append(names.create(identifier(stmt.attr + suffix)))
+                targets.append(names.create(identifier(name)))
                 values[ref] = read.format(targets[-1])
                 self.layer_states[values[ref]] = targets[-1]  # `h[0]` of `h` [1, N, units]
             else:
@@ -253,7 +255,7 @@ class ClassRenderer:
         module = self.env.get_template("helpers.py.jinja").module
         order = ["same_pad", "PaddedConv2d", "Conv2dSame", "MaxPool2dSame",
                  "AvgPool2dSame", *CONV_HELPERS, "LayerNorm2d", "RMSNormPlusOne", "BiasAdd", "Constant", "Learned",
-                 "PositionEmbedding", "untrained", "one_bias", "GRUResetBefore", "Masked",
+                 "PositionEmbedding", "RotaryEmbedding", "rotate_half", "apply_rotary_pos_emb", "untrained", "one_bias", "GRUResetBefore", "Masked",
                  "tf_resize_taps", "tf_resize",
                  "fake_quant", "quantize_dequantize", "crop_and_resize", "non_max_suppression",
                  "mirror_pad", "reverse_sequence", "unique_in_order"]

@@ -34,8 +34,29 @@ def attention(node: Node, graph: Graph) -> Expr:
     """F.scaled_dot_product_attention on [N, H, T, D]: the heads move before time and back."""
     return Expr("ops/attention.py.jinja",
                 {"kind": "attention", "scale": _float(node.attrs["scale"]),
-                 "masked": node.attrs["masked"], "causal": node.attrs.get("causal", False)},
+                 "masked": node.attrs["masked"], "causal": node.attrs.get("causal", False),
+                 "gqa": node.attrs.get("gqa", False)},
                 hint="attn")
+
+
+@renderer("rotary_embedding")
+def rotary_embedding(node: Node, graph: Graph) -> Layer:
+    """`cos, sin = self.rotary_emb(x)`: the angles of x's positions, inv_freq a buffer."""
+    args = {"dim": node.attrs["dim"], "base": node.attrs.get("base", 10000)}
+    if "scaling_factor" in node.attrs:
+        args["scaling_factor"] = node.attrs["scaling_factor"]
+    return Layer("ops/attention.py.jinja", "RotaryEmbedding", args,
+                 {"inv_freq": node.weights["inv_freq"]}, "rotary_emb", ("RotaryEmbedding",),
+                 unpack="{0}, {1}", outputs=("{0}", "{0}"), state_names=("", ""),
+                 output_names=("cos", "sin"))
+
+
+@renderer("apply_rotary_pos_emb")
+def apply_rotary_pos_emb(node: Node, graph: Graph) -> Expr:
+    """`q, k = apply_rotary_pos_emb(q, k, cos, sin)` (one tensor: x * cos + rotate_half(x) * sin)."""
+    helpers = ("rotate_half", "apply_rotary_pos_emb") if len(node.inputs) == 4 else ("rotate_half",)
+    return Expr("ops/attention.py.jinja", {"kind": "apply_rotary_pos_emb"}, hint="rotated",
+                helpers=helpers, output_names=("q", "k") if len(node.inputs) == 4 else ())
 
 
 @renderer("position_embedding")
@@ -62,6 +83,8 @@ def sequence_op(node: Node, graph: Graph) -> Expr:
         attrs.update(axis=node.attrs["axis"], stop=node.attrs["axis"] + node.attrs["count"])
     elif node.op == "flatten":
         attrs.update(axis=node.attrs["axis"], end_axis=node.attrs.get("end_axis"))
+    elif node.op == "causal_mask" and node.attrs.get("window"):  # keys i - W < j <= i
+        attrs["diagonal"] = 1 - int(node.attrs["window"])
     elif node.op == "unsqueeze" or node.op == "expand":
         attrs["axes"] = tuple(node.attrs["axes"])
     elif node.op == "cast" and node.outputs[0].size:  # float(seq_len)

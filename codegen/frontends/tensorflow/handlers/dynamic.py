@@ -12,7 +12,7 @@ import numpy as np
 from codegen.frontends.tensorflow.context import tensor_info
 from codegen.frontends.tensorflow.handlers import handler
 from codegen.frontends.tensorflow.handlers.sizes import sized_broadcast, sized_fill, sized_tile
-from codegen.frontends.tensorflow.rewrites.causal_mask import causal_mask
+from codegen.frontends.tensorflow.rewrites.causal_mask import causal_mask, sliding_window
 from codegen.ir.graph import TensorInfo
 
 
@@ -251,10 +251,12 @@ def select(ctx) -> None:
     ctx.emit("where", [condition, ctx.input(1), ctx.input(2)])
 
 
-def emit_causal_mask(ctx, condition) -> str:
+def emit_causal_mask(ctx, condition, info=None, grouped: bool = False) -> str:
     """The causal mask `condition` (see rewrites/causal_mask.py) as one IR `causal_mask`
-    node in this op's scope."""
-    x, padding = causal_mask(condition)
+    node in this op's scope ([N, 1, T, S]: `info` when the condition has another rank)."""
+    x, padding = causal_mask(condition, grouped)
     inputs = [ctx.ref_of(x)] + ([] if padding is None else [ctx.ref_of(padding)])
+    window = sliding_window(condition, grouped)
     return ctx.emit("causal_mask", inputs, suffix="causal_mask",
-                    outputs=[tensor_info(condition)])
+                    attrs={} if window is None else {"window": window},
+                    outputs=[info or tensor_info(condition)])

@@ -22,7 +22,7 @@ from __future__ import annotations
 from codegen.frontends.tensorflow.handlers.dynamic import emit_causal_mask
 from codegen.frontends.tensorflow.handlers.einsum import canonical
 from codegen.frontends.tensorflow.rewrites import rewrite
-from codegen.frontends.tensorflow.rewrites.causal_mask import causal_mask
+from codegen.frontends.tensorflow.rewrites.causal_mask import causal_mask, sliding_window
 from codegen.ir.graph import TensorInfo
 
 SCORES = {"abcd,aecd->acbe": (0, 1), "abcd,aecd->aceb": (1, 0)}  # -> (query, key) operands
@@ -59,16 +59,36 @@ def match_attention(ctx) -> bool:
     if scale is None:
         scale = 1.0
     inputs = [ctx.ref_of(t) for t in (query, key, value)]
+    grouped = _grouped(ctx, inputs)
+    if grouped is not None:  # grouped-query attention: SDPA repeats the key/value heads
+        inputs[1:] = grouped
     causal = mask is not None and causal_mask(mask) is not None
-    if causal and causal_mask(mask)[1] is None:  # exactly causal: SDPA's is_causal
+    exact = causal and causal_mask(mask)[1] is None and sliding_window(mask) is None
+    if exact:  # exactly causal: SDPA's is_causal
         mask = None
     if mask is not None:
         inputs.append(emit_causal_mask(ctx, mask) if causal else ctx.ref_of(mask))
     elif adder is not None:
         inputs.append(_broadcast_mask(ctx, adder) or ctx.ref_of(adder))
     attrs = {"scale": scale, "masked": mask is not None or adder is not None}
+    if grouped is not None:
+        attrs["gqa"] = True
     ctx.emit("attention", inputs, attrs={**attrs, "causal": True} if causal else attrs)
     return True
+
+
+def _grouped(ctx, refs: list[str]) -> list[str] | None:
+    """The key and value before `repeat_interleave(k, dim=2)` (the heads of [N, S, H, D]) when
+    both are repeated so, the query having their heads times k; else None."""
+    nodes = [ctx.ir_node(ref) for ref in refs[1:]]
+    if any(node is None or node.op != "repeat_interleave" or node.attrs["axis"] != 2
+           for node in nodes) or nodes[0].attrs["repeats"] != nodes[1].attrs["repeats"]:
+        return None
+    heads = [ctx.ir_node(ref).outputs[int(ref.rpartition(":")[2])].shape[2] if ctx.ir_node(ref)
+             else None for ref in (refs[0], nodes[0].inputs[0], nodes[1].inputs[0])]
+    if None in heads or heads[1] != heads[2] or heads[0] != heads[1] * nodes[0].attrs["repeats"]:
+        return None
+    return [node.inputs[0] for node in nodes]
 
 
 def _added(ctx, add):
@@ -194,7 +214,7 @@ def _zeroed(ctx, op):
     return op.inputs[1].op
 
 
-def _unmasked(ctx, tensor):
+def _unmasked(ctx, tensor, rank: int = 4):
     """(scores, boolean mask or None) behind where(mask, scores, -large)."""
     op = tensor.op
     if op.type != "SelectV2":
@@ -210,7 +230,7 @@ def _unmasked(ctx, tensor):
         ones = [t for t in mask.op.inputs if _is_ones_like(ctx, t, scores)]
         if ones:
             mask = next(t for t in mask.op.inputs if t is not ones[0])
-    if mask.dtype.name != "bool" or mask.shape.rank != 4:
+    if mask.dtype.name != "bool" or mask.shape.rank != rank:
         return None, None
     return scores, mask
 
