@@ -40,7 +40,7 @@ NOT_YET = {
     "CombinedNonMaxSuppression",
     # control flow not recognised as a layer (a Python `if` in forward would do), recurrent
     # cells TF keeps in one op, and the deprecated placeholder
-    "If", "StatelessIf", "CudnnRNN", "LSTMBlockCell", "PlaceholderV2",
+    "If", "StatelessIf", "LSTMBlockCell", "PlaceholderV2",
 }
 
 

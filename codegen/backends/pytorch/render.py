@@ -31,6 +31,7 @@ HELPER_DEPENDENCIES = {name: ("same_pad",) for name in (
     "Conv1dSame", "Conv2dSame", "Conv3dSame", "MaxPool1dSame", "MaxPool2dSame", "MaxPool3dSame",
     "AvgPool1dSame", "AvgPool2dSame", "AvgPool3dSame")}
 HELPER_DEPENDENCIES["tf_resize"] = ("tf_resize_taps",)
+HELPER_DEPENDENCIES["combined_non_max_suppression"] = ("non_max_suppression",)
 
 
 def environment(user_dir: Path | None = None) -> jinja2.Environment:
@@ -256,6 +257,7 @@ class ClassRenderer:
                  "PositionEmbedding", "untrained", "one_bias", "GRUResetBefore", "Masked",
                  "tf_resize_taps", "tf_resize",
                  "fake_quant", "quantize_dequantize", "crop_and_resize", "non_max_suppression",
+                 "combined_non_max_suppression", "lstm_block_cell",
                  "mirror_pad", "reverse_sequence", "unique_in_order"]
         return [str(getattr(module, name)()) for name in order if name in needed]
 

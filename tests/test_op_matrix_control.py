@@ -1,0 +1,134 @@
+"""Single-op matrix of the ops TF keeps whole that a hand-written PyTorch model spells out:
+functional conditionals (If / StatelessIf from tf.cond in a tf.function), TF1 contrib's fused
+LSTM cell (LSTMBlockCell), CombinedNonMaxSuppression, and the refusal of cuDNN's RNN op (no
+CPU kernel in TF). Each case is a tiny TF graph converted in-process and compared with TF
+(tests/op_matrix.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from op_matrix import Case, Input, check, refusal
+
+from codegen.frontends.tensorflow.compat import import_tf
+
+tf = import_tf()
+raw = tf.raw_ops
+
+
+def output(case, index):
+    return Case(f"{case.id}-output{index}", lambda *xs: case.fn(*xs)[index], case.inputs)
+
+
+# -- LSTMBlockCell ---------------------------------------------------------------------------
+BATCH, FEATURES, UNITS = 3, 5, 4
+RNG = np.random.default_rng(23)
+W = RNG.normal(0, 0.5, (FEATURES + UNITS, 4 * UNITS)).astype(np.float32)
+B = RNG.normal(0, 0.5, 4 * UNITS).astype(np.float32)
+PEEPHOLES = RNG.normal(0, 0.5, (3, UNITS)).astype(np.float32)
+
+
+def cell(name, states=True, **kw):
+    def fn(x, c, h):
+        wci, wcf, wco = (tf.constant(p) for p in PEEPHOLES)
+        return raw.LSTMBlockCell(x=x, cs_prev=c * 2.0, h_prev=h, w=tf.constant(W), wci=wci,
+                                 wcf=wcf, wco=wco, b=tf.constant(B), **kw)
+    return Case(f"LSTMBlockCell-{name}", fn,
+                (Input((BATCH, FEATURES)), Input((BATCH, UNITS)), Input((BATCH, UNITS))))
+
+
+CELLS = [output(cell("default"), 6), output(cell("default-state"), 1),
+         output(cell("no-clip", cell_clip=-1.0, forget_bias=0.5), 1),
+         output(cell("clip", cell_clip=0.5), 1), output(cell("clip-h", cell_clip=0.5), 6),
+         *(output(cell("peephole", use_peephole=True, cell_clip=-1.0), i) for i in range(7)),
+         output(cell("peephole-clip", use_peephole=True, cell_clip=0.7, forget_bias=0.0), 6),
+         Case("LSTMBlockCell-two-steps", lambda x, c, h: raw.LSTMBlockCell(
+             x=x, cs_prev=raw.LSTMBlockCell(x=x, cs_prev=c, h_prev=h, w=W, wci=PEEPHOLES[0],
+                                            wcf=PEEPHOLES[1], wco=PEEPHOLES[2], b=B)[1],
+             h_prev=raw.LSTMBlockCell(x=x, cs_prev=c, h_prev=h, w=W, wci=PEEPHOLES[0],
+                                      wcf=PEEPHOLES[1], wco=PEEPHOLES[2], b=B)[6],
+             w=W, wci=PEEPHOLES[0], wcf=PEEPHOLES[1], wco=PEEPHOLES[2], b=B)[6],
+              (Input((BATCH, FEATURES)), Input((BATCH, UNITS)), Input((BATCH, UNITS))))]
+
+
+# -- CombinedNonMaxSuppression ---------------------------------------------------------------
+def combined(name, q=1, boxes=8, classes=3, per_class=3, total=6, iou=0.5, score=0.2,
+             batch=2, spread=1.0, score_kind="probability", **kw):
+    def fn(b, s):
+        return raw.CombinedNonMaxSuppression(
+            boxes=b * spread, scores=s, max_output_size_per_class=tf.constant(per_class),
+            max_total_size=tf.constant(total), iou_threshold=tf.constant(iou, tf.float32),
+            score_threshold=tf.constant(score, tf.float32), **kw)
+    return Case(f"CombinedNonMaxSuppression-{name}", fn,
+                (Input((batch, boxes, q, 4), kind="probability"),
+                 Input((batch, boxes, classes), kind=score_kind)))
+
+
+def all_outputs(case):
+    return [output(case, i) for i in range(4)]
+
+
+COMBINED = [
+    *all_outputs(combined("default")),
+    *all_outputs(combined("per-class-boxes", q=3, per_class=2, total=5)),
+    *all_outputs(combined("pad-per-class", pad_per_class=True, per_class=2, total=20)),
+    *all_outputs(combined("clip", clip_boxes=True, spread=1.6)),
+    *all_outputs(combined("no-clip", clip_boxes=False, spread=1.6)),
+    output(combined("iou-0.2", iou=0.2, boxes=10, total=10), 0),
+    output(combined("high-score-threshold", score=0.7, total=8), 3),
+    output(combined("high-score-threshold-boxes", score=0.7, total=8), 0),
+    output(combined("per-class-above-boxes", per_class=12, boxes=5, total=30), 1),
+    output(combined("total-below-found", per_class=4, total=3), 2),
+    output(combined("one-class", classes=1, per_class=5, total=4), 0),
+    # scores below -1 rank after the slots TF leaves unfilled (which hold a score of -1)
+    *all_outputs(combined("below-minus-one", score=float("-inf"), score_kind="normal",
+                          boxes=4, classes=2, per_class=3, total=8, iou=0.3)),
+    *all_outputs(Case("CombinedNonMaxSuppression-unfilled-slot-first", lambda s: (
+        raw.CombinedNonMaxSuppression(  # TF returns 0.5, then an unfilled slot (score -1)
+            boxes=tf.constant([[[[0.0, 0.0, 1.0, 1.0]], [[0.0, 0.0, 1.0, 1.0]]]]),
+            scores=tf.constant([[[0.5, -2.0], [0.4, -3.0]]]) + 0.0 * s,
+            max_output_size_per_class=2, max_total_size=4, iou_threshold=0.5,
+            score_threshold=float("-inf"))), (Input((1, 2, 2)),))),
+]
+
+
+CASES = CELLS + COMBINED
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_matches_tf(case):
+    check(case)
+
+
+def test_case_ids_are_unique():
+    ids = [case.id for case in CASES]
+    assert len(set(ids)) == len(ids)
+
+
+# -- refusals --------------------------------------------------------------------------------
+def cudnn(version):
+    def fn(x):
+        args = dict(input=x, input_h=tf.zeros([1, 2, 5]), input_c=tf.zeros([1, 2, 5]),
+                    params=tf.zeros([4 * (4 * 5 + 5 * 5 + 5 + 5)]), rnn_mode="lstm",
+                    is_training=False)
+        if version == "V3":
+            args["sequence_lengths"] = tf.constant([3, 3])
+        return getattr(raw, f"CudnnRNN{version}")(**args)[0]
+    return Case(f"CudnnRNN{version}", fn, (Input((3, 2, 4)),))
+
+
+REFUSED = [(cudnn(""), "CudnnRNN"), (cudnn("V2"), "CudnnRNNV2"), (cudnn("V3"), "CudnnRNNV3")]
+
+
+@pytest.mark.parametrize("case, op", REFUSED, ids=[c.id for c, _ in REFUSED])
+def test_refused(case, op):
+    message = refusal(case)
+    assert f"({op})" in message and "no CPU kernel" in message and "Keras LSTM/GRU" in message
+
+
+def test_cudnn_rnn_has_no_cpu_kernel():
+    """Why CudnnRNN is refused: TF cannot run it here, so nothing could check a conversion."""
+    x = tf.zeros([3, 2, 4])
+    with pytest.raises(tf.errors.NotFoundError, match="Could not find device"):
+        raw.CudnnRNN(input=x, input_h=tf.zeros([1, 2, 5]), input_c=tf.zeros([1, 2, 5]),
+                     params=tf.zeros([4 * (4 * 5 + 5 * 5 + 5 + 5)]), rnn_mode="lstm")
