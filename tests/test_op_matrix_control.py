@@ -108,9 +108,9 @@ def test_case_ids_are_unique():
 # -- refusals --------------------------------------------------------------------------------
 def cudnn(version):
     def fn(x):
-        args = dict(input=x, input_h=tf.zeros([1, 2, 5]), input_c=tf.zeros([1, 2, 5]),
-                    params=tf.zeros([4 * (4 * 5 + 5 * 5 + 5 + 5)]), rnn_mode="lstm",
-                    is_training=False)
+        args = {"input": x, "input_h": tf.zeros([1, 2, 5]), "input_c": tf.zeros([1, 2, 5]),
+                "params": tf.zeros([4 * (4 * 5 + 5 * 5 + 5 + 5)]), "rnn_mode": "lstm",
+                "is_training": False}
         if version == "V3":
             args["sequence_lengths"] = tf.constant([3, 3])
         return getattr(raw, f"CudnnRNN{version}")(**args)[0]
