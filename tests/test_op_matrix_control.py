@@ -92,7 +92,44 @@ COMBINED = [
 ]
 
 
-CASES = CELLS + COMBINED
+# -- If / StatelessIf (tf.cond on a tensor) -------------------------------------------------
+X, Y = Input((2, 3)), Input((2, 3), kind="positive")
+ALWAYS = {"true": lambda x: tf.reduce_max(tf.cast(x, tf.float32)) > -100.0,
+          "false": lambda x: tf.reduce_max(tf.cast(x, tf.float32)) > 100.0,
+          "run-time": lambda x: tf.reduce_sum(tf.cast(x, tf.float32)) > 0.0}
+
+
+def cond(name, then, other, inputs=(X,), pick="run-time", index=None):
+    def fn(*xs):
+        result = tf.cond(ALWAYS[pick](xs[0]), lambda: then(*xs), lambda: other(*xs))
+        return result if index is None else result[index]
+    return Case(f"If-{name}-{pick}" + ("" if index is None else f"-output{index}"), fn, inputs)
+
+
+def both(name, then, other, inputs=(X,), **kw):
+    return [cond(name, then, other, inputs, pick, **kw) for pick in ("true", "false")]
+
+
+CONDITIONALS = [
+    *both("elementwise", lambda x: x * 2.0, lambda x: tf.tanh(x) - 1.0),
+    cond("elementwise", lambda x: x * 2.0, lambda x: tf.tanh(x) - 1.0),
+    *both("identity-branch", lambda x: x, lambda x: tf.nn.relu(x) + 0.5),
+    *both("constant-branch", lambda x: tf.zeros_like(x) + 3.0,
+          lambda x: tf.constant(np.arange(6, dtype=np.float32).reshape(2, 3))),
+    *both("second-input", lambda x, y: x * y, lambda x, y: tf.sqrt(y) / (1.0 + y), (X, Y)),
+    *both("two-outputs", lambda x: (x + 1.0, tf.sigmoid(x)), lambda x: (x - 1.0, tf.exp(x)),
+          index=0),
+    *both("two-outputs", lambda x: (x + 1.0, tf.sigmoid(x)), lambda x: (x - 1.0, tf.exp(x)),
+          index=1),
+    *both("nested", lambda x: tf.cond(tf.reduce_min(x) < 0.0, lambda: x * 3.0, lambda: -x),
+          lambda x: tf.square(x)),
+    *both("integers", lambda n: n * 2 + 1, lambda n: tf.abs(n) - 3,
+          (Input((2, 3), "int32", "small"),)),
+    *both("booleans", lambda x: x > 0.5, lambda x: tf.logical_not(x > 0.0)),
+    *both("nan-in-other-branch", lambda x: tf.math.log(x), lambda x: x * 1.0),
+]
+
+CASES = CELLS + COMBINED + CONDITIONALS
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
@@ -124,6 +161,34 @@ REFUSED = [(cudnn(""), "CudnnRNN"), (cudnn("V2"), "CudnnRNNV2"), (cudnn("V3"), "
 def test_refused(case, op):
     message = refusal(case)
     assert f"({op})" in message and "no CPU kernel" in message and "Keras LSTM/GRU" in message
+
+
+TABLE = np.arange(12, dtype=np.float32).reshape(4, 3)
+REFUSED_CONDITIONALS = [  # both branches would run: one that may fail or costs more is refused
+    (cond("gather", lambda x: tf.gather(TABLE, tf.cast(x[:, 0], tf.int32)), lambda x: x * 0.0),
+     "GatherV2"),
+    (cond("matmul", lambda x: x @ tf.ones((3, 3)), lambda x: x), "MatMul"),
+    (cond("integer-division", lambda n: n // 2, lambda n: n, (Input((2, 3), "int32", "small"),)),
+     "FloorDiv"),
+    (cond("nested-print", lambda x: tf.cond(tf.reduce_min(x) < 0.0,
+                                            lambda: tf.raw_ops.Print(input=x, data=[x]),
+                                            lambda: x), lambda x: x), "Print"),
+]
+
+
+@pytest.mark.parametrize("case, op", REFUSED_CONDITIONALS, ids=[c.id for c, _ in REFUSED_CONDITIONALS])
+def test_conditional_refused_with_what_its_branches_hold(case, op):
+    message = refusal(case)
+    assert "If)" in message and "torch.where runs both" in message and op in message
+
+
+@pytest.mark.parametrize("pick", ["true", "false"])
+def test_conditional_in_a_frozen_graphdef(monkeypatch, pick):
+    """A frozen GraphDef (not a SavedModel) with a conditional converts the same way."""
+    import op_matrix
+
+    monkeypatch.setattr(op_matrix, "FORMAT", "graphdef")
+    check(cond("graphdef", lambda x: x * 2.0, lambda x: tf.tanh(x) - 1.0, pick=pick))
 
 
 def test_cudnn_rnn_has_no_cpu_kernel():

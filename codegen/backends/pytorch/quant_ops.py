@@ -78,7 +78,8 @@ def combined_non_max_suppression(node: Node, graph: Graph) -> Expr:
         attrs["pad_per_class"] = True
     if not a["clip_boxes"]:
         attrs["clip_boxes"] = False
-    return Expr(DETECTION, attrs, hint="detections", helpers=("combined_non_max_suppression",))
+    return Expr(DETECTION, attrs, hint="detections",
+                helpers=("non_max_suppression", "combined_non_max_suppression"))
 
 
 @renderer("space_to_batch")

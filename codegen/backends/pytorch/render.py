@@ -31,7 +31,6 @@ HELPER_DEPENDENCIES = {name: ("same_pad",) for name in (
     "Conv1dSame", "Conv2dSame", "Conv3dSame", "MaxPool1dSame", "MaxPool2dSame", "MaxPool3dSame",
     "AvgPool1dSame", "AvgPool2dSame", "AvgPool3dSame")}
 HELPER_DEPENDENCIES["tf_resize"] = ("tf_resize_taps",)
-HELPER_DEPENDENCIES["combined_non_max_suppression"] = ("non_max_suppression",)
 
 
 def environment(user_dir: Path | None = None) -> jinja2.Environment:
