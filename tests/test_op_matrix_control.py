@@ -197,3 +197,34 @@ def test_cudnn_rnn_has_no_cpu_kernel():
     with pytest.raises(tf.errors.NotFoundError, match="Could not find device"):
         raw.CudnnRNN(input=x, input_h=tf.zeros([1, 2, 5]), input_c=tf.zeros([1, 2, 5]),
                      params=tf.zeros([4 * (4 * 5 + 5 * 5 + 5 + 5)]), rnn_mode="lstm")
+
+
+def test_conditional_reads_variables(tmp_path):
+    """Variables read in the branches stay the model's: a trainable one a parameter, the
+    other a buffer; the numbers are TF's with the predicate true and false."""
+    import torch
+    from op_matrix import compare
+
+    from codegen.backends.pytorch.build import build
+    from codegen.frontends.tensorflow.to_ir import to_ir
+    from codegen.verify import import_generated
+
+    class Scaled(tf.Module):
+        def __init__(self):
+            self.scale = tf.Variable(np.array([1.5, -2.0, 0.5], np.float32), name="scale")
+            self.shift = tf.Variable(np.full(3, 0.25, np.float32), name="shift", trainable=False)
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 3], tf.float32, name="x")])
+        def __call__(self, x):
+            return tf.cond(tf.reduce_sum(x) > 0.0, lambda: x * self.scale, lambda: x + self.shift)
+
+    module = Scaled()
+    tf.saved_model.save(module, str(tmp_path / "saved"), signatures=module.__call__)
+    to_ir(tmp_path / "saved", None, None, tmp_path / "ir", quiet=True)
+    build(tmp_path / "ir", tmp_path / "model", quiet=True)
+    model = import_generated(tmp_path / "model").load_model()
+    assert [p.numel() for p in model.parameters()] == [3]
+    assert sum(b.numel() for b in model.buffers()) == 3
+    for x in (np.ones((2, 3), np.float32), -np.arange(12, dtype=np.float32).reshape(4, 3)):
+        with torch.no_grad():
+            compare(model(torch.from_numpy(x)).numpy(), module(x).numpy())

@@ -59,7 +59,8 @@ def load_saved_model(tf, path: Path, signature: str) -> FrozenFunction:
     signatures = dict(getattr(loaded, "signatures", {}))
     check_signature(path, signature, signatures)
     variables = getattr(loaded, "variables", ())
-    frozen = freeze(tf, signatures[signature], variables)
+    # (a tf.Module's SavedModel lists none: the function's own name and train them)
+    frozen = freeze(tf, signatures[signature], variables or signatures[signature].variables)
     if variables:
         frozen.trainable_count, frozen.trainable_unread = trainable_count(variables, frozen)
     else:  # a tf.Module's SavedModel lists no variables: those its function reads
