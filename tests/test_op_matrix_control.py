@@ -127,6 +127,11 @@ CONDITIONALS = [
           (Input((2, 3), "int32", "small"),)),
     *both("booleans", lambda x: x > 0.5, lambda x: tf.logical_not(x > 0.0)),
     *both("nan-in-other-branch", lambda x: tf.math.log(x), lambda x: x * 1.0),
+    *both("scalars", lambda x: tf.reduce_sum(x), lambda x: tf.reduce_max(x)),
+    # (a scalar constant in a branch: a rank-0 weight used to be written as [1])
+    *both("nested-scalars", lambda x: tf.cond(tf.reduce_min(x) < 0.0, lambda: tf.reduce_sum(x),
+                                              lambda: tf.reduce_max(x)),
+          lambda x: tf.reduce_min(x) * 2.0),
 ]
 
 CASES = CELLS + COMBINED + CONDITIONALS
