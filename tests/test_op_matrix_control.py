@@ -233,3 +233,35 @@ def test_conditional_reads_variables(tmp_path):
     for x in (np.ones((2, 3), np.float32), -np.arange(12, dtype=np.float32).reshape(4, 3)):
         with torch.no_grad():
             compare(model(torch.from_numpy(x)).numpy(), module(x).numpy())
+
+
+def test_conditional_in_a_tf1_checkpoint(tmp_path):
+    """A TF1 graph (.meta + checkpoint; TF2 builds tf.cond as an If there too) whose branches
+    read a variable: the variable is one trainable parameter, the numbers are TF's."""
+    import torch
+
+    from codegen.backends.pytorch.build import build
+    from codegen.frontends.tensorflow.to_ir import to_ir
+    from codegen.verify import import_generated
+
+    v1 = tf.compat.v1
+    feeds = [np.ones((2, 3), np.float32), -np.arange(12, dtype=np.float32).reshape(4, 3)]
+    graph = tf.Graph()
+    with graph.as_default():
+        x = v1.placeholder(tf.float32, [None, 3], name="input")
+        scale = v1.get_variable("scale", [3], initializer=v1.random_normal_initializer(seed=1))
+        y = tf.cond(tf.reduce_sum(x) > 0.0, lambda: x * scale, lambda: tf.tanh(x) - scale)
+        tf.identity(y, name="output")
+        assert "If" in {op.type for op in graph.get_operations()}
+        with v1.Session() as session:
+            session.run(v1.global_variables_initializer())
+            v1.train.Saver().save(session, str(tmp_path / "cond.ckpt"))
+            expected = [session.run("output:0", {"input:0": feed}) for feed in feeds]
+    to_ir(tmp_path / "cond.ckpt.meta", None, ["output"], tmp_path / "ir", quiet=True)
+    build(tmp_path / "ir", tmp_path / "model", quiet=True)
+    model = import_generated(tmp_path / "model").load_model()
+    assert [p.numel() for p in model.parameters()] == [3]
+    for feed, tf_result in zip(feeds, expected):
+        with torch.no_grad():
+            ours = model(torch.from_numpy(feed)).numpy()
+        np.testing.assert_allclose(ours, tf_result, rtol=1e-6)

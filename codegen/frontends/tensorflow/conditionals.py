@@ -18,6 +18,7 @@ from __future__ import annotations
 IF_OPS = ("If", "StatelessIf")
 BRANCH_OPS = frozenset({
     "Const", "Identity", "IdentityN", "NoOp", "StopGradient", "Cast", "ZerosLike", "OnesLike",
+    "ReadVariableOp",
     "Neg", "Abs", "Sign", "Square", "Sqrt", "Rsqrt", "Exp", "Expm1", "Log", "Log1p",
     "Sin", "Cos", "Tan", "Asin", "Acos", "Atan", "Sinh", "Cosh", "Tanh", "Asinh", "Acosh",
     "Atanh", "Sigmoid", "Relu", "Relu6", "Elu", "Selu", "Softplus", "Softsign", "LeakyRelu",
@@ -133,12 +134,13 @@ def branch_outputs(op) -> list[tuple] | None:
 
 def refusal(op) -> str:
     """Why a conditional's branches were not added (one line)."""
-    def lookup(name: str):
-        function = op.graph._get_function(name)
-        return None if function is None else function.cached_definition
+    library = {f.signature.name: f for f in op.graph.as_graph_def().library.function}
+    lookup = library.get
 
-    problems = sorted({problem for branch in ("then_branch", "else_branch")
-                       for problem in branch_problems(lookup(op.get_attr(branch).name), lookup)})
+    functions = [lookup(op.get_attr(branch).name) for branch in ("then_branch", "else_branch")]
+    problems = sorted({problem for function in functions
+                       for problem in (branch_problems(function, lookup) if function is not None
+                                       else ["a missing function"])})
     return ("a conditional (tf.cond on a tensor) is converted only when both branches are "
             "elementwise ops or reductions that cannot fail (torch.where runs both); its "
             "branches hold "

@@ -105,7 +105,7 @@ def load_model(model: Path, weights: Path | None = None, *,
         trainable_unread = frozen.trainable_unread
     elif model.suffix == ".meta":
         meta = _read_meta_graph(tf, model)  # a damaged .meta is the first thing to fix
-        graph_def, trainable = meta.graph_def, trainable_variables(meta)
+        graph_def, trainable = conditionals.inline_all(meta.graph_def), trainable_variables(meta)
         prefix = checkpoint_prefix(model, weights)
         _check_checkpoint_files(prefix)
         reader = _open_checkpoint(tf, prefix)
