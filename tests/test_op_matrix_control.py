@@ -265,3 +265,17 @@ def test_conditional_in_a_tf1_checkpoint(tmp_path):
         with torch.no_grad():
             ours = model(torch.from_numpy(feed)).numpy()
         np.testing.assert_allclose(ours, tf_result, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name, predicate, size, says", [
+    ("int-predicate", lambda n: n[0], 1, "int32 of shape ()"),
+    ("vector-predicate", lambda n: n > 2, 2, "bool of shape (2,)")])
+def test_conditional_needs_a_boolean_scalar_predicate(name, predicate, size, says):
+    """tf.cond always passes one boolean; a raw If with another predicate is refused."""
+    spec = tf.TensorSpec((2, 3), tf.float32)
+    then = tf.function(lambda x: x * 2.0, autograph=False).get_concrete_function(spec)
+    other = tf.function(lambda x: x - 1.0, autograph=False).get_concrete_function(spec)
+    message = refusal(Case(f"If-{name}", lambda x, n: raw.StatelessIf(
+        cond=predicate(n), input=[x], Tout=[tf.float32], then_branch=then,
+        else_branch=other)[0], (Input((2, 3)), Input((size,), "int32", "shift"))))
+    assert "(StatelessIf)" in message and says in message, message
