@@ -348,7 +348,7 @@ def test_table_ops_compute_their_references():
 HELPER_OPS = {"fake_quant", "fake_quant_per_channel", "quantize_dequantize",
               "quantize_dequantize_per_channel", "crop_and_resize", "non_max_suppression",
               "space_to_batch", "batch_to_space", "invert_permutation", "reverse_sequence",
-              "unique"}
+              "unique", "combined_non_max_suppression", "lstm_block_cell"}
 
 
 def _np_crop_and_resize(image, boxes, indices, size, method, extrapolation):
@@ -418,6 +418,86 @@ def test_non_max_suppression_computes_its_reference(iou_threshold, score_thresho
     ours = _run_helper_op("non_max_suppression", attrs, [boxes, scores]).numpy()
     assert ours.dtype == np.int32
     np.testing.assert_array_equal(ours, _np_nms(boxes, scores, size, iou_threshold, score_threshold))
+
+
+def _np_combined_nms(boxes, scores, per_class, total, iou_threshold, score_threshold,
+                     pad_per_class, clip):
+    """TF's kernel: per image and class _np_nms, the found boxes and the unfilled slots
+    (score -1, class -1, box 0) ranked by score, the first min(found, size) kept."""
+    classes = scores.shape[2]
+    size = min(total, per_class * classes) if pad_per_class else total
+    slots = min(per_class, scores.shape[1]) * classes
+    out_boxes = np.zeros((len(scores), size, 4), np.float32)
+    out_scores, out_classes = np.zeros((2, len(scores), size), np.float32)
+    valid = np.zeros(len(scores), np.int32)
+    for n in range(len(scores)):
+        found = []
+        for c in range(classes):
+            class_boxes = boxes[n, :, c if boxes.shape[2] > 1 else 0]
+            kept = _np_nms(class_boxes, scores[n, :, c], min(per_class, scores.shape[1]),
+                           iou_threshold, score_threshold)
+            found += [(scores[n, i, c], c, class_boxes[i]) for i in kept]
+        count = min(len(found), size)
+        ranked = sorted(found + [(-1.0, -1, np.zeros(4, np.float32))] * (slots - len(found)),
+                        key=lambda entry: -entry[0])[:count]
+        for j, (score, c, box) in enumerate(ranked):
+            out_boxes[n, j] = np.clip(box, 0, 1) if clip else box
+            out_scores[n, j], out_classes[n, j] = score, c
+        valid[n] = count
+    return out_boxes, out_scores, out_classes, valid
+
+
+@pytest.mark.parametrize("per_class, total, pad_per_class, clip, q", [
+    (3, 6, False, True, 1), (2, 20, True, False, 3), (4, 3, False, True, 3)])
+def test_combined_non_max_suppression_computes_its_reference(per_class, total, pad_per_class,
+                                                            clip, q):
+    rng = np.random.default_rng(8)
+    boxes = rng.uniform(-0.2, 1.2, (2, 9, q, 4)).astype(np.float32)
+    scores = rng.uniform(-1.5, 1, (2, 9, 3)).astype(np.float32)  # some below the -1 slots
+    attrs = {"max_output_size_per_class": per_class, "max_total_size": total,
+             "iou_threshold": 0.4, "score_threshold": float("-inf"),
+             "pad_per_class": pad_per_class, "clip_boxes": clip}
+    ours = _run_helper_op("combined_non_max_suppression", attrs, [boxes, scores])
+    expected = _np_combined_nms(boxes, scores, per_class, total, 0.4, float("-inf"),
+                                pad_per_class, clip)
+    assert ours[3].dtype == torch.int32
+    for mine, reference in zip(ours, expected):
+        np.testing.assert_allclose(mine.numpy(), reference, rtol=1e-6)
+
+
+def _np_lstm_block_cell(x, cs_prev, h_prev, w, wci, wcf, wco, b, forget_bias, cell_clip,
+                        peephole):
+    """TF's LSTMBlockCell kernel (gates i, ci, f, o) in float64."""
+    sigmoid = lambda v: 1 / (1 + np.exp(-v))
+    x, cs_prev, h_prev, w, wci, wcf, wco, b = (a.astype(np.float64) for a in (
+        x, cs_prev, h_prev, w, wci, wcf, wco, b))
+    if not peephole:
+        wci = wcf = wco = np.zeros_like(wci)
+    i, ci, f, o = np.split(np.concatenate([x, h_prev], 1) @ w + b, 4, axis=1)
+    i, ci, f = sigmoid(i + cs_prev * wci), np.tanh(ci), sigmoid(f + forget_bias + cs_prev * wcf)
+    cs = i * ci + f * cs_prev
+    if cell_clip is not None:
+        cs = np.clip(cs, -cell_clip, cell_clip)
+    co = np.tanh(cs)
+    o = sigmoid(o + cs * wco)
+    return i, cs, f, o, ci, co, o * co
+
+
+@pytest.mark.parametrize("forget_bias, cell_clip, peephole", [(1.0, 3.0, False), (0.5, None, True),
+                                                              (0.0, 0.4, True)])
+def test_lstm_block_cell_computes_its_reference(forget_bias, cell_clip, peephole):
+    rng = np.random.default_rng(9)
+    arrays = [rng.normal(0, 1, shape).astype(np.float32) for shape in (
+        (3, 5), (3, 4), (3, 4), (9, 16), (4,), (4,), (4,), (16,))]
+    arrays[1] *= 3  # cell states beyond the clip
+    attrs = {"forget_bias": forget_bias, "use_peephole": peephole}
+    if cell_clip is not None:
+        attrs["cell_clip"] = cell_clip
+    ours = _run_helper_op("lstm_block_cell", attrs, arrays)
+    expected = _np_lstm_block_cell(*arrays, forget_bias, cell_clip, peephole)
+    assert len(ours) == 7
+    for mine, reference in zip(ours, expected):
+        np.testing.assert_allclose(mine.numpy(), reference, rtol=1e-5, atol=1e-6)
 
 
 def _np_space_to_batch(x, block, pads):

@@ -37,10 +37,8 @@ NOT_YET = {
     "DynamicPartition", "DynamicStitch", "ParallelDynamicStitch",
     # pooling variants and image adjustments
     "MaxPoolWithArgmax", "AdjustHue", "AdjustSaturation",
-    "CombinedNonMaxSuppression",
-    # control flow not recognised as a layer (a Python `if` in forward would do), recurrent
-    # cells TF keeps in one op, and the deprecated placeholder
-    "If", "StatelessIf", "CudnnRNN", "LSTMBlockCell", "PlaceholderV2",
+    # the deprecated placeholder
+    "PlaceholderV2",
 }
 
 

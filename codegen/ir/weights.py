@@ -170,7 +170,7 @@ def save_array(ir_dir: Path, name: str, array: np.ndarray, *, file_name: str,
     relative = f"weights/{file_name}"
     path = Path(ir_dir) / relative
     path.parent.mkdir(parents=True, exist_ok=True)
-    array = np.ascontiguousarray(array)
+    array = np.require(array, requirements="C")  # (ascontiguousarray makes a 0-d array 1-d)
     if array.dtype.hasobject:
         raise ValueError(f"{name}: object arrays are not weights")
     dtype = str(array.dtype)

@@ -1,5 +1,6 @@
 """Renderers of fake quantization and the detection ops: calls of generated helpers
-(`fake_quant`, `quantize_dequantize`, `crop_and_resize`, `non_max_suppression`) that
+(`fake_quant`, `quantize_dequantize`, `crop_and_resize`, `non_max_suppression`,
+`combined_non_max_suppression`) that
 compute TF's numbers, and SpaceToBatchND / BatchToSpaceND as reshapes."""
 
 from __future__ import annotations
@@ -66,6 +67,19 @@ def non_max_suppression(node: Node, graph: Graph) -> Expr:
     if a["pad"]:
         attrs["pad"] = True
     return Expr(DETECTION, attrs, hint="selected", helpers=("non_max_suppression",))
+
+
+@renderer("combined_non_max_suppression")
+def combined_non_max_suppression(node: Node, graph: Graph) -> Expr:
+    a = node.attrs
+    attrs = {"kind": "combined_non_max_suppression", **{key: a[key] for key in (
+        "max_output_size_per_class", "max_total_size", "iou_threshold", "score_threshold")}}
+    if a["pad_per_class"]:
+        attrs["pad_per_class"] = True
+    if not a["clip_boxes"]:
+        attrs["clip_boxes"] = False
+    return Expr(DETECTION, attrs, hint="detections",
+                helpers=("non_max_suppression", "combined_non_max_suppression"))
 
 
 @renderer("space_to_batch")

@@ -258,6 +258,7 @@ class ClassRenderer:
                  "PositionEmbedding", "RotaryEmbedding", "rotate_half", "apply_rotary_pos_emb", "untrained", "one_bias", "GRUResetBefore", "Masked",
                  "tf_resize_taps", "tf_resize",
                  "fake_quant", "quantize_dequantize", "crop_and_resize", "non_max_suppression",
+                 "combined_non_max_suppression", "lstm_block_cell",
                  "mirror_pad", "reverse_sequence", "unique_in_order"]
         return [str(getattr(module, name)()) for name in order if name in needed]
 

@@ -29,6 +29,20 @@ class SelectIndex(tuple):
         return ":, " * self[0] + str(self[1])
 
 
+@renderer("lstm_block_cell")
+def lstm_block_cell(node: Node, graph: Graph) -> Expr:
+    """TF's fused LSTM cell step as the generated `lstm_block_cell` helper (plain arithmetic)."""
+    a = node.attrs
+    attrs = {"kind": "lstm_block_cell"}
+    if a["forget_bias"] != 1.0:
+        attrs["forget_bias"] = _float(a["forget_bias"])
+    if a.get("cell_clip") is not None:
+        attrs["cell_clip"] = _float(a["cell_clip"])
+    if a["use_peephole"]:
+        attrs["use_peephole"] = True
+    return Expr(SEQUENCE, attrs, hint="cell", helpers=("lstm_block_cell",))
+
+
 @renderer("attention")
 def attention(node: Node, graph: Graph) -> Expr:
     """F.scaled_dot_product_attention on [N, H, T, D]: the heads move before time and back."""

@@ -19,7 +19,7 @@ import numpy as np
 
 from codegen.dtypes import numpy_dtype
 from codegen.errors import InputError
-from codegen.frontends.tensorflow import bn_decay, saved, saved_files
+from codegen.frontends.tensorflow import bn_decay, conditionals, saved, saved_files
 from codegen.frontends.tensorflow.compat import import_tf, import_tf_core
 
 
@@ -105,14 +105,14 @@ def load_model(model: Path, weights: Path | None = None, *,
         trainable_unread = frozen.trainable_unread
     elif model.suffix == ".meta":
         meta = _read_meta_graph(tf, model)  # a damaged .meta is the first thing to fix
-        graph_def, trainable = meta.graph_def, trainable_variables(meta)
+        graph_def, trainable = conditionals.inline_all(meta.graph_def), trainable_variables(meta)
         prefix = checkpoint_prefix(model, weights)
         _check_checkpoint_files(prefix)
         reader = _open_checkpoint(tf, prefix)
         shapes = reader.get_variable_to_shape_map()
         trainable_count = sum(math.prod(shapes[name]) for name in trainable if name in shapes)
     elif model.suffix == ".pb":
-        graph_def = _parse(tf.GraphDef(), model, "a frozen GraphDef")
+        graph_def = conditionals.inline_all(_parse(tf.GraphDef(), model, "a frozen GraphDef"))
         prefix, reader = None, None
     else:
         raise InputError(f"{model}: unknown model format (expected .meta, .pb, .keras, .h5 "

@@ -60,6 +60,10 @@ FAMILIES = (
            "a TensorList / TensorArray (TF's growable list of tensors inside a while loop) is "
            "converted only as part of a recognised recurrent layer; on its own it has no PyTorch "
            "tensor equivalent (stack the tensors instead)"),
+    Family("cuDNN recurrent layers", (), ("CudnnRNN",),
+           "cuDNN's fused RNN kernel has no CPU kernel in TF, so no conversion of it could be "
+           "checked (save the model with the Keras LSTM/GRU layer, whose CPU path converts to "
+           "nn.LSTM / nn.GRU)"),
     Family("summaries and printing", ("Print", "PrintV2", "ScalarSummary", "HistogramSummary",
                                       "ImageSummary", "AudioSummary", "AudioSummaryV2",
                                       "TensorSummary", "TensorSummaryV2", "MergeSummary"),

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from codegen.errors import InputError
-from codegen.frontends.tensorflow import bn_decay
+from codegen.frontends.tensorflow import bn_decay, conditionals
 
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 WRAPPER_PREFIXES = ("StatefulPartitionedCall/", "PartitionedCall/")
@@ -59,7 +59,8 @@ def load_saved_model(tf, path: Path, signature: str) -> FrozenFunction:
     signatures = dict(getattr(loaded, "signatures", {}))
     check_signature(path, signature, signatures)
     variables = getattr(loaded, "variables", ())
-    frozen = freeze(tf, signatures[signature], variables)
+    # (a tf.Module's SavedModel lists none: the function's own name and train them)
+    frozen = freeze(tf, signatures[signature], variables or signatures[signature].variables)
     if variables:
         frozen.trainable_count, frozen.trainable_unread = trainable_count(variables, frozen)
     else:  # a tf.Module's SavedModel lists no variables: those its function reads
@@ -231,7 +232,8 @@ def inline_calls(graph_def):
     functions = {f.signature.name: f for f in graph_def.library.function}
     for _ in range(16):  # calls inside inlined bodies are inlined in the next round
         calls = [node for node in graph_def.node if node.op in CALL_OPS]
-        if not calls:
+        # (and tf.cond's branches where torch.where can run both: conditionals.py)
+        if not conditionals.inline_branches(graph_def) and not calls:
             break
         for call in calls:
             _inline(graph_def, call, functions[call.attr["f"].func.name],

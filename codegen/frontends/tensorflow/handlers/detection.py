@@ -10,6 +10,9 @@ order and thresholds). Both compute what TF's kernels compute:
   above iou_threshold; at most max_output_size indices (int32). V4 pads to max_output_size
   with zeros where asked and returns the count; V5 also returns the kept scores. Soft NMS
   (V5 with soft_nms_sigma != 0) is refused: the scores would be decayed, not kept or dropped.
+- CombinedNonMaxSuppression: that NMS per image and class (helper
+  `combined_non_max_suppression`), the kept boxes of all classes ranked by score as TF's kernel
+  ranks them (its unfilled slots count as a score of -1), clipped and zero-padded.
 """
 
 from __future__ import annotations
@@ -64,3 +67,30 @@ def non_max_suppression(ctx) -> None:
     outputs = [ctx.output_info(i) for i in range(len(ctx.op.outputs))]
     outputs[0] = TensorInfo(outputs[0].shape, "int32")
     ctx.emit("non_max_suppression", [ctx.input(0), ctx.input(1)], attrs=attrs, outputs=outputs)
+
+
+@handler("CombinedNonMaxSuppression", ir="combined_non_max_suppression", static=(2, 3, 4, 5))
+def combined_non_max_suppression(ctx) -> None:
+    """Per image and class hard NMS, the classes merged by score (the helper's docstring)."""
+    if ctx.rank(0) != 4 or ctx.rank(1) != 3:
+        ctx.fail("boxes must be [batch, boxes, 1 or classes, 4] and scores [batch, boxes, classes]")
+    if ctx.input_info(0).dtype != "float32":
+        ctx.fail(f"{ctx.input_info(0).dtype} boxes are not supported (float32 only)")
+    per_class = int(_scalar(ctx, 2, "max_output_size_per_class"))
+    total = int(_scalar(ctx, 3, "max_total_size"))
+    classes = ctx.input_info(1).shape[2]
+    pad_per_class = bool(ctx.attr("pad_per_class", False))
+    if pad_per_class and classes is None:
+        ctx.fail("pad_per_class needs the number of classes known at conversion")
+    attrs = {"max_output_size_per_class": per_class, "max_total_size": total,
+             "iou_threshold": float(str(np.float32(_scalar(ctx, 4, "iou_threshold")))),
+             "score_threshold": float(np.float32(_scalar(ctx, 5, "score_threshold"))),
+             "pad_per_class": pad_per_class, "clip_boxes": bool(ctx.attr("clip_boxes", True))}
+    if np.isfinite(attrs["score_threshold"]):
+        attrs["score_threshold"] = float(str(np.float32(attrs["score_threshold"])))
+    size = min(total, per_class * classes) if pad_per_class else total
+    batch = ctx.input_info(1).shape[0]
+    outputs = [TensorInfo([batch, size, 4], "float32"), TensorInfo([batch, size], "float32"),
+               TensorInfo([batch, size], "float32"), TensorInfo([batch], "int32")]
+    ctx.emit("combined_non_max_suppression", [ctx.input(0), ctx.input(1)], attrs=attrs,
+             outputs=outputs)
