@@ -18,9 +18,10 @@ from codegen.frontends.tensorflow.refused import refused_family
 
 OPS = Path(__file__).parent.joinpath("data", "tf2onnx_ops.txt").read_text().split()
 
-# the graph itself: placeholders are the model's inputs, Consts its weights and constants,
-# NoOp only carries control dependencies (never a data input)
-STRUCTURAL = {"Const", "Placeholder", "PlaceholderWithDefault", "NoOp"}
+# the graph itself: placeholders are the model's inputs (PlaceholderV2, of GraphDefs before
+# version 23, is read as a Placeholder: loader.py), Consts its weights and constants, NoOp
+# only carries control dependencies (never a data input)
+STRUCTURAL = {"Const", "Placeholder", "PlaceholderV2", "PlaceholderWithDefault", "NoOp"}
 
 # names tf2onnx gives its own intermediate forms (Conv1D, Dropout, Flatten, Loop, Scan, ...)
 # or TFLite flatbuffer ops (TFL_*): no TF GraphDef holds them (TF's op registry does not know
@@ -31,16 +32,10 @@ NOT_TF_OPS = {"ConstV2", "Conv1D", "DepthwiseConv2d", "Dropout", "Flatten", "Har
               "TFL_QUANTIZE", "TFL_TFLite_Detection_PostProcess", "TFL_WHILE"}
 
 NOT_YET = {
-    # counting: torch.bincount's length follows the largest value, TF's is given
-    "Bincount", "DenseBincount",
-    # data-dependent partitions (lists of tensors of run-time sizes)
-    "DynamicPartition", "DynamicStitch", "ParallelDynamicStitch",
-    # pooling variants and image adjustments
-    "MaxPoolWithArgmax", "AdjustHue", "AdjustSaturation",
     "CombinedNonMaxSuppression",
-    # control flow not recognised as a layer (a Python `if` in forward would do), recurrent
-    # cells TF keeps in one op, and the deprecated placeholder
-    "If", "StatelessIf", "CudnnRNN", "LSTMBlockCell", "PlaceholderV2",
+    # control flow not recognised as a layer (a Python `if` in forward would do) and
+    # recurrent cells TF keeps in one op
+    "If", "StatelessIf", "CudnnRNN", "LSTMBlockCell",
 }
 
 

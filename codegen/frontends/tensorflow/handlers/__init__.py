@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 FAMILIES = ("activation", "arithmetic", "conv", "embedding", "math", "norm", "pool", "rnn",
             "shape", "einsum", "dynamic", "spectral", "image", "quant", "detection", "slicing",
-            "aliases", "gather", "matrix", "sizes")
+            "aliases", "gather", "matrix", "sizes", "counting")
 
 
 @dataclass(frozen=True)
