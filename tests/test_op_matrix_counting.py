@@ -123,6 +123,10 @@ STITCH = [
          (DATA, PARTS)),
     Case("DynamicStitch-run_time_indices", lambda a, i: tf.dynamic_stitch([i % 4], [a]),
          (Input((5, 2)), Input((5,), "int32", "shift"))),
+    Case("DynamicStitch-gap_rows_zero", lambda a, b: tf.dynamic_stitch(
+        [ids([0, 5]), ids([2])], [a, b]), (Input((2, 3)), Input((1, 3)))),
+    Case("ParallelDynamicStitch-gap_rows_zero", lambda a: raw.ParallelDynamicStitch(
+        indices=[ids([4, 1])], data=[a]), (Input((2, 3), "int32", "small"),)),
     Case("ParallelDynamicStitch-two", lambda a, b: raw.ParallelDynamicStitch(
         indices=[ids([0, 2, 4]), ids([1, 3])], data=[a, b]), (Input((3, 4)), Input((2, 4)))),
     Case("ParallelDynamicStitch-2d", lambda a, b: raw.ParallelDynamicStitch(
