@@ -224,14 +224,18 @@ def test_cumsum_exclusive_and_reverse(axis, exclusive, reverse):
 
 # -- fake quantization and detection ops (i23-quant): the rendered call and its generated
 # helper against a numpy reference written from TF's kernels -----------------------------------
-def _run_helper_op(op: str, attrs: dict, arrays: list[np.ndarray], out_shape=(1,)):
+def _run_helper_op(op: str, attrs: dict, arrays: list[np.ndarray], out_shape=(1,), outputs=None):
+    """`outputs` (TensorInfos) given: rendered with a graph whose inputs are the arrays."""
     from codegen.backends.pytorch.ops import render_op
     from codegen.backends.pytorch.render import literal
-    from codegen.ir.graph import Node, TensorInfo
+    from codegen.ir.graph import Graph, GraphInput, Node, TensorInfo
 
     names = [f"a{i}" for i in range(len(arrays))]
-    node = Node("n", op, [f"{name}:0" for name in names], [TensorInfo(list(out_shape))], attrs=attrs)
-    render = render_op(node, None)
+    node = Node("n", op, [f"{name}:0" for name in names], outputs or [TensorInfo(list(out_shape))],
+                attrs=attrs)
+    graph = Graph([GraphInput(name, list(a.shape), a.dtype.name) for name, a in zip(names, arrays)],
+                  [], {}, {}) if outputs else None
+    render = render_op(node, graph)
     values = {key: value if key == "kind" else literal(value) for key, value in render.attrs.items()}
     text = str(environment().get_template(render.template).module.forward(names, values))
     namespace = {"torch": torch, "F": F, **{n: torch.from_numpy(a) for n, a in zip(names, arrays)}}
@@ -344,11 +348,14 @@ def test_table_ops_compute_their_references():
     assert counts.tolist() == [2, 3, 1, 1]
 
 
+# the counting, partition, argmax-pooling and HSV ops (tested at the end of this file)
+COUNTING_OPS = {"bincount", "dynamic_partition", "dynamic_stitch", "max_pool_with_argmax",
+                "adjust_hue", "adjust_saturation"}
 # the ops of generated helpers tested here without TF (tests/test_ir_ops.py counts them)
 HELPER_OPS = {"fake_quant", "fake_quant_per_channel", "quantize_dequantize",
               "quantize_dequantize_per_channel", "crop_and_resize", "non_max_suppression",
               "space_to_batch", "batch_to_space", "invert_permutation", "reverse_sequence",
-              "unique", "combined_non_max_suppression", "lstm_block_cell"}
+              "unique", "combined_non_max_suppression", "lstm_block_cell", *COUNTING_OPS}
 
 
 def _np_crop_and_resize(image, boxes, indices, size, method, extrapolation):
@@ -762,3 +769,173 @@ def test_integer_constant_keeps_its_dtype():
     render = render_op(Node("c", "constant", [], [TensorInfo([3], "int32")],
                             weights={"value": "ids"}), graph)
     assert repr(render.args["dtype"]) == "torch.int32"
+
+
+def _np_bincount(ids, size, weights=None, binary=False, dtype="int32"):
+    counts = np.zeros(size, dtype)
+    for position, value in enumerate(ids.reshape(-1)):
+        if value < size:
+            counts[value] = 1 if binary else counts[value] + (
+                1 if weights is None else weights.reshape(-1)[position])
+    return counts
+
+
+@pytest.mark.parametrize("rows, weighted, binary, dtype", [
+    (False, False, False, "int32"), (False, True, False, "float32"), (True, False, False, "int64"),
+    (True, True, False, "int32"), (True, False, True, "float32"), (False, False, True, "int32")])
+def test_bincount_computes_its_reference(rows, weighted, binary, dtype):
+    """Counts of 0 .. size - 1 (flat, or per row), values >= size left out."""
+    from codegen.ir.graph import TensorInfo
+
+    rng = np.random.default_rng(7)
+    ids = rng.integers(0, 9, (3, 7)).astype(np.int32)
+    weights = rng.normal(size=(3, 7)).astype(np.float32 if dtype == "float32" else np.int32)
+    size = 6
+    shape = [3, size] if rows else [size]
+    attrs = {"size": size, "binary": binary, "rows": rows, "weighted": weighted}
+    ours = _run_helper_op("bincount", attrs,
+                          [ids, weights] if weighted else [ids],
+                          outputs=[TensorInfo(shape, dtype)]).numpy()
+    w = weights if weighted else None
+    expected = np.stack([_np_bincount(row, size, None if w is None else w[i], binary, dtype)
+                         for i, row in enumerate(ids)]) if rows else \
+        _np_bincount(ids, size, w, binary, dtype)
+    assert ours.dtype == expected.dtype
+    np.testing.assert_allclose(ours, expected, rtol=1e-6)
+    run_time = _run_helper_op("bincount", {**attrs, "size": None},
+                              [ids, weights, np.array([size], np.int32)] if weighted
+                              else [ids, np.array([size], np.int32)],
+                              outputs=[TensorInfo([3, None] if rows else [None], dtype)]).numpy()
+    np.testing.assert_array_equal(run_time, ours)  # the size a run-time value
+
+
+def test_dynamic_partition_and_stitch_compute_their_references():
+    from codegen.ir.graph import TensorInfo
+
+    data = np.arange(6 * 2, dtype=np.float32).reshape(6, 2)
+    partitions = np.array([2, 0, 2, 1, 0, 2], np.int32)
+    parts = _run_helper_op("dynamic_partition", {"num_partitions": 4}, [data, partitions],
+                           outputs=[TensorInfo([None, 2])] * 4)
+    for i, part in enumerate(parts):
+        np.testing.assert_array_equal(part.numpy(), data[partitions == i])
+    first, second = np.array([[4, 1], [0, 4]], np.int32), np.array([1, 2], np.int32)
+    values = np.arange(4 * 3, dtype=np.float32).reshape(2, 2, 3), -np.ones((2, 3), np.float32)
+    merged = _run_helper_op("dynamic_stitch", {"count": 2}, [first, second, *values],
+                            outputs=[TensorInfo([5, 3])]).numpy()
+    expected = np.zeros((5, 3), np.float32)  # row 3: no index names it
+    for index, part in zip((first, second), values):
+        for position in np.ndindex(index.shape):
+            expected[index[position]] = part[position]  # the later entry wins
+    np.testing.assert_array_equal(merged, expected)
+
+
+def _np_max_pool_with_argmax(x, kernel, stride, pad, include_batch):
+    """TF's kernel on the NHWC image: the first largest in the window, row by row."""
+    batch, channels, height, width = x.shape
+    top, bottom, left, right = pad
+    rows = (height + top + bottom - kernel[0]) // stride[0] + 1
+    cols = (width + left + right - kernel[1]) // stride[1] + 1
+    pooled = np.zeros((batch, channels, rows, cols), x.dtype)
+    index = np.zeros((batch, channels, rows, cols), np.int64)
+    for b, c, i, j in np.ndindex(pooled.shape):
+        best = None
+        for y in range(i * stride[0] - top, i * stride[0] - top + kernel[0]):
+            for z in range(j * stride[1] - left, j * stride[1] - left + kernel[1]):
+                if 0 <= y < height and 0 <= z < width and (best is None or x[b, c, y, z] > best):
+                    best = x[b, c, y, z]
+                    index[b, c, i, j] = (y * width + z) * channels + c + (
+                        b * height * width * channels if include_batch else 0)
+        pooled[b, c, i, j] = best
+    return pooled, index
+
+
+@pytest.mark.parametrize("kernel, stride, pad, include_batch", [
+    ([2, 2], [2, 2], [0, 0, 0, 0], False), ([3, 3], [2, 2], [1, 1, 1, 1], True),
+    ([3, 2], [1, 2], [0, 2, 1, 0], False)])
+def test_max_pool_with_argmax_computes_its_reference(kernel, stride, pad, include_batch):
+    from codegen.ir.graph import TensorInfo
+
+    x = np.random.default_rng(8).normal(size=(2, 3, 5, 6)).astype(np.float32)
+    x[0, 0, :2, :2] = 1.5  # a tie: the first wins
+    attrs = {"kernel_size": kernel, "strides": stride, "pad": pad,
+             "include_batch_in_index": include_batch, "axis": 1}
+    pooled, index = _run_helper_op("max_pool_with_argmax", attrs, [x], outputs=[
+        TensorInfo([2, 3, None, None]), TensorInfo([2, 3, None, None], "int64")])
+    expected_pooled, expected_index = _np_max_pool_with_argmax(x, kernel, stride, pad,
+                                                               include_batch)
+    np.testing.assert_array_equal(pooled.numpy(), expected_pooled)
+    np.testing.assert_array_equal(index.numpy(), expected_index)
+
+
+def _np_adjust_hue(image, delta):
+    """TF's AdjustHue kernel (adjust_hue_op.cc), pixel by pixel in float32."""
+    f, out = np.float32, np.empty_like(image)
+    for position in np.ndindex(image.shape[:-1]):
+        r, g, b = image[position]
+        if r < g:
+            vmax, vmid, vmin, category = (g, r, b, 1) if b < r else (b, g, r, 3) if b > g \
+                else (g, b, r, 2)
+        else:
+            vmax, vmid, vmin, category = (r, g, b, 0) if b < g else (b, r, g, 4) if b > r \
+                else (r, b, g, 5)
+        hue = f(0)
+        if vmax != vmin:
+            ratio = (vmid - vmin) / (vmax - vmin)
+            hue = f(category) + (ratio if category % 2 == 0 else f(1) - ratio)
+        hue = hue + f(delta) * f(6)
+        while hue < 0:
+            hue += f(6)
+        while hue >= 6:
+            hue -= f(6)
+        category = int(hue)
+        ratio = hue - f(category) if category % 2 == 0 else f(1) - (hue - f(category))
+        vmid = vmin + ratio * (vmax - vmin)
+        out[position] = [(vmax, vmid, vmin), (vmid, vmax, vmin), (vmin, vmax, vmid),
+                         (vmin, vmid, vmax), (vmid, vmin, vmax), (vmax, vmin, vmid)][category]
+    return out
+
+
+def _np_adjust_saturation(image, scale):
+    """TF's AdjustSaturation kernel (adjust_saturation_op.cc), pixel by pixel in float32."""
+    f, out = np.float32, np.empty_like(image)
+    for position in np.ndindex(image.shape[:-1]):
+        r, g, b = image[position]
+        value = max(r, g, b)
+        chroma = value - min(r, g, b)
+        saturation = chroma / value if value > 0 else f(0)
+        hue = f(0)
+        if chroma > 0:
+            norm = f(1) / (f(6) * chroma)
+            hue = norm * (g - b) if r == value else norm * (b - r) + f(2 / 6) if g == value \
+                else norm * (r - g) + f(4 / 6)
+        hue = hue + 1 if hue < 0 else hue
+        c = min(f(1), max(f(0), saturation * f(scale))) * value
+        m, sixths = value - c, hue * f(6)
+        wrapped = sixths
+        while wrapped <= 0:
+            wrapped += f(2)
+        while wrapped >= 2:
+            wrapped -= f(2)
+        x = c * (1 - abs(wrapped - 1))
+        rgb = [(c, x, 0), (x, c, 0), (0, c, x), (0, x, c), (x, 0, c), (c, 0, x)][int(sixths)] \
+            if int(sixths) < 6 else (0, 0, 0)
+        out[position] = [channel + m for channel in rgb]
+    return out
+
+
+@pytest.mark.parametrize("op, amount", [("adjust_hue", 0.3), ("adjust_hue", -0.85),
+                                        ("adjust_saturation", 0.4), ("adjust_saturation", 2.5)])
+def test_hsv_adjustments_compute_their_references(op, amount):
+    """RGB along axis 1 (NCHW) and along the last axis, gray and black pixels included."""
+    from codegen.ir.graph import TensorInfo
+
+    image = np.random.default_rng(9).uniform(0, 1, (2, 4, 5, 3)).astype(np.float32)
+    image[0, 0] = [[0.5, 0.5, 0.5], [0, 0, 0], [1, 1, 1], [0.2, 0.2, 0.7], [0.9, 0.1, 0.9]]
+    reference = _np_adjust_hue if op == "adjust_hue" else _np_adjust_saturation
+    expected = reference(image, amount)
+    for axis, tensor in ((3, image), (1, image.transpose(0, 3, 1, 2))):
+        amounts = np.array(amount, np.float32)
+        ours = _run_helper_op(op, {"axis": axis}, [tensor, amounts],
+                              outputs=[TensorInfo(list(tensor.shape))]).numpy()
+        ours = ours if axis == 3 else ours.transpose(0, 2, 3, 1)
+        np.testing.assert_allclose(ours, expected, atol=1e-6)

@@ -25,6 +25,12 @@ LENGTH = size("length", "size_item", ["shape:0"], [], index=1)
 DOUBLE = size("double", "mul", ["length:0", "two:0"], [])
 TWO = Node("two", "scalar", [], [TensorInfo([], "int32")], attrs={"value": 2})
 
+def _band(lower: int, upper: int) -> np.ndarray:
+    """TF's MatrixBandPart mask of X's last two axes: i - j <= lower and j - i <= upper."""
+    i, j = np.indices(X.shape[-2:])
+    return ((i - j <= lower) & (j - i <= upper)).astype(np.float32)
+
+
 CASES = {  # op -> (out shape, out dtype, attrs, extra nodes, inputs, numpy reference of X)
     "range": ([None], "int64", {"start": 0, "limit": None, "delta": 1, "dtype": "int64",
                                 "device": True},
@@ -57,6 +63,11 @@ CASES = {  # op -> (out shape, out dtype, attrs, extra nodes, inputs, numpy refe
     "size_tensor": ([], "float32", {"dtype": "float32"},
                     [Node("numel", "numel", ["x:0"], [TensorInfo([], "int32", size=True)])],
                     ["numel:0", "x:0"], lambda x: np.float32(x.size)),
+    "slice_to": ([None, 3, 4], "float32", {"begin": [0, 1, 2], "lengths": [None, 3, -1]},
+                 [SHAPE, BATCH], ["x:0", "batch:0"], lambda x: x[: x.shape[0], 1:4, 2:]),
+    "band_part_sizes": ([None, 5, 6], "float32", {"lower": None, "upper": 2},
+                        [SHAPE, size("one", "size_item", ["shape:0"], [], index=0)],
+                        ["x:0", "one:0"], lambda x: x * _band(x.shape[0], 2)),
 }
 # the ops these cases run (tests/test_ir_ops.py counts them in)
 TESTED = {"shape", "numel", "size_item", "size_slice", "sizes"} | {

@@ -310,6 +310,7 @@ def tensor_op(node: Node, graph: Graph) -> Expr:
 
 from codegen.backends.pytorch import (  # noqa: F401 - register their renderers
     conv_ops,
+    counting_ops,
     gather_ops,
     image_ops,
     quant_ops,

@@ -259,7 +259,9 @@ class ClassRenderer:
                  "tf_resize_taps", "tf_resize",
                  "fake_quant", "quantize_dequantize", "crop_and_resize", "non_max_suppression",
                  "combined_non_max_suppression", "lstm_block_cell",
-                 "mirror_pad", "reverse_sequence", "unique_in_order"]
+                 "mirror_pad", "reverse_sequence", "unique_in_order", "dynamic_stitch",
+                 "max_pool2d_with_argmax", "hue_chroma_value", "hsv_to_rgb", "adjust_hue",
+                 "adjust_saturation"]
         return [str(getattr(module, name)()) for name in order if name in needed]
 
 

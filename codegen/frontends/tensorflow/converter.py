@@ -24,6 +24,7 @@ from codegen.frontends.tensorflow.loader import TFModel
 from codegen.frontends.tensorflow.refused import refused_family
 from codegen.frontends.tensorflow.rewrites import READS, load_rewrites
 from codegen.ir.graph import Graph, GraphInput, GraphOutput, Node
+from codegen.resources import op_catalogue
 
 VARIABLE_OPS = {"VarHandleOp", "VariableV2", "Variable"}
 PASSTHROUGH_OPS = {"Identity", "IdentityN", "StopGradient", "Snapshot", "PreventGradient",
@@ -250,9 +251,13 @@ class Converter:
 
     def _complete_shapes(self) -> None:
         """Fill the sizes TF's static shapes leave unknown (after a crop or a run-time
-        reshape) by running the graph once at batch 1; the batch stays unknown."""
+        reshape) by running the graph once at batch 1; the batch stays unknown. Sizes
+        read from values (catalogue `data_dependent`: bincount's max + 1) stay unknown,
+        in the op and in what follows from it."""
+        from_values = self._after_data_dependent()
         unknown = [node for node in self.nodes.values() if node.tf_name == node.name
-                   and any(None in info.shape[1:] for info in node.outputs)]
+                   and any(None in info.shape[1:] for info in node.outputs)
+                   and node.name not in from_values]
         if not unknown or any(None in i.shape[1:] for i in self.inputs.values()):
             return
         from tensorflow.python.ops.array_ops import shape as tf_shape
@@ -266,6 +271,18 @@ class Converter:
         for node, node_shapes in zip(unknown, values):
             for info, shape in zip(node.outputs, node_shapes):
                 info.shape = [info.shape[0], *(int(size) for size in shape[1:])]
+
+    def _after_data_dependent(self) -> set[str]:
+        """The nodes whose sizes may follow from values: data-dependent ops and their readers."""
+        catalogue = op_catalogue()
+        found = {name for name, node in self.nodes.items()
+                 if catalogue.get(node.op, {}).get("data_dependent")}
+        while True:
+            more = {name for name, node in self.nodes.items() if name not in found
+                    and any(ref.rpartition(":")[0] in found for ref in node.inputs)}
+            if not more:
+                return found
+            found |= more
 
     def bn_momentum(self, node: str, variables: list[str]) -> float:
         """PyTorch's momentum (1 - decay) of the BatchNorm `node` that reads `variables`

@@ -121,6 +121,7 @@ def load_model(model: Path, weights: Path | None = None, *,
         bn_decays = bn_decay.from_graph(graph_def)
     if only:
         graph_def = _needed(graph_def, only)
+    _placeholders_v1(graph_def)
     aside = _set_aside(graph_def) if tf2 and weights_aside else {}
     if streamed:
         aside = ChainMap(aside, streamed.values)
@@ -160,6 +161,15 @@ def _set_aside(graph_def) -> dict[str, Any]:
         tensor.ClearField("tensor_content")
         getattr(tensor, field).append(0)
     return aside
+
+
+def _placeholders_v1(graph_def) -> None:
+    """PlaceholderV2 (graphs of GraphDef version < 23) as Placeholder, which behaves the same
+    since then: TF no longer imports it into a newer graph, and the converter, verify and the
+    tools know model inputs as Placeholders."""
+    for node in graph_def.node:
+        if node.op == "PlaceholderV2":
+            node.op = "Placeholder"
 
 
 def _needed(graph_def, outputs: list[str]):

@@ -54,7 +54,8 @@ def has_images(graph: Graph) -> bool:
     (NCDHW); without one they are [N, T, heads, size] or plain arrays and keep their layout."""
     spatial = spatial_ranks(graph)
     return (any(len(graph_input.shape) in spatial for graph_input in graph.inputs)
-            or any(node.op in ("conv2d", "conv3d") or layout_class(node.op) == "pooling"
+            or any(node.op in ("conv2d", "conv3d", "max_pool_with_argmax")
+                   or layout_class(node.op) == "pooling"
                    for node in graph.nodes.values()))
 
 
@@ -333,6 +334,19 @@ class LayoutPass(ConvRules, SlicingRules):
     def visit_lrn(self, node: Node) -> None:
         node.attrs["axis"] = 1  # the channels of an NCHW image
         self.mark_output(node)
+
+    def visit_max_pool_with_argmax(self, node: Node) -> None:
+        """Both outputs (the pool, TF's NHWC positions of its maxima) NCHW."""
+        node.attrs["axis"] = 1
+        for index, info in enumerate(node.outputs):
+            info.shape = _nchw(info.shape)
+            self.permuted.add(f"{node.name}:{index}")
+
+    def visit_adjust_hue(self, node: Node) -> None:
+        node.attrs["axis"] = 1  # the RGB channels of an NCHW (NCDHW) image
+        self.mark_output(node)
+
+    visit_adjust_saturation = visit_adjust_hue
 
     def folds_into(self, node: Node) -> bool:
         """A bias_add right after a 1-D conv: passes/fold.py makes it the conv's bias."""

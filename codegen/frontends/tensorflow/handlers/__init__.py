@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 FAMILIES = ("activation", "arithmetic", "conv", "embedding", "math", "norm", "pool", "rnn",
             "shape", "einsum", "dynamic", "spectral", "image", "quant", "detection", "slicing",
-            "aliases", "gather", "matrix", "sizes", "cells", "control")
+            "aliases", "gather", "matrix", "sizes", "cells", "control", "counting")
 
 
 @dataclass(frozen=True)

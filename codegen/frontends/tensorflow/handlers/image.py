@@ -180,3 +180,24 @@ def space_to_depth(ctx) -> None:
     if ctx.attr("data_format", "NHWC") != "NHWC":
         ctx.fail("only data_format NHWC is supported")
     ctx.emit("space_to_depth", [ctx.input(0)], attrs={"block_size": int(ctx.attr("block_size"))})
+
+
+@handler("AdjustHue", ir="adjust_hue")
+def adjust_hue(ctx) -> None:
+    _adjust_hsv(ctx, "adjust_hue")
+
+
+@handler("AdjustSaturation", ir="adjust_saturation")
+def adjust_saturation(ctx) -> None:
+    _adjust_hsv(ctx, "adjust_saturation")
+
+
+def _adjust_hsv(ctx, op: str) -> None:
+    """tf.image.adjust_hue / adjust_saturation of float32 RGB images (channels last): TF's
+    RGB -> HSV -> RGB as a generated helper; the delta or factor a number or a tensor."""
+    rank, dtype = ctx.rank(0), ctx.output_info(0).dtype
+    if rank is None or ctx.input_info(0).shape[-1] != 3:
+        ctx.fail(f"{ctx.op.type} needs RGB images (3 channels along the last axis)")
+    if dtype != "float32":
+        ctx.fail(f"{ctx.op.type} of {dtype} is not supported (TF computes it in float32)")
+    ctx.emit(op, [ctx.input(0), ctx.input_or_scalar(1)], attrs={"axis": rank - 1})
