@@ -17,6 +17,7 @@ import math
 
 import numpy as np
 
+from codegen.frontends.tensorflow.context import tensor_info
 from codegen.frontends.tensorflow.rewrites import rewrite
 
 SKIP = ("Identity", "Cast")
@@ -161,6 +162,22 @@ def _reads(op):
     return None if found is None else [*op.inputs, found[0]]
 
 
+def _relative_ref(ctx, rp) -> str:
+    """memory - context without keras-hub's `+ query_start_index` when that is a constant 0
+    (the Const would be a buffer of its own), else rp's own ref."""
+    op = rp.op
+    if op.type != "Sub" or op.inputs[1].op.type not in ("AddV2", "Add"):
+        return ctx.ref_of(rp)
+    memory, shifted = op.inputs[0], op.inputs[1].op
+    for a, b in ((0, 1), (1, 0)):
+        context = shifted.inputs[a]
+        if _scalar(shifted.inputs[b]) == 0 and context.shape.rank == 2 \
+                and ctx.converted(context) is not None and ctx.converted(memory) is not None:
+            return ctx.emit("sub", [ctx.ref_of(memory), ctx.ref_of(context)],
+                            suffix="relative_position", outputs=[tensor_info(rp)])
+    return ctx.ref_of(rp)
+
+
 @rewrite("AddV2", "Add", reads=_reads)
 def match_position_bucket(ctx) -> bool:
     found = bucket(ctx.op)
@@ -172,7 +189,7 @@ def match_position_bucket(ctx) -> bool:
             break
     else:
         return False
-    ctx.emit("relative_position_bucket", [ctx.ref_of(rp)],
+    ctx.emit("relative_position_bucket", [_relative_ref(ctx, rp)],
              attrs={"bidirectional": bidirectional, "num_buckets": num_buckets,
                     "max_distance": max_distance})
     return True
