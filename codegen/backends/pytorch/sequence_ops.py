@@ -84,6 +84,13 @@ def relative_position_bucket(node: Node, graph: Graph) -> Expr:
                 hint="buckets", helpers=("relative_position_bucket",))
 
 
+@renderer("alibi_bias")
+def alibi_bias(node: Node, graph: Graph) -> Layer:
+    """`scores = self.alibi(scores)`: ALiBi's linear bias, the per-head slopes a buffer."""
+    return Layer("ops/alibi.py.jinja", "AlibiBias", {"num_heads": node.attrs["num_heads"]},
+                 {"slopes": node.weights["slopes"]}, "alibi", ("AlibiBias",))
+
+
 @renderer("position_embedding")
 def position_embedding(node: Node, graph: Graph) -> Layer:
     num, dim = graph.weights[node.weights["table"]].out_shape
