@@ -316,15 +316,17 @@ def test_every_catalogue_op_has_a_tf_free_test():
     catalogue = op_catalogue()
     forms = {op for op, spec in catalogue.items() if {"form", "operator"} & set(spec)}
     from test_catalog import HELPER_OPS  # (fake quantization and detection helpers)
+    from test_ir_alibi import TESTED as ALIBI_OPS
     from test_ir_conv_ops import TESTED as CONV_OPS  # tested in those modules
     from test_ir_gather_ops import TESTED as GATHER_OPS
+    from test_ir_position_bucket import TESTED as BUCKET_OPS
     from test_ir_rotary import TESTED as ROTARY_OPS
     from test_ir_sequence_ops import TESTED as SEQUENCE_OPS
     from test_ir_sizes import TESTED as SIZE_OPS
     from test_ir_slicing_ops import TESTED as SLICING_OPS
 
     untested = (set(catalogue) - forms - TESTED_HERE - SEQUENCE_OPS - CONV_OPS - SLICING_OPS
-                - HELPER_OPS - GATHER_OPS - SIZE_OPS - ROTARY_OPS
+                - HELPER_OPS - GATHER_OPS - SIZE_OPS - ROTARY_OPS - BUCKET_OPS - ALIBI_OPS
                 - {op for op in catalogue if op[0] == "$"})
     assert not untested, f"add a test to tests/test_ir_ops.py for {sorted(untested)}"
 

@@ -110,5 +110,6 @@ def test_every_rewrite_module_has_a_case():
                  "repeat",  # tests/test_image_models.py (Keras 3 nearest UpSampling2D)
                  "conv1d",  # tests/test_keras_conv_models.py (Keras' 1-D layers)
                  "rms_norm",  # tests/test_rms_norm.py (Keras, Llama, Gemma, T5 forms)
-                 "rotary", "grouped_attention"]  # tests/test_rotary.py (keras-hub decoders)
+                 "rotary", "grouped_attention",  # tests/test_rotary.py (keras-hub decoders)
+                 "position_bucket", "alibi"]  # tests/test_t5_buckets.py, tests/test_alibi.py
     assert sorted([*modules, *elsewhere]) == sorted(MODULES)

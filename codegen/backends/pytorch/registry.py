@@ -76,7 +76,7 @@ def render_op(node: Node, graph: Graph) -> Layer | Expr:
     Keras layer with trainable=False, BatchNormalization(center=False)) lists those in
     args["untrained"], where the IR says what is trainable."""
     render = RENDERERS[node.op](node, graph)
-    if isinstance(render, Layer) and render.cls not in ("Constant", "Learned", "RotaryEmbedding") \
+    if isinstance(render, Layer) and render.cls not in ("Constant", "Learned", "RotaryEmbedding", "AlibiBias") \
             and render.template != "ops/rnn.py.jinja" \
             and any(entry.trainable for entry in graph.weights.values()):  # (RNN: one_bias)
         fixed = tuple(key for key, weight in render.state.items()

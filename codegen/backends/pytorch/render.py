@@ -255,7 +255,7 @@ class ClassRenderer:
         module = self.env.get_template("helpers.py.jinja").module
         order = ["same_pad", "PaddedConv2d", "Conv2dSame", "MaxPool2dSame",
                  "AvgPool2dSame", *CONV_HELPERS, "LayerNorm2d", "RMSNormPlusOne", "BiasAdd", "Constant", "Learned",
-                 "PositionEmbedding", "RotaryEmbedding", "rotate_half", "apply_rotary_pos_emb", "untrained", "one_bias", "GRUResetBefore", "Masked",
+                 "PositionEmbedding", "RotaryEmbedding", "rotate_half", "apply_rotary_pos_emb", "relative_position_bucket", "AlibiBias", "untrained", "one_bias", "GRUResetBefore", "Masked",
                  "tf_resize_taps", "tf_resize",
                  "fake_quant", "quantize_dequantize", "crop_and_resize", "non_max_suppression",
                  "combined_non_max_suppression", "lstm_block_cell",

@@ -73,6 +73,24 @@ def apply_rotary_pos_emb(node: Node, graph: Graph) -> Expr:
                 helpers=helpers, output_names=("q", "k") if len(node.inputs) == 4 else ())
 
 
+@renderer("relative_position_bucket")
+def relative_position_bucket(node: Node, graph: Graph) -> Expr:
+    """`relative_position_bucket(memory - context, bidirectional=..., num_buckets=...,
+    max_distance=...)`: T5's buckets, one generated helper as in HF's modeling_t5.py."""
+    a = node.attrs
+    return Expr("ops/position_bucket.py.jinja",
+                {"bidirectional": bool(a["bidirectional"]), "num_buckets": int(a["num_buckets"]),
+                 "max_distance": int(a["max_distance"])},
+                hint="buckets", helpers=("relative_position_bucket",))
+
+
+@renderer("alibi_bias")
+def alibi_bias(node: Node, graph: Graph) -> Layer:
+    """`scores = self.alibi(scores)`: ALiBi's linear bias, the per-head slopes a buffer."""
+    return Layer("ops/alibi.py.jinja", "AlibiBias", {"num_heads": node.attrs["num_heads"]},
+                 {"slopes": node.weights["slopes"]}, "alibi", ("AlibiBias",))
+
+
 @renderer("position_embedding")
 def position_embedding(node: Node, graph: Graph) -> Layer:
     num, dim = graph.weights[node.weights["table"]].out_shape

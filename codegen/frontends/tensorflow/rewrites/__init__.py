@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 MODULES = ("batch_norm", "layer_norm", "rms_norm", "swish", "gelu", "hard_swish", "dilated_conv", "conv1d",
            "tensordot", "einsum_dense", "attention", "grouped_attention", "rnn_outputs", "one_hot_embedding", "time_distributed",
-           "time_distributed_reshape", "repeat", "rotary")
+           "time_distributed_reshape", "repeat", "rotary", "position_bucket", "alibi")
 
 REWRITES: dict[str, list[Callable]] = {}  # anchor TF op -> matchers, in MODULES order
 READS: dict[str, list[Callable]] = {}  # anchor TF op -> op -> the tensors it reads, or None
