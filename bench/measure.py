@@ -68,7 +68,8 @@ def _tree_rss(root: int) -> int:
 
 def run(label: str, command: list[str], *, env: dict | None = None, cwd: Path | None = None,
         log: Path | None = None, limit: int | None = None) -> Measurement:
-    """Run `command` to completion; raise CalledProcessError (with its log) on failure,
+    """Run `command` to completion; raise CalledProcessError (with its log, and the time and
+    peak it took as `.measurement`) on failure,
     MemoryLimitExceeded if its tree's RSS passes `limit` bytes."""
     out = open(log, "w") if log else subprocess.DEVNULL  # noqa: SIM115 - closed below
     start = time.perf_counter()
@@ -97,5 +98,7 @@ def run(label: str, command: list[str], *, env: dict | None = None, cwd: Path | 
         raise MemoryLimitExceeded(Measurement(label, wall, peak[0]), limit)
     if process.returncode != 0:
         tail = Path(log).read_text()[-2000:] if log else ""
-        raise subprocess.CalledProcessError(process.returncode, command, output=tail)
+        failure = subprocess.CalledProcessError(process.returncode, command, output=tail)
+        failure.measurement = Measurement(label, wall, max(peak[0], usage.ru_maxrss * 1024))
+        raise failure
     return Measurement(label, wall, max(peak[0], usage.ru_maxrss * 1024))
