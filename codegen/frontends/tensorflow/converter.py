@@ -389,7 +389,9 @@ class Converter:
         executor of a session (one per new set of fetches and feeds) builds its own Consts
         at full size, so sampling a 4-layer Llama's sizes 16 times kept 626 MB of zeros,
         growing with depth; a Fill's zeros live only while a run needs them. Constant
-        folding is off (it would make the Fills Consts again); the runs are tiny."""
+        folding is off (it would make the Fills Consts again); the runs are tiny. Each Fill
+        waits for the other inputs of the ops that read it (`_just_in_time`): else every
+        Fill, having no inputs, runs first, and a run holds all the weights at once."""
         from codegen.frontends.tensorflow.compat import import_tf_core
 
         tf = import_tf_core()
@@ -398,10 +400,11 @@ class Converter:
         if self._session is not None:
             return self._session.graph
 
-        graph_def = self.model.graph.as_graph_def()
+        graph_def, filled = self.model.graph.as_graph_def(), set()
         for node in list(graph_def.node):
             if node.op != "Const" or node.name not in self.model.aside:
                 continue
+            filled.add(node.name)
             tensor = node.attr["value"].tensor
             dims = [dim.size for dim in tensor.tensor_shape.dim]
             shape, zero = graph_def.node.add(), graph_def.node.add()
@@ -419,6 +422,7 @@ class Converter:
             node.attr["T"].type = tensor.dtype
             node.attr["index_type"].type = 3
             node.input[:] = [shape.name, zero.name, *node.input]
+        _just_in_time(graph_def, filled)
         self._sampled = tf.Graph()
         with self._sampled.as_default():
             tf.import_graph_def(graph_def, name="")
@@ -523,6 +527,60 @@ class Converter:
         if source.aside:
             return np.asarray(self.model.aside[source.aside])
         return np.asarray(source.value)
+
+
+PASS_THROUGH = ("Identity", "ReadVariableOp", "Cast")
+
+
+def _just_in_time(graph_def, fills: set[str]) -> None:
+    """Give each node of `fills` a control input on the producers of the other inputs of the
+    ops that read it (through Identity/Cast), so that it runs when they are ready, not at
+    the start of a run. Left as it was if that would make a cycle."""
+    nodes = {node.name: node for node in graph_def.node}
+    readers: dict[str, list] = {}
+    for node in graph_def.node:
+        for ref in node.input:
+            readers.setdefault(ref.lstrip("^").split(":")[0], []).append(node)
+    added = []
+    for name in fills:
+        chain, stack, uses = {name}, [name], []
+        while stack:
+            for reader in readers.get(stack.pop(), ()):
+                if reader.op in PASS_THROUGH and reader.name not in chain:
+                    chain.add(reader.name)
+                    stack.append(reader.name)
+                elif reader.op not in PASS_THROUGH:
+                    uses.append(reader)
+        waits = {ref.split(":")[0] for use in uses for ref in use.input
+                 if not ref.startswith("^") and ref.split(":")[0] not in chain}
+        waits = {w for w in waits if w in nodes and nodes[w].op != "Const"}
+        if waits:
+            nodes[name].input.extend(f"^{w}" for w in sorted(waits))
+            added.append((nodes[name], len(waits)))
+    if added and not _acyclic(graph_def):
+        for node, count in added:
+            del node.input[-count:]
+
+
+def _acyclic(graph_def) -> bool:
+    inputs = {node.name: {ref.lstrip("^").split(":")[0] for ref in node.input} for node in graph_def.node}
+    state: dict[str, int] = {}  # 1: being visited, 2: done
+    for start, first in inputs.items():
+        if state.get(start):
+            continue
+        stack, state[start] = [(start, iter(first))], 1
+        while stack:
+            name, pending = stack[-1]
+            following = next(pending, None)
+            if following is None:
+                state[name] = 2
+                stack.pop()
+            elif following in inputs and state.get(following) == 1:
+                return False
+            elif following in inputs and not state.get(following):
+                state[following] = 1
+                stack.append((following, iter(inputs[following])))
+    return True
 
 
 def _damaged_data(prefix, key: str, exc: Exception) -> InputError:
