@@ -18,11 +18,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from measure import Measurement, run
-from results import write_section
+from results import cell, slope_line, write_section
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -83,14 +81,9 @@ def main() -> None:
     ]
     for parameters, steps in rows:
         lines.append(f"| {parameters:,} | {2 * parameters / 2**30:.2f} GiB | " + " | ".join(
-            f"{m.wall:.1f} s, {m.peak_mb:,.0f} MB" for m in steps) + " |")
-    x = np.array([2 * parameters for parameters, _ in rows], dtype=float)
-    slopes = []
-    for i, label in enumerate(("to-ir", "build")):
-        y = np.array([steps[i].peak for _, steps in rows], dtype=float)
-        slope = float(np.polyfit(x, y, 1)[0]) if len(rows) > 1 else float("nan")
-        slopes.append(f"{label} {slope:.3f}")
-    lines += ["", "Slope of peak RSS against weight bytes: " + ", ".join(slopes) + "."]
+            cell(m) for m in steps) + " |")
+    x = [2 * parameters for parameters, _ in rows]
+    lines += ["", slope_line(x, [steps for _, steps in rows], ("to-ir", "build"))]
     text = "\n".join(lines) + "\n"
     write_section(BENCH / "RESULTS.md", "bf16_slope.py", text)
     print(text)

@@ -1,6 +1,7 @@
 """Time one inference engine: python bench/infer.py ENGINE WORK_DIR RUNS [MODEL].
 
-MODEL is resnet_v2_152 (the default) or bert_base (below, `bert_*`).
+MODEL is resnet_v2_152 (the default), bert_base (below, `bert_*`) or llama (`llama_*`,
+bench/llama_speed.py's float32 keras-hub Llama: batch 1, length 128).
 
 ENGINE is ours (the generated model.py via load_model(): BatchNorms fused), ours_unfused
 (load_model(fused=False): the plain modules, as for fine-tuning), ours_compiled (the same under
@@ -191,10 +192,63 @@ def bert_onnxruntime(work: Path):
     return lambda: session.run(None, feeds)
 
 
+# -- a float32 keras-hub LlamaBackbone (bench/llama_speed.py makes it in WORK/saved):
+# batch 1, length 128, token ids (seed 0) and a padding mask of ones; the sequence output.
+LLAMA_BATCH = 1
+
+
+def llama_inputs() -> dict:
+    rng = np.random.default_rng(0)
+    return {"token_ids": rng.integers(1, 32000, (LLAMA_BATCH, LENGTH)).astype(np.int32),
+            "padding_mask": np.ones((LLAMA_BATCH, LENGTH), np.int32)}
+
+
+def llama_ours(work: Path, compiled: bool = False):
+    import importlib.util
+
+    import torch
+
+    torch.set_num_threads(THREADS)
+    spec = importlib.util.spec_from_file_location("generated_model", work / "ours" / "model" / "model.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    model = module.load_model()
+    if compiled:  # README's path for sequence models: freezing, dynamic=True
+        import torch._inductor.config
+
+        torch._inductor.config.freezing = True
+        model = torch.compile(model, dynamic=True)
+    feeds = {name: torch.from_numpy(value) for name, value in llama_inputs().items()}
+
+    def run():
+        with torch.inference_mode():
+            return model(**feeds).numpy()
+    return run
+
+
+def llama_ours_compiled(work: Path):
+    return llama_ours(work, compiled=True)
+
+
+def llama_tf(work: Path):
+    """The SavedModel's serving_default signature (what codegen reads)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(THREADS)
+    tf.config.threading.set_inter_op_parallelism_threads(THREADS)
+    function = tf.saved_model.load(str(work / "saved")).signatures["serving_default"]
+    feeds = {name: tf.constant(value) for name, value in llama_inputs().items()}
+    return lambda: next(iter(function(**feeds).values())).numpy()
+
+
+PREFIX = {"resnet_v2_152": "engine", "bert_base": "bert", "llama": "llama"}
+
+
 def main() -> None:
     engine, work, runs = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
     model = sys.argv[4] if len(sys.argv) > 4 else "resnet_v2_152"
-    run = globals()[f"bert_{engine}" if model == "bert_base" else f"engine_{engine}"](work)
+    run = globals()[f"{PREFIX[model]}_{engine}"](work)
     flat = _by_rank if model == "bert_base" else np.asarray  # (outside the timed calls)
     for _ in range(WARMUP):
         output = run()
@@ -203,7 +257,8 @@ def main() -> None:
         start = time.perf_counter()
         output = run()
         times.append(time.perf_counter() - start)
-    np.save(work / f"output_{engine}.npy", flat(output).reshape(BATCH, -1))
+    output = flat(output)
+    np.save(work / f"output_{engine}.npy", output.reshape(output.shape[0], -1))
     print(json.dumps({"engine": engine, "median": statistics.median(times), "times": times}))
 
 

@@ -18,11 +18,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from measure import Measurement, run
-from results import write_section
+from results import cell, slope_line, write_section
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -98,7 +96,7 @@ def main() -> None:
         total, steps = measure_size(args.work.resolve(), size)
         rows.append((total, steps))
         print("  " + ", ".join(f"{m.label} {m.wall:.1f} s / {m.peak_mb:,.0f} MB" for m in steps), flush=True)
-    x = np.array([total for total, _ in rows], dtype=float)
+    x = [total for total, _ in rows]
     lines = [
         "## Memory against model size (synthetic dense-chain checkpoints)",
         "",
@@ -110,13 +108,8 @@ def main() -> None:
     ]
     for total, steps in rows:
         lines.append(f"| {total / 2**30:.2f} GiB | " + " | ".join(
-            f"{m.wall:.1f} s, {m.peak_mb:,.0f} MB" for m in steps) + " |")
-    slopes = []
-    for i, label in enumerate(("to-ir", "build", "dump")):
-        y = np.array([steps[i].peak for _, steps in rows], dtype=float)
-        slope = float(np.polyfit(x, y, 1)[0]) if len(rows) > 1 else float("nan")
-        slopes.append(f"{label} {slope:.3f}")
-    lines += ["", "Slope of peak RSS against weight bytes: " + ", ".join(slopes) + "."]
+            cell(m) for m in steps) + " |")
+    lines += ["", slope_line(x, [steps for _, steps in rows], ("to-ir", "build", "dump"))]
     text = "\n".join(lines) + "\n"
     write_section(BENCH / "RESULTS.md", "memory_slope.py", text)
     print(text)

@@ -1,10 +1,13 @@
-"""bench/RESULTS.md is written by two scripts; each owns one marked section."""
+"""bench/RESULTS.md is written by several scripts; each owns one marked section. Also the
+table cells and slope line that the memory-against-size benches share."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-HEADER = "# Benchmark results\n\nWritten by `python bench/run.py` and `python bench/memory_slope.py`; do not edit by hand.\n"
+import numpy as np
+
+HEADER = "# Benchmark results\n\nWritten by the scripts of bench/ (each owns a marked section); do not edit by hand.\n"
 
 
 def write_section(path: Path, owner: str, text: str) -> None:
@@ -17,3 +20,20 @@ def write_section(path: Path, owner: str, text: str) -> None:
     else:
         current = current.rstrip() + "\n\n" + block + "\n"
     path.write_text(current)
+
+
+def cell(measurement) -> str:
+    """A table cell for one measured step: "9.1 s, 723 MB"."""
+    return f"{measurement.wall:.1f} s, {measurement.peak_mb:,.0f} MB"
+
+
+def slope_line(sizes: list[float], steps: list[list], labels: tuple[str, ...]) -> str:
+    """Least-squares slope of each step's peak RSS over `sizes` (bytes of weights), one step
+    per label (`steps[row][i]` is row's measurement of labels[i]; a None is left out)."""
+    slopes = []
+    for i, label in enumerate(labels):
+        points = [(size, row[i].peak) for size, row in zip(sizes, steps) if row[i] is not None]
+        slope = (float(np.polyfit(*np.array(points, dtype=float).T, 1)[0]) if len(points) > 1
+                 else float("nan"))
+        slopes.append(f"{label} {slope:.3f}")
+    return "Slope of peak RSS against weight bytes: " + ", ".join(slopes) + "."

@@ -187,6 +187,8 @@ TITLES = {
     "bert_base": (("## Conversion: keras-hub BERT-base SavedModel (110 M parameters, length unknown) "
                    "-> PyTorch weights"), "batch 8, length 128, int32 ids (a quarter padded)",
                   "TensorFlow SavedModel (serving_default)"),
+    "llama": ("## Conversion: (not measured here)", "float32 keras-hub Llama, batch 1, length 128",
+              "TensorFlow SavedModel (serving_default)"),  # bench/llama_speed.py
 }
 
 
@@ -223,10 +225,10 @@ def report(ours: list[Measurement], peers: list[Measurement], inference: list[di
         "| --- | ---: | ---: | ---: | ---: |",
     ]
     tf_time = next(r["median"] for r in inference if r["engine"] == "tf")
-    names = {"ours": "codegen model.py, load_model()" + ("" if model == "bert_base" else " (BatchNorms fused)"),
+    names = {"ours": "codegen model.py, load_model()" + (" (BatchNorms fused)" if model == "resnet_v2_152" else ""),
              "ours_unfused": "codegen model.py, load_model(fused=False) (plain modules)",
              "tf": tf_name,
-             "ours_compiled": ("codegen model.py, torch.compile(dynamic=True, freezing)" if model == "bert_base"
+             "ours_compiled": ("codegen model.py, torch.compile(dynamic=True, freezing)" if model != "resnet_v2_152"
                                else "codegen model.py, torch.compile(freezing)") + " (opt-in, inference only)",
              "onnx2torch": "onnx2torch model (eager)", "onnxruntime": "onnxruntime (CPU EP)"}
     for r in inference:

@@ -68,6 +68,7 @@ class Converter:
         self._kinds: dict[str, str] = {}
         self._reads: dict[str, list[str]] = {}  # op -> the ops its handler reads past plumbing
         self._session = None  # for runs with inputs fed
+        self._sampled = None  # the graph it runs (_session_graph)
         self._zeroed = False  # whether the session's variables are set (sample_run)
         self._folded: dict[str, np.ndarray] = {}  # tensor name -> value (not Consts)
         self.warnings: list[str] = []
@@ -262,7 +263,7 @@ class Converter:
             return
         from tensorflow.python.ops.array_ops import shape as tf_shape
 
-        graph = self.model.graph
+        graph = self._session_graph()
         with graph.as_default():
             shapes = [[tf_shape(t) for t in graph.get_operation_by_name(node.name).outputs]
                       for node in unknown]
@@ -391,11 +392,79 @@ class Converter:
         return np.asarray(self._session_run(tensor, feeds))
 
     def _session_run(self, fetches, feeds: dict | None = None):
-        if self._session is None:  # one session for every evaluation
-            from codegen.frontends.tensorflow.compat import import_tf_core
+        """Run `fetches` (tensors or ops of the model's graph or of `_session_graph()`, by
+        name) in the one session of every evaluation with inputs fed; `feeds` by name."""
+        from tensorflow.python.util import nest
 
-            self._session = import_tf_core().Session(graph=self.model.graph)
+        graph = self._session_graph()
+        fetches = nest.map_structure(lambda f: graph.as_graph_element(f.name), fetches)
         return self._session.run(fetches, feeds)
+
+    def _session_graph(self):
+        """The graph the evaluation session runs: the model's, each weight the loader set
+        aside (a Const of one zero repeated to its shape) made a Fill of that zero. Every
+        executor of a session (one per new set of fetches and feeds) builds its own Consts
+        at full size, so sampling a 4-layer Llama's sizes 16 times kept 626 MB of zeros,
+        growing with depth; a Fill's zeros live only while a run needs them. Constant
+        folding is off (it would make the Fills Consts again); the runs are tiny. Each Fill
+        waits for the other inputs of the ops that read it (`_just_in_time`): else every
+        Fill, having no inputs, runs first, and a run holds all the weights at once."""
+        from codegen.frontends.tensorflow.compat import import_tf_core
+
+        tf = import_tf_core()
+        if self._session is None and self._sampled is not None:
+            self._session = tf.Session(graph=self._sampled, config=self._session_config())
+        if self._session is not None:
+            return self._session.graph
+
+        graph_def, filled = self.model.graph.as_graph_def(), set()
+        for node in list(graph_def.node):
+            if node.op != "Const" or node.name not in self.model.aside:
+                continue
+            filled.add(node.name)
+            tensor = node.attr["value"].tensor
+            dims = [dim.size for dim in tensor.tensor_shape.dim]
+            shape, zero = graph_def.node.add(), graph_def.node.add()
+            shape.name, zero.name = f"{node.name}/codegen_shape", f"{node.name}/codegen_zero"
+            shape.op = zero.op = "Const"
+            shape.attr["dtype"].type = 3  # int32
+            shape.attr["value"].tensor.dtype = 3
+            shape.attr["value"].tensor.tensor_shape.dim.add(size=len(dims))
+            shape.attr["value"].tensor.int_val.extend(dims)
+            zero.attr["dtype"].type = tensor.dtype
+            zero.attr["value"].tensor.CopyFrom(tensor)
+            zero.attr["value"].tensor.ClearField("tensor_shape")
+            node.op = "Fill"
+            node.ClearField("attr")
+            node.attr["T"].type = tensor.dtype
+            node.attr["index_type"].type = 3
+            node.input[:] = [shape.name, zero.name, *node.input]
+        _just_in_time(graph_def, filled)
+        self._sampled = tf.Graph()
+        with self._sampled.as_default():
+            tf.import_graph_def(graph_def, name="")
+        return self._session_graph()
+
+    @staticmethod
+    def _session_config():
+        from tensorflow.core.protobuf import config_pb2, rewriter_config_pb2
+
+        off = rewriter_config_pb2.RewriterConfig.OFF
+        return config_pb2.ConfigProto(graph_options=config_pb2.GraphOptions(
+            optimizer_options=config_pb2.OptimizerOptions(
+                do_constant_folding=False, opt_level=config_pb2.OptimizerOptions.L0),
+            rewrite_options=rewriter_config_pb2.RewriterConfig(
+                constant_folding=off, disable_meta_optimizer=True)))
+
+    def _close_session(self) -> None:
+        """Close the evaluation session where nothing is lost with it (no variables it set):
+        it keeps an executor, a copy of the graph up to the fetches, for every new set of
+        fetches (~15 KB a node: 1.1 B Llama's 44 samplings of sizes would keep ~1 GB)."""
+        if self._session is not None and not any(
+                op.type in ("VarHandleOp", "VariableV2", "Variable")
+                for op in self._session.graph.get_operations()):
+            self._session.close()
+            self._session = None
 
     def runtime_shape(self, tensor) -> list[int]:
         """A shape operand computed at run time (e.g. Tensordot's [N*H*W, C]) as a reshape
@@ -422,8 +491,9 @@ class Converter:
         input, as `codegen verify` draws them); None if the graph does not run so."""
         from tensorflow.python.ops.array_ops import shape as tf_shape
 
-        with self.model.graph.as_default():
-            fetches = [*tensors, *(tf_shape(t) for t in shapes_of)]
+        graph = self._session_graph()
+        with graph.as_default():
+            fetches = [*tensors, *(tf_shape(graph.as_graph_element(t.name)) for t in shapes_of)]
         self._zero_variables()
         runs = []
         for sizes in ((2, 3, 5, 7, 11, 13), (3, 7, 11, 5, 13, 17)):
@@ -435,7 +505,9 @@ class Converter:
             try:
                 runs.append([np.asarray(v) for v in self._session_run(fetches, feeds)])
             except Exception:  # noqa: BLE001 - the graph needs other values or inputs
+                self._close_session()
                 return None
+        self._close_session()
         return runs
 
     def _zero_variables(self) -> None:
@@ -446,8 +518,9 @@ class Converter:
         from tensorflow.python.ops import array_ops, resource_variable_ops, state_ops
 
         assigns = []
-        with self.model.graph.as_default():
-            for op in list(self.model.graph.get_operations()):
+        graph = self._session_graph()
+        with graph.as_default():
+            for op in list(graph.get_operations()):
                 if op.type == "VarHandleOp":
                     shape = [dim.size for dim in op.get_attr("shape").dim]
                     if any(size < 0 for size in shape):
@@ -471,6 +544,60 @@ class Converter:
         if source.aside:
             return np.asarray(self.model.aside[source.aside])
         return np.asarray(source.value)
+
+
+PASS_THROUGH = ("Identity", "ReadVariableOp", "Cast")
+
+
+def _just_in_time(graph_def, fills: set[str]) -> None:
+    """Give each node of `fills` a control input on the producers of the other inputs of the
+    ops that read it (through Identity/Cast), so that it runs when they are ready, not at
+    the start of a run. Left as it was if that would make a cycle."""
+    nodes = {node.name: node for node in graph_def.node}
+    readers: dict[str, list] = {}
+    for node in graph_def.node:
+        for ref in node.input:
+            readers.setdefault(ref.lstrip("^").split(":")[0], []).append(node)
+    added = []
+    for name in fills:
+        chain, stack, uses = {name}, [name], []
+        while stack:
+            for reader in readers.get(stack.pop(), ()):
+                if reader.op in PASS_THROUGH and reader.name not in chain:
+                    chain.add(reader.name)
+                    stack.append(reader.name)
+                elif reader.op not in PASS_THROUGH:
+                    uses.append(reader)
+        waits = {ref.split(":")[0] for use in uses for ref in use.input
+                 if not ref.startswith("^") and ref.split(":")[0] not in chain}
+        waits = {w for w in waits if w in nodes and nodes[w].op != "Const"}
+        if waits:
+            nodes[name].input.extend(f"^{w}" for w in sorted(waits))
+            added.append((nodes[name], len(waits)))
+    if added and not _acyclic(graph_def):
+        for node, count in added:
+            del node.input[-count:]
+
+
+def _acyclic(graph_def) -> bool:
+    inputs = {node.name: {ref.lstrip("^").split(":")[0] for ref in node.input} for node in graph_def.node}
+    state: dict[str, int] = {}  # 1: being visited, 2: done
+    for start, first in inputs.items():
+        if state.get(start):
+            continue
+        stack, state[start] = [(start, iter(first))], 1
+        while stack:
+            name, pending = stack[-1]
+            following = next(pending, None)
+            if following is None:
+                state[name] = 2
+                stack.pop()
+            elif following in inputs and state.get(following) == 1:
+                return False
+            elif following in inputs and not state.get(following):
+                state[following] = 1
+                stack.append((following, iter(inputs[following])))
+    return True
 
 
 def _damaged_data(prefix, key: str, exc: Exception) -> InputError:

@@ -39,6 +39,9 @@ class CheckpointValues(Mapping):
     def __getitem__(self, name: str):
         return self.reader.get_tensor(self.keys[name])
 
+    def __contains__(self, name: object) -> bool:  # (Mapping's would read the tensor)
+        return name in self.keys
+
     def __iter__(self) -> Iterator[str]:
         return iter(self.keys)
 
