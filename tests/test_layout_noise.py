@@ -118,11 +118,9 @@ def test_composed_permute_runs_like_the_chain(tmp_path):
     assert source.count(".permute(") <= 1, source
 
 
-def test_keras_squeeze_excite_reads_without_layout_noise(tmp_path):
-    from codegen.backends.pytorch.build import build
+def squeeze_excite_model():
+    """EfficientNet's squeeze-excite (pooling, Reshape, two 1x1 convs) and three Permutes."""
     from codegen.frontends.tensorflow.compat import import_tf
-    from codegen.frontends.tensorflow.to_ir import to_ir
-    from codegen.verify import import_generated
 
     import_tf()
     import keras
@@ -130,14 +128,22 @@ def test_keras_squeeze_excite_reads_without_layout_noise(tmp_path):
     keras.utils.set_random_seed(0)
     inputs = keras.Input((8, 6, 3))
     x = keras.layers.Conv2D(16, 3, padding="same")(inputs)
-    se = keras.layers.GlobalAveragePooling2D()(x)  # EfficientNet's squeeze-excite
+    se = keras.layers.GlobalAveragePooling2D()(x)
     se = keras.layers.Reshape((1, 1, 16))(se)
     se = keras.layers.Conv2D(4, 1, activation="relu")(se)
     x = keras.layers.Multiply()([x, keras.layers.Conv2D(16, 1, activation="sigmoid")(se)])
     p = keras.layers.Permute((2, 1, 3))(x)
     p = keras.layers.Permute((3, 2, 1))(p)
     p = keras.layers.Permute((1, 3, 2))(p)  # (C, W, H) of (H, W, C): one permute
-    model = keras.Model(inputs, [x, p])
+    return keras.Model(inputs, [x, p])
+
+
+def test_keras_squeeze_excite_reads_without_layout_noise(tmp_path):
+    from codegen.backends.pytorch.build import build
+    from codegen.frontends.tensorflow.to_ir import to_ir
+    from codegen.verify import import_generated
+
+    model = squeeze_excite_model()
     model.export(str(tmp_path / "saved"), verbose=False)
     to_ir(tmp_path / "saved", None, None, tmp_path / "ir", quiet=True)
     build(tmp_path / "ir", tmp_path / "model", quiet=True)

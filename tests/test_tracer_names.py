@@ -96,11 +96,10 @@ def test_role_names():
     assert role_names(graph, ["c:0"]) == ["x"]
 
 
-def test_retraced_keras_model_end_to_end(tmp_path):
-    from codegen.backends.pytorch.build import build
+def retraced_model():
+    """Dense, LayerNormalization, Dense, Dense, Add, Multiply: saved as a SavedModel, every
+    layer scope of the second trace carries `_1` or `_2`."""
     from codegen.frontends.tensorflow.compat import import_tf
-    from codegen.frontends.tensorflow.to_ir import to_ir
-    from codegen.verify import import_generated
 
     import_tf()
     import keras
@@ -111,7 +110,15 @@ def test_retraced_keras_model_end_to_end(tmp_path):
     x = keras.layers.LayerNormalization()(x)
     h = keras.layers.Dense(8, activation="relu")(x)
     x = keras.layers.Add()([x, keras.layers.Dense(8)(h)])
-    model = keras.Model(inputs, keras.layers.Multiply()([x, x]))
+    return keras.Model(inputs, keras.layers.Multiply()([x, x]))
+
+
+def test_retraced_keras_model_end_to_end(tmp_path):
+    from codegen.backends.pytorch.build import build
+    from codegen.frontends.tensorflow.to_ir import to_ir
+    from codegen.verify import import_generated
+
+    model = retraced_model()
     model.export(str(tmp_path / "saved"), verbose=False)
     to_ir(tmp_path / "saved", None, None, tmp_path / "ir", quiet=True)
     build(tmp_path / "ir", tmp_path / "model", quiet=True)
