@@ -127,6 +127,8 @@ def test_retraced_keras_model_end_to_end(tmp_path):
     for name in layers:  # named as Keras named them, or without the number where lone
         assert f"self.{name} = " in text or f"self.{name.rpartition('_')[0]} = " in text, text
     assert "_1_" not in text and "_2_1" not in text and "x_ " not in text, text
+    build(tmp_path / "ir", tmp_path / "again", quiet=True)  # same IR, byte-identical files
+    assert (tmp_path / "again" / "model.py").read_text() == text
     x = np.random.default_rng(0).normal(0, 1, (2, 6, 5)).astype(np.float32)
     with torch.no_grad():
         ours = import_generated(tmp_path / "model").load_model()(torch.from_numpy(x)).numpy()
