@@ -192,7 +192,9 @@ def test_tf1_bert_reads_like_a_hand_written_bert(bert) -> None:
     assert source.count("F.scaled_dot_product_attention(") == 1  # one layer class, 2 instances
     assert "attn_mask=" in source and "scale=0.35355338" in source
     # the additive mask, made once in the encoder (the ones([B, T, 1]) broadcast left to SDPA)
-    assert "attention_mask = 1.0 - x0.unsqueeze(1).float().unsqueeze(1)" in source, source
+    assert "attention_mask = 1.0 - input_mask.unsqueeze(1).float().unsqueeze(1)" in source, source
+    # block parameters named by role, not x0, x1
+    assert "self, hidden_states: torch.Tensor, attention_mask: torch.Tensor" in source, source
     assert source.count("* -10000.0") == 1
     assert "F.gelu(" in source and "approximate" not in source  # erf GELU
     assert "torch.tanh(self.pooler(" in source

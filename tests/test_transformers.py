@@ -257,7 +257,7 @@ def test_shapes_read_at_conversion(tmp_path) -> None:
     assert codegen("build", tmp_path / "ir", "-o", tmp_path / "model").returncode == 0
     source = (tmp_path / "model" / "model.py").read_text()
     assert "nn.Linear(4, 5, bias=False)" in source and ".reshape(" not in source, source
-    assert "x_[:, 0, :1]" in source and "y[:, 1:3, 0]" in source, source  # plain indexing
+    assert "x[:, 0, :1]" in source and "y[:, 1:3, 0]" in source, source  # plain indexing
     model = load_generated(tmp_path / "model").load_model()
     for length in LENGTHS:
         feeds = {"x": rng.normal(0, 1, (2, length, 4)).astype("float32"),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from codegen.backends.pytorch.blocks import find_blocks
 from codegen.backends.pytorch.modules import ModuleClass, Plan, Planner, items_of
-from codegen.backends.pytorch.naming import doc_text, identifier
+from codegen.backends.pytorch.naming import doc_text, identifier, role_names
 from codegen.backends.pytorch.render import ClassRenderer, environment, format_source, scope_pattern
 from codegen.backends.pytorch.structure import build_tree, interfaces
 from codegen.ir.graph import Graph
@@ -38,7 +38,8 @@ def generate(graph: Graph, *, templates: Path | None = None) -> Generated:
     for cls in classes:
         if cls is root_plan.cls:
             continue
-        texts.append(renderer.class_text(cls, doc=doc_text(_class_doc(cls))))
+        texts.append(renderer.class_text(cls, doc=doc_text(_class_doc(cls)),
+                                         arg_names=role_names(graph, cls.instances[0].scope.inputs)))
     model_doc = f"TF scope {tree.root.path or '(root)'}: the whole network."
     texts.append(renderer.class_text(root_plan.cls, doc=doc_text(model_doc),
                                      arg_names=forward_names(graph)))

@@ -16,7 +16,7 @@ RESERVED = (
     set(keyword.kwlist)
     | set(keyword.softkwlist)
     | set(dir(builtins))
-    | {"self", "torch", "nn", "F", "math", "forward", "training", "x", "Path", "np"}
+    | {"self", "torch", "nn", "F", "math", "forward", "training", "Path", "np"}
     | {"build_model", "load_model", "WEIGHTS_DIR", "super", "cls"}
 )
 # Attribute names nn.Module already uses.
@@ -76,3 +76,44 @@ class Namespace:
             name = f"{base}_{counter}"
         self.taken.add(name)
         return name
+
+
+# ops a mask goes through on its way into attention (cast, reshape, compare, combine)
+MASK_PATH = {"cast", "unsqueeze", "reshape", "expand", "expand_to", "broadcast_to", "slice",
+             "index", "squeeze", "logical_and", "logical_or", "logical_not", "equal", "not_equal",
+             "less", "greater", "less_equal", "greater_equal", "where", "select", "sub", "mul",
+             "add", "causal_mask", "minimum", "maximum", "transpose", "identity"}
+GENERATED_INPUT = re.compile(r"(keras_tensor|input|inputs|args|x)(_\d+)*")
+
+
+def role_names(graph, refs: list[str]) -> list[str]:
+    """A module's forward parameters named by what they hold: a graph input by its own name
+    (`padding_mask`), a mask made from one `attention_mask`, a float sequence [N, T, C]
+    `hidden_states`, anything else `x`; unique in order (`hidden_states_2`)."""
+    names = Namespace({"self"})
+    return [names.create(_role(graph, ref)) for ref in refs]
+
+
+def _role(graph, ref: str) -> str:
+    name = ref.rpartition(":")[0]
+    if name not in graph.nodes and not GENERATED_INPUT.fullmatch(name):
+        return identifier(name)
+    info = graph.tensor(ref)
+    if info.dtype == "bool" or _from_mask_input(graph, ref):
+        return "attention_mask"
+    if info.dtype.startswith(("float", "bfloat")) and info.rank == 3:
+        return "hidden_states"
+    return "x"
+
+
+def _from_mask_input(graph, ref: str, depth: int = 8) -> bool:
+    """`ref` is a graph input named as a mask, or made from one through MASK_PATH ops only."""
+    name = ref.rpartition(":")[0]
+    node = graph.nodes.get(name)
+    if node is None:
+        return "mask" in name.lower()
+    if depth == 0 or node.op not in MASK_PATH or node.outputs[0].size:
+        return False
+    if node.outputs[0].dtype.startswith(("float", "bfloat")) and node.outputs[0].shape[-1:] != [None]:
+        return False  # (a float mask is over the keys: its last size is the run-time length)
+    return any(_from_mask_input(graph, source, depth - 1) for source in node.inputs)
