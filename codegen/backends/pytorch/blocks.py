@@ -228,40 +228,61 @@ def _merge_named(segments: list[list[Unit]]) -> list[list[Unit]]:
     """Neighbouring segments whose layers' names agree up to an instance number
     ('expanded_conv_3_expand', 'expanded_conv_3_depthwise', 'expanded_conv_3_project':
     'expanded_conv_3') as one: a block without a residual has a cut between each of its
-    layers, but its layers' names still say where it begins and ends."""
-    keys = [_instance_key(segment) for segment in segments]
-    for index, key in enumerate(keys):  # unnamed ones (an activation) between two agreeing
-        if key:
-            continue
-        before = next((k for k in reversed(keys[:index]) if k), ())
-        after = next((k for k in keys[index + 1:] if k), ())
-        keys[index] = before if before == after else ()
+    layers, but its layers' names still say where it begins and ends. Unnamed segments (an
+    activation) between two such go with them."""
     merged: list[list[Unit]] = []
-    for index, (segment, key) in enumerate(zip(segments, keys)):
-        if merged and key and keys[index - 1] == key:
-            merged[-1] = merged[-1] + segment
+    pending: list[list[Unit]] = []  # unnamed segments after the last named one
+    for segment in segments:
+        if not _layer_names(segment):
+            pending.append(segment)
+            continue
+        if merged and _layer_names(merged[-1]) and _same_instance(merged[-1], segment):
+            merged[-1] = merged[-1] + [unit for piece in pending for unit in piece] + segment
         else:
-            merged.append(list(segment))
-    return merged
+            merged += pending + [segment]
+        pending = []
+    return merged + pending
+
+
+def _layer_names(segment: list[Unit]) -> list[list[str]]:
+    return [name_tokens(unit.name) for unit in segment if unit.name]
+
+
+def _same_instance(first: list[Unit], second: list[Unit]) -> bool:
+    """Both segments' names agree up to one instance number, or (names without one:
+    'expanded_conv_depthwise', 'expanded_conv_project') share at least two words that no
+    name follows with a number ('expanded_conv_1_expand' is another instance)."""
+    keys = _instance_key(first), _instance_key(second)
+    if any(keys):
+        return keys[0] == keys[1]
+    names = _layer_names(first) + _layer_names(second)
+    common = _common_tokens(names)
+    return len(common) >= 2 and not any(
+        len(tokens) > len(common) and tokens[len(common)].isdigit() for tokens in names)
 
 
 def _named_block(segment: list[Unit]) -> bool:
     """A unique segment the source's names mark as one block (`expanded_conv_6_*`)."""
-    return bool(_instance_key(segment)) and sum(len(u.nodes) for u in segment) >= NAMED_NODES
+    return (sum(len(u.nodes) for u in segment) >= NAMED_NODES and bool(_layer_names(segment))
+            and _same_instance(segment, segment))
 
 
 def _instance_key(segment: list[Unit]) -> tuple:
     """The common prefix of the segment's layer names, up to its last number ('' if none)."""
-    names = [name_tokens(unit.name) for unit in segment if unit.name]
+    common = _common_tokens(_layer_names(segment))
+    while common and not common[-1].isdigit():
+        common.pop()
+    return tuple(common) if len(common) >= 2 else ()
+
+
+def _common_tokens(names: list[list[str]]) -> list[str]:
     common = list(names[0]) if names else []
     for tokens in names[1:]:
         same = 0
         while same < min(len(common), len(tokens)) and common[same] == tokens[same]:
             same += 1
         common = common[:same]
-    while common and not common[-1].isdigit():
-        common.pop()
-    return tuple(common) if len(common) >= 2 else ()
+    return common
 
 
 def _split(units: list[Unit], live: list[int], start: int, end: int, width: int) -> list[list[Unit]]:
