@@ -157,9 +157,11 @@ class ClassRenderer:
                     values[source] = name
                 opened = (len(lines), len(self.groups), values[source])
                 lines.append(f"if self.{plan.cls.param_paths[part.key]}:")
+            last = part is not None and index == part.indexes[-1]
             self.statement(plan, index, stmt, names, values, lines, fresh, uses, producers,
-                           returned_once, within, inside)
-            if part is not None and index == part.indexes[-1]:
+                           returned_once, within, inside,
+                           target=opened[2] if last and stmt.outputs == [part.result] else None)
+            if last:
                 start, group, name = opened
                 if values[part.result] != name:
                     lines.append(f"{name} = {values[part.result]}")
@@ -173,8 +175,9 @@ class ClassRenderer:
         return args, lines, result
 
     def statement(self, plan, index, stmt, names, values, lines, fresh, uses, producers,
-                  returned_once, within, inside) -> None:
-        """Write one statement of forward (or fold it into its reader)."""
+                  returned_once, within, inside, target: str | None = None) -> None:
+        """Write one statement of forward (or fold it into its reader); `target`: the name
+        its result is assigned to (an optional part's last statement)."""
         if stmt.kind == "stack":
             lines += self.loop(stmt, names, values)
             rest = [ref for i, ref in enumerate(stmt.inputs) if i != stmt.carry]
@@ -208,11 +211,12 @@ class ClassRenderer:
         single = len(stmt.outputs) == 1 and uses[stmt.outputs[0]] == 1
         repeat = (stmt.kind == "expr" and stmt.render.repeat  # (of a name: nothing is
                   and all(values[ref].isidentifier() for ref in stmt.inputs))  # recomputed)
-        if repeat or single and (stmt.outputs[0] in returned_once or self.inlinable(stmt, text)):
+        if target is None and (repeat or single and (stmt.outputs[0] in returned_once
+                                                     or self.inlinable(stmt, text))):
             values[stmt.outputs[0]] = text
             within[stmt.outputs[0]] = written
             return
-        targets = [names.create(identifier(stmt.attr)) for _ in stmt.outputs]
+        targets = [target or names.create(identifier(stmt.attr)) for _ in stmt.outputs]
         lines.append(f"{', '.join(targets)} = {text}")
         self.groups.append(written)
         values.update(zip(stmt.outputs, targets))
@@ -291,10 +295,16 @@ class ClassRenderer:
         for index, stmt in enumerate(plan.stmts):
             if stmt.kind == "expr" or stmt.reuse:
                 continue
-            text = self.init_text(cls, plan, stmt)
-            if index in parts:  # a layer of an optional part
-                text = f"{text} if {cls.param_paths[parts[index].key]} else None"
-            inits.append((stmt.attr, text))
+            part = parts.get(index)
+            if part is None:
+                inits.append((stmt.attr, self.init_text(cls, plan, stmt)))
+                continue
+            # the layers of an optional part: None where it is left out
+            optional = [plan.stmts[i] for i in part.indexes if plan.stmts[i].kind != "expr"]
+            if stmt is optional[0]:
+                inits.append(("", " = ".join(f"self.{s.attr}" for s in optional) + " = None"))
+                inits.append(("", f"if {cls.param_paths[part.key]}:"))
+            inits.append(("", f"    self.{stmt.attr} = {self.init_text(cls, plan, stmt)}"))
         args, lines, result = self.forward(plan, arg_names)
         self.statements[cls.name] = self.groups
         outputs = len(plan.scope.outputs)
