@@ -42,7 +42,7 @@ MAX_PATTERN = 60  # segments in a block
 MIN_CELL = 30  # units of a found block before chains inside it are sought
 MIN_CHAIN = 4  # IR nodes in such a chain
 CELL_NODES = 24  # IR nodes of a segment that becomes a module even if it is unique
-NAMED_NODES = 8  # IR nodes of a unique segment that becomes a module where names mark it
+NAMED_NODES = 4  # IR nodes of a unique segment that becomes a module where names mark it
 LONG_SEGMENT = 60  # units in a segment before it is cut where two tensors are live
 
 

@@ -248,7 +248,7 @@ class Planner:
                         or other.instances[0].depth != big.instances[0].depth):
                     continue
                 parts = optional_parts(self, big.instances[0], other.instances[0])
-                found = _part_numbers(big.optional, parts) if parts else None
+                found = _part_numbers(big.optional, parts) if parts is not None else None
                 if found is None:
                     continue
                 numbers, big.optional = found

@@ -149,13 +149,20 @@ class ClassRenderer:
             part = parts.get(index)
             if part is not None and index == part.indexes[0]:  # `if self.use_se:`
                 source = part.passthrough
-                if not values[source].isidentifier():
-                    producer = producers.get(source)
-                    name = names.create(identifier(producer.attr if producer else "x"))
+                if part.shared:  # `h = x`, then `if ...: h = f(x)`; x is read later
+                    layers = [plan.stmts[i].attr for i in part.indexes if plan.stmts[i].kind != "expr"]
+                    name = names.create(identifier((layers or [producers[part.result].attr])[0]))
                     lines.append(f"{name} = {values[source]}")
                     self.groups.append(inside([source]))
-                    values[source] = name
-                opened = (len(lines), len(self.groups), values[source])
+                    opened = (len(lines), len(self.groups), name)
+                else:
+                    if not values[source].isidentifier():
+                        producer = producers.get(source)
+                        name = names.create(identifier(producer.attr if producer else "x"))
+                        lines.append(f"{name} = {values[source]}")
+                        self.groups.append(inside([source]))
+                        values[source] = name
+                    opened = (len(lines), len(self.groups), values[source])
                 lines.append(f"if self.{plan.cls.param_paths[part.key]}:")
             last = part is not None and index == part.indexes[-1]
             self.statement(plan, index, stmt, names, values, lines, fresh, uses, producers,

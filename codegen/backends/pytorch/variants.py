@@ -25,6 +25,7 @@ class OptionalPart:
     passthrough: str  # ref the readers read instead where the part is left out
     flag: str = ""  # the constructor argument's name (set with the class's parameters)
     key: tuple = ()  # its value's path in each instance's values
+    shared: bool = False  # the passthrough is also read after the part
 
 
 def stmt_key(planner, stmt) -> tuple:
@@ -61,9 +62,8 @@ def optional_parts(planner, big, small) -> list[OptionalPart] | None:
         match.append(j)
         j += 1
     kept = set(match)
-    missing = [i for i in range(len(big.stmts)) if i not in kept]
-    if not missing:
-        return None
+    missing = [i for i in range(len(big.stmts)) if i not in kept]  # (none: the same
+    # statements, other local names or activations)
     runs: list[list[int]] = []
     for index in missing:
         if runs and runs[-1][-1] == index - 1:
@@ -113,8 +113,8 @@ def _ref(plan, wire: tuple) -> str | None:
 
 
 def _well_formed(plan, run: list[int], part: OptionalPart) -> bool:
-    """The part reads its passthrough, makes one value read after it, holds only layers,
-    expressions and modules, and its passthrough is read after it only through the part."""
+    """The part reads its passthrough, makes one value read after it and holds only layers,
+    expressions and modules."""
     inside = {ref for index in run for ref in plan.stmts[index].outputs}
     if part.passthrough in inside:
         return False
@@ -125,9 +125,8 @@ def _well_formed(plan, run: list[int], part: OptionalPart) -> bool:
         return False
     after = [stmt for stmt in plan.stmts[run[-1] + 1:]]
     read_after = {ref for stmt in after for ref in stmt.inputs} | set(plan.scope.outputs)
-    if (read_after & inside) != {part.result}:
-        return False
-    return part.passthrough not in read_after
+    part.shared = part.passthrough in read_after  # (the result then gets a name of its own)
+    return (read_after & inside) == {part.result}
 
 
 def flag_name(plan, part: OptionalPart) -> str:
