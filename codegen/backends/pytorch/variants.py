@@ -125,7 +125,11 @@ def _well_formed(plan, run: list[int], part: OptionalPart) -> bool:
         return False
     after = [stmt for stmt in plan.stmts[run[-1] + 1:]]
     read_after = {ref for stmt in after for ref in stmt.inputs} | set(plan.scope.outputs)
-    part.shared = part.passthrough in read_after  # (the result then gets a name of its own)
+    # read elsewhere (before the part too: an expression written inside a later line may
+    # read it), the result gets a name of its own instead of the passthrough's
+    outside = {ref for index, stmt in enumerate(plan.stmts) if index not in run
+               for ref in stmt.inputs} | set(plan.scope.outputs)
+    part.shared = part.passthrough in outside
     return (read_after & inside) == {part.result}
 
 
