@@ -465,7 +465,8 @@ def _difference(cls: ModuleClass, main: ModuleClass) -> str:
     ours = {part[1] for part in cls.sig[0]}
     theirs = {part[:2]: part for part in main.sig[0]}
     missing = [part[1] for part in main.sig[0] if part[1] not in ours]
-    extra = [part for part in cls.sig[0] if part[1] not in {key[1] for key in theirs}]
+    extra = [part for part in cls.sig[0] if part[:2] not in theirs]  # (a layer where `main`
+    # has an expression of that name, an optional one: a projection shortcut)
     words = []
     if any(part[0] == "layer" and "Conv" in part[3][1] for part in extra):
         words.append("Projection")

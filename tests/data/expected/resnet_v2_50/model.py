@@ -38,7 +38,7 @@ class ConvBNRelu(nn.Module):
         return F.relu(self.batch_norm(self.conv(x)), inplace=True)
 
 
-class BottleneckV2ShortcutConv(nn.Module):
+class BottleneckV2Projection(nn.Module):
     """TF scope resnet_v2_50/block*/unit_1 (4 instances)."""
 
     def __init__(self, in_channels, out_channels, conv1_out_channels) -> None:
@@ -96,23 +96,23 @@ class ResnetV250(nn.Module):
         self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3)
         self.pool1 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
         self.block1 = nn.Sequential(
-            BottleneckV2ShortcutConv(64, 256, conv1_out_channels=64),
+            BottleneckV2Projection(64, 256, conv1_out_channels=64),
             BottleneckV2(256, 64, stride=1, use_shortcut=False),
             BottleneckV2(256, 64, stride=2, use_shortcut=True),
         )
         self.block2 = nn.Sequential(
-            BottleneckV2ShortcutConv(256, 512, conv1_out_channels=128),
+            BottleneckV2Projection(256, 512, conv1_out_channels=128),
             BottleneckV2(512, 128, stride=1, use_shortcut=False),
             BottleneckV2(512, 128, stride=1, use_shortcut=False),
             BottleneckV2(512, 128, stride=2, use_shortcut=True),
         )
         self.block3 = nn.Sequential(
-            BottleneckV2ShortcutConv(512, 1024, conv1_out_channels=256),
+            BottleneckV2Projection(512, 1024, conv1_out_channels=256),
             *[BottleneckV2(1024, 256, stride=1, use_shortcut=False) for _ in range(4)],
             BottleneckV2(1024, 256, stride=2, use_shortcut=True),
         )
         self.block4 = nn.Sequential(
-            BottleneckV2ShortcutConv(1024, 2048, conv1_out_channels=512),
+            BottleneckV2Projection(1024, 2048, conv1_out_channels=512),
             BottleneckV2(2048, 512, stride=1, use_shortcut=False),
             BottleneckV2(2048, 512, stride=1, use_shortcut=False),
         )

@@ -38,7 +38,7 @@ class ConvBNRelu(nn.Module):
         return F.relu(self.batch_norm(self.conv(x)), inplace=True)
 
 
-class BottleneckV2ShortcutConv(nn.Module):
+class BottleneckV2Projection(nn.Module):
     """TF scope resnet_v2_tiny/block*/unit_1 (2 instances)."""
 
     def __init__(self, in_channels, out_channels, conv1_out_channels) -> None:
@@ -96,11 +96,11 @@ class ResnetV2Tiny(nn.Module):
         self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3)
         self.pool1 = nn.MaxPool2d(3, stride=2, padding=1)
         self.block1 = nn.Sequential(
-            BottleneckV2ShortcutConv(64, 16, conv1_out_channels=4),
+            BottleneckV2Projection(64, 16, conv1_out_channels=4),
             BottleneckV2(16, 4, stride=2, use_shortcut=True),
         )
         self.block2 = nn.Sequential(
-            BottleneckV2ShortcutConv(16, 32, conv1_out_channels=8),
+            BottleneckV2Projection(16, 32, conv1_out_channels=8),
             BottleneckV2(32, 8, stride=1, use_shortcut=False),
             BottleneckV2(32, 8, stride=1, use_shortcut=False),
         )
