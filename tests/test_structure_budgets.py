@@ -3,8 +3,10 @@ stage/block scopes (zoo marker: each model is built, saved and converted at 224x
 
 The measurement itself is bench/structure.py. RegNetX002 and ConvNeXtTiny meet the issue's
 budgets; MobileNetV3Small and NASNetMobile are held at what the structure finder reaches
-today (the issue asks for 250 and 600 lines: variants of one block, SE on/off or another
-activation, are still separate classes).
+today (the issue asks for 250 and 600 lines). MobileNetV3Small's blocks are two classes with
+arguments (activation, use_squeeze_excite, use_residual, use_expand): the strided one's
+depthwise convolution is another layer class (PaddedConv2d), so it is still apart;
+NASNetMobile's cells still differ in their 'adjust' paths.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ BENCH = Path(__file__).resolve().parent.parent / "bench" / "structure.py"
 pytestmark = pytest.mark.zoo
 
 # model -> (lines of model.py, longest forward) at most
-HELD = {"RegNetX002": (250, 60), "ConvNeXtTiny": (200, 60), "MobileNetV3Small": (340, 60),
-        "NASNetMobile": (740, 100)}
+HELD = {"RegNetX002": (250, 60), "ConvNeXtTiny": (200, 60), "MobileNetV3Small": (290, 60),
+        "NASNetMobile": (720, 100)}
 
 
 @pytest.mark.parametrize("name", list(HELD))

@@ -81,8 +81,12 @@ def _instance_name(named: list[list[str]], parent: list[str]):
     less the parent's own name), else the common suffix ('separable_conv_1_normal_left1_3',
     'separable_conv_1_bn_normal_left1_3': 'normal_left1_3')."""
     prefix = _common(named) if len(named) > 1 else named[0][:-1] if named else []
+    whole = list(prefix)
     while prefix and not prefix[-1].isdigit():
         prefix = prefix[:-1]  # end the prefix at its instance number
+    if not prefix and len(whole) >= 2 and len(named) > 1 and not any(
+            len(tokens) > len(whole) and tokens[len(whole)].isdigit() for tokens in named):
+        prefix = whole  # the first of its kind, without a number ('expanded_conv_project')
     if prefix:
         name = prefix[len(parent):] if prefix[:len(parent)] == parent else prefix
         return "_".join(name or ["block"]), lambda text: _strip(text, prefix, 0)

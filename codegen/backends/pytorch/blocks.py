@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
-from codegen.backends.pytorch.block_names import clean_names, name_blocks, render_sig
+from codegen.backends.pytorch.block_names import clean_names, name_blocks, name_tokens, render_sig
 from codegen.backends.pytorch.structure import Scope, Tree
 from codegen.ir.graph import Graph, Node, split_ref
 
@@ -42,6 +42,7 @@ MAX_PATTERN = 60  # segments in a block
 MIN_CELL = 30  # units of a found block before chains inside it are sought
 MIN_CHAIN = 4  # IR nodes in such a chain
 CELL_NODES = 24  # IR nodes of a segment that becomes a module even if it is unique
+NAMED_NODES = 4  # IR nodes of a unique segment that becomes a module where names mark it
 LONG_SEGMENT = 60  # units in a segment before it is cut where two tensors are live
 
 
@@ -88,7 +89,8 @@ def _visit(tree: Tree, scope: Scope, readers: dict, found: list) -> None:
         return
     covered = {index for a, b in blocks for index in range(a, b)}
     blocks += [(index, index + 1) for index, segment in enumerate(segments)  # a unique cell
-               if index not in covered and sum(len(u.nodes) for u in segment) >= CELL_NODES]
+               if index not in covered and (sum(len(u.nodes) for u in segment) >= CELL_NODES
+                                            or _named_block(segment))]
     made = [(scope, _make_block(tree, scope, [u for s in segments[a:b] for u in s]))
             for a, b in sorted(blocks)]
     name_blocks(tree, made)
@@ -211,7 +213,7 @@ def _segments(units: list[Unit], readers: dict) -> list[list[Unit]]:
     for change in delta[:count]:
         total += change
         live.append(total)
-    segments = _split(units, live, 0, count, 1)
+    segments = _merge_named(_split(units, live, 0, count, 1))
     result = []
     for segment in segments:
         if len(segment) > min(LONG_SEGMENT, count // 2):  # most of the scope: no 1-cuts
@@ -220,6 +222,67 @@ def _segments(units: list[Unit], readers: dict) -> list[list[Unit]]:
         else:
             result.append(segment)
     return result
+
+
+def _merge_named(segments: list[list[Unit]]) -> list[list[Unit]]:
+    """Neighbouring segments whose layers' names agree up to an instance number
+    ('expanded_conv_3_expand', 'expanded_conv_3_depthwise', 'expanded_conv_3_project':
+    'expanded_conv_3') as one: a block without a residual has a cut between each of its
+    layers, but its layers' names still say where it begins and ends. Unnamed segments (an
+    activation) between two such go with them."""
+    merged: list[list[Unit]] = []
+    pending: list[list[Unit]] = []  # unnamed segments after the last named one
+    for segment in segments:
+        if not _layer_names(segment):
+            pending.append(segment)
+            continue
+        if merged and _layer_names(merged[-1]) and _same_instance(merged[-1], segment):
+            merged[-1] = merged[-1] + [unit for piece in pending for unit in piece] + segment
+        else:
+            merged += pending + [segment]
+        pending = []
+    return merged + pending
+
+
+def _layer_names(segment: list[Unit]) -> list[list[str]]:
+    return [name_tokens(unit.name) for unit in segment if unit.name]
+
+
+def _same_instance(first: list[Unit], second: list[Unit]) -> bool:
+    """Both segments' names agree up to one instance number, or (names without one:
+    'expanded_conv_depthwise', 'expanded_conv_project') share at least two words that no
+    name follows with a number ('expanded_conv_1_expand' is another instance)."""
+    keys = _instance_key(first), _instance_key(second)
+    if any(keys):
+        return keys[0] == keys[1]
+    names = _layer_names(first) + _layer_names(second)
+    common = _common_tokens(names)
+    return len(common) >= 2 and not any(
+        len(tokens) > len(common) and tokens[len(common)].isdigit() for tokens in names)
+
+
+def _named_block(segment: list[Unit]) -> bool:
+    """A unique segment the source's names mark as one block (`expanded_conv_6_*`)."""
+    return (sum(len(u.nodes) for u in segment) >= NAMED_NODES and bool(_layer_names(segment))
+            and _same_instance(segment, segment))
+
+
+def _instance_key(segment: list[Unit]) -> tuple:
+    """The common prefix of the segment's layer names, up to its last number ('' if none)."""
+    common = _common_tokens(_layer_names(segment))
+    while common and not common[-1].isdigit():
+        common.pop()
+    return tuple(common) if len(common) >= 2 else ()
+
+
+def _common_tokens(names: list[list[str]]) -> list[str]:
+    common = list(names[0]) if names else []
+    for tokens in names[1:]:
+        same = 0
+        while same < min(len(common), len(tokens)) and common[same] == tokens[same]:
+            same += 1
+        common = common[:same]
+    return common
 
 
 def _split(units: list[Unit], live: list[int], start: int, end: int, width: int) -> list[list[Unit]]:

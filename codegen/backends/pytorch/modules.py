@@ -20,6 +20,7 @@ from codegen.backends.pytorch.conv_ops import CONV_HELPERS
 from codegen.backends.pytorch.naming import Namespace, class_name, identifier
 from codegen.backends.pytorch.ops import Expr, Layer
 from codegen.backends.pytorch.structure import Scope, Tree, share_key
+from codegen.backends.pytorch.variants import OptionalPart, flag_name, optional_parts, stmt_key
 from codegen.ir.graph import Node
 
 # when two varying values always agree, the merged parameter takes the first name here
@@ -53,6 +54,7 @@ class ModuleClass:
     instances: list[Plan]
     params: list[str] = field(default_factory=list)
     param_paths: dict[tuple, str] = field(default_factory=dict)  # value path -> param
+    optional: list[OptionalPart] = field(default_factory=list)  # parts some instances leave out
 
 
 @dataclass
@@ -65,10 +67,18 @@ class Plan:
     depth: int = 0
     values: dict[tuple, Any] = field(default_factory=dict)  # value path -> value
     cls: ModuleClass | None = None
+    # for an instance of a class with optional parts (variants.py): its statement index ->
+    # the class's first instance's, and which parts it leaves out
+    index_map: dict[int, int] = field(default_factory=dict)
+    absent: set[int] = field(default_factory=set)
 
     def ctor_values(self) -> dict[tuple, Any]:
         """What the parent sees: this instance's class-parameter values."""
-        return {(param,): self.values[path] for path, param in self.cls.param_paths.items()}
+        values: dict[tuple, Any] = {}
+        for path, param in self.cls.param_paths.items():  # (None: in a part it leaves out)
+            if values.get((param,)) is None:
+                values[(param,)] = self.values.get(path)
+        return values
 
 
 class Planner:
@@ -185,6 +195,8 @@ class Planner:
             render = stmt.render
             return (render.template, render.cls, tuple(render.args), tuple(render.state)), 0
         if stmt.kind == "expr":
+            if variable_activation(stmt):  # which one may be a constructor argument
+                return (stmt.render.template, "activation"), 0
             return (stmt.render.template, tuple(sorted(stmt.render.attrs.items()))), 0
         if stmt.kind == "module":
             plan = self.plans[id(stmt.scope)]
@@ -206,13 +218,50 @@ class Planner:
             groups.setdefault(plan.sig, []).append(plan)
         classes = [ModuleClass("", sig, plans) for sig, plans in groups.items()]
         classes.sort(key=lambda c: (c.instances[0].depth, -len(c.instances)))
+        classes = self.merge_variants(classes, root_plan)
         for cls in classes:
             for plan in cls.instances:
                 plan.cls = cls
                 plan.values = self.raw_values(plan)
+                for number, part in enumerate(cls.optional):
+                    plan.values[part.key] = number not in plan.absent
             _assign_params(cls, cls.instances[0] is root_plan)
+            flags = {cls.param_paths.get(part.key) for part in cls.optional}
+            cls.params.sort(key=lambda name: 2 if name in flags else
+                            0 if name.endswith(("channels", "features")) else 1)
         _name_classes(classes, root_plan)
         return classes
+
+    def merge_variants(self, classes: list[ModuleClass], root_plan: Plan) -> list[ModuleClass]:
+        """Classes of one depth that are another class less optional parts join it
+        (variants.py); the class with the most statements first takes the others."""
+        order = sorted(range(len(classes)), key=lambda i: (classes[i].instances[0].depth,
+                                                           -len(classes[i].instances[0].stmts), i))
+        absorbed: set[int] = set()
+        for big_index in order:
+            big = classes[big_index]
+            if big_index in absorbed or big.instances[0] is root_plan:
+                continue
+            for index in order:
+                other = classes[index]
+                if (index == big_index or index in absorbed or other.instances[0] is root_plan
+                        or other.instances[0].depth != big.instances[0].depth):
+                    continue
+                parts = optional_parts(self, big.instances[0], other.instances[0])
+                found = _part_numbers(big.optional, parts) if parts is not None else None
+                if found is None:
+                    continue
+                numbers, big.optional = found
+                match = _matching(self, big.instances[0], other.instances[0])
+                for plan in other.instances:
+                    plan.index_map, plan.absent = dict(enumerate(match)), set(numbers)
+                big.instances += other.instances
+                absorbed.add(index)
+        for cls in classes:
+            for number, part in enumerate(cls.optional):
+                part.flag = flag_name(cls.instances[0], part)
+                part.key = ("#optional", str(number))
+        return [cls for index, cls in enumerate(classes) if index not in absorbed]
 
     def layer_path(self, plan: Plan, node_name: str) -> str:
         """The attribute path from `plan`'s module to the layer computing `node_name`
@@ -239,7 +288,10 @@ class Planner:
 
     def raw_values(self, plan: Plan) -> dict[tuple, Any]:
         values: dict[tuple, Any] = {}
-        for stmt in plan.stmts:
+        for index, stmt in enumerate(plan.stmts):
+            if variable_activation(stmt):
+                values[activation_path(plan.index_map.get(index, index))] = Function(
+                    stmt.render.attrs["form"])
             for prefix, item in items_of(stmt):
                 values.update({(*prefix, *path): v for path, v in self.item_values(item).items()})
         return values
@@ -250,6 +302,26 @@ class Planner:
         if item.kind == "module":
             return self.plans[id(item.scope)].ctor_values()
         return {}
+
+
+class Function(str):
+    """A function as a constructor value (an activation: `activation=F.hardswish`); its
+    text is the catalogue's form of the op, never model data."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def variable_activation(stmt: Stmt) -> bool:
+    """An activation of one input and no attributes (relu, hardswish, sigmoid, ...): blocks
+    that differ only in such activations are one class taking the function as an argument,
+    as torchvision's MobileNetV3 takes `activation_layer`."""
+    return (stmt.kind == "expr" and stmt.render.template == "ops/activation.py.jinja"
+            and set(stmt.render.attrs) == {"kind", "form"} and len(stmt.inputs) == 1)
+
+
+def activation_path(index: int) -> tuple:
+    return (f"#{index}", "activation")
 
 
 def items_of(stmt: Stmt) -> list[tuple[tuple[str, ...], Stmt]]:
@@ -294,18 +366,62 @@ def _is_chain(plan: Plan) -> bool:
     return expected == plan.scope.outputs[0]
 
 
+def _part_numbers(known: list[OptionalPart], parts: list[OptionalPart]):
+    """The numbers of `parts` among the class's optional parts `known`, and those parts with
+    the new ones added; None where one overlaps or touches a known part without being it."""
+    known, numbers = list(known), []
+    for part in parts:
+        same = [n for n, other in enumerate(known) if other.indexes == part.indexes]
+        if same:
+            if (known[same[0]].result, known[same[0]].passthrough) != (part.result, part.passthrough):
+                return None
+            numbers.append(same[0])
+            continue
+        span = set(range(part.indexes[0] - 1, part.indexes[-1] + 2))
+        if any(span & set(other.indexes) for other in known):
+            return None
+        numbers.append(len(known))
+        known.append(part)
+    return numbers, known
+
+
+def _matching(planner: Planner, big: Plan, small: Plan) -> list[int]:
+    keys = [stmt_key(planner, stmt) for stmt in big.stmts]
+    match, j = [], 0
+    for stmt in small.stmts:
+        key = stmt_key(planner, stmt)
+        while keys[j] != key:
+            j += 1
+        match.append(j)
+        j += 1
+    return match
+
+
 def _assign_params(cls: ModuleClass, is_root: bool) -> None:
     paths = list(cls.instances[0].values)
     varying: dict[tuple, list[tuple]] = {}
     for path in paths:
-        vector = tuple(plan.values[path] for plan in cls.instances)
-        if len(set(map(repr, vector))) > 1 and not is_root:
+        vector = tuple(plan.values.get(path) for plan in cls.instances)
+        present = {repr(value) for value in vector if value is not None}
+        if len(present) > 1 and not is_root:
             varying.setdefault(vector, []).append(path)
+    for vector in [v for v in varying if None in v]:  # a value of a part some leave out
+        whole = next((w for w in varying if None not in w and all(
+            a is None or repr(a) == repr(b) for a, b in zip(vector, w))), None)
+        if whole is not None:
+            varying[whole] += varying.pop(vector)
+    flags = {("#optional", str(n)): part.flag for n, part in enumerate(cls.optional)}
     names = Namespace({"self"})
     for vector, group in varying.items():
+        if group[0] in flags:
+            name = names.create(flags[group[0]])
+            cls.params.append(name)
+            for path in group:
+                cls.param_paths[path] = name
+            continue
         leaves = [path[-1] for path in group]
         best = min(leaves, key=lambda n: PREFERRED.index(n) if n in PREFERRED else len(PREFERRED))
-        taken = best in names.taken
+        taken = best in names.taken and best != "activation"
         name = names.create(identifier("_".join(group[0][::len(group[0]) - 1]) if taken else best))
         cls.params.append(name)
         for path in group:
@@ -350,7 +466,8 @@ def _difference(cls: ModuleClass, main: ModuleClass) -> str:
     ours = {part[1] for part in cls.sig[0]}
     theirs = {part[:2]: part for part in main.sig[0]}
     missing = [part[1] for part in main.sig[0] if part[1] not in ours]
-    extra = [part for part in cls.sig[0] if part[1] not in {key[1] for key in theirs}]
+    extra = [part for part in cls.sig[0] if part[:2] not in theirs]  # (a layer where `main`
+    # has an expression of that name, an optional one: a projection shortcut)
     words = []
     if any(part[0] == "layer" and "Conv" in part[3][1] for part in extra):
         words.append("Projection")

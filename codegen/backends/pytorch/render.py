@@ -11,13 +11,22 @@ import black
 import jinja2
 
 from codegen.backends.pytorch.conv_ops import CONV_HELPERS
-from codegen.backends.pytorch.modules import ModuleClass, Plan, Stmt
+from codegen.backends.pytorch.modules import (
+    ModuleClass,
+    Plan,
+    Stmt,
+    activation_path,
+    variable_activation,
+)
 from codegen.backends.pytorch.naming import Namespace, identifier
 from codegen.backends.pytorch.ops import FORM_KEYS
 from codegen.errors import CodegenError
 from codegen.ir.graph import split_ref
 from codegen.resources import op_catalogue, templates_dir
 
+# blocks in an nn.Sequential / nn.ModuleList whose class takes more arguments than this get
+# them by position, one row each, as torchvision's MobileNetV3 config table
+TABLE_ARGS = 4
 INLINE_LIMIT = 60  # a single-use value is written inside its reader when this short
 # Activations whose catalogue entry says "inplace" are written in place (`F.relu(x,
 # inplace=True)`, as torchvision's ResNets do) when their input is a fresh tensor nothing else
@@ -97,6 +106,8 @@ class ClassRenderer:
             return text
         child = self.planner.plans[id(item.scope)]
         args = [self.value(cls, plan, (*prefix, param)) for param in child.cls.params]
+        if len(prefix) > 1 and len(args) > TABLE_ARGS:  # a row of a table of blocks
+            return f"{child.cls.name}({', '.join(args)})"
         return f"{child.cls.name}({', '.join(_call_args(child.cls.params, args))})"
 
     def init_text(self, cls: ModuleClass, plan: Plan, stmt: Stmt) -> str:
@@ -132,52 +143,92 @@ class ClassRenderer:
         def inside(refs) -> list:
             return [entry for ref in refs for entry in within.get(ref, [])]
 
+        parts = _parts(plan)
+        opened: tuple[int, int, str] | None = None  # an optional part's first line, group, name
         for index, stmt in enumerate(plan.stmts):
-            if stmt.kind == "stack":
-                lines += self.loop(stmt, names, values)
-                rest = [ref for i, ref in enumerate(stmt.inputs) if i != stmt.carry]
-                self.groups += [inside(stmt.inputs[stmt.carry:stmt.carry + 1]),
-                                [(index, None), *inside(rest)]]
-                continue
-            owned = {ref for ref in stmt.inputs if ref in fresh and uses[ref] == 1}
-            into = _accumulator(stmt, owned, producers)
-            if into is not None:  # `total += other`: the sum lands in a fresh operand
-                named = values[into].isidentifier()
-                total = values[into] if named else names.create(identifier(producers[into].attr))
-                other = next(ref for ref in stmt.inputs if ref != into)
-                text = self.call_text(stmt, [total, values[other]], inplace=True)
-                if text.startswith(f"{total} += "):  # (a user's binary template may not have it)
-                    lines += ([] if named else [f"{total} = {values[into]}"]) + [text]
-                    self.groups += ([] if named else [inside([into])])
-                    self.groups.append([(index, None), *inside([other])])
-                    values[into] = values[stmt.outputs[0]] = total
-                    fresh.add(stmt.outputs[0])
-                    continue
-            inplace = _in_place(stmt) and stmt.inputs[0] in owned
-            text = self.call_text(stmt, [values[ref] for ref in stmt.inputs], inplace=inplace,
-                                  plan=plan)
-            if _fresh_output(stmt):
-                fresh.update(stmt.outputs)
-            written = [(index, text), *inside(stmt.inputs)]
-            if stmt.kind == "layer" and stmt.render.unpack:  # `lstm, (h, c) = self.lstm(x)`
-                lines.append(self.unpacked(stmt, text, names, uses, values))
-                self.groups.append(written)
-                continue
-            single = len(stmt.outputs) == 1 and uses[stmt.outputs[0]] == 1
-            repeat = (stmt.kind == "expr" and stmt.render.repeat  # (of a name: nothing is
-                      and all(values[ref].isidentifier() for ref in stmt.inputs))  # recomputed)
-            if repeat or single and (stmt.outputs[0] in returned_once or self.inlinable(stmt, text)):
-                values[stmt.outputs[0]] = text
-                within[stmt.outputs[0]] = written
-                continue
-            named = stmt.render.output_names if stmt.kind == "expr" else ()
-            targets = [names.create(identifier(name)) for name in named or [stmt.attr] * len(stmt.outputs)]
-            lines.append(f"{', '.join(targets)} = {text}")
-            self.groups.append(written)
-            values.update(zip(stmt.outputs, targets))
+            part = parts.get(index)
+            if part is not None and index == part.indexes[0]:  # `if self.use_se:`
+                source = part.passthrough
+                if part.shared:  # `h = x`, then `if ...: h = f(x)`; x is read later
+                    layers = [plan.stmts[i].attr for i in part.indexes if plan.stmts[i].kind != "expr"]
+                    name = names.create(identifier((layers or [producers[part.result].attr])[0]))
+                    lines.append(f"{name} = {values[source]}")
+                    self.groups.append(inside([source]))
+                    opened = (len(lines), len(self.groups), name)
+                else:
+                    if not values[source].isidentifier():
+                        producer = producers.get(source)
+                        name = names.create(identifier(producer.attr if producer else "x"))
+                        lines.append(f"{name} = {values[source]}")
+                        self.groups.append(inside([source]))
+                        values[source] = name
+                    opened = (len(lines), len(self.groups), values[source])
+                lines.append(f"if self.{plan.cls.param_paths[part.key]}:")
+            last = part is not None and index == part.indexes[-1]
+            self.statement(plan, index, stmt, names, values, lines, fresh, uses, producers,
+                           returned_once, within, inside,
+                           target=opened[2] if last and stmt.outputs == [part.result] else None)
+            if last:
+                start, group, name = opened
+                if values[part.result] != name:
+                    lines.append(f"{name} = {values[part.result]}")
+                    self.groups.append(inside([part.result]))
+                lines[start + 1:] = ["    " + line for line in lines[start + 1:]]
+                self.groups[group:] = [[entry for entry in self.groups[group:] for entry in entry]]
+                values[part.result] = name
+                fresh.discard(part.result)
         result = ", ".join(values[ref] for ref in scope.outputs)
         self.groups.append(inside(scope.outputs))  # the return statement
         return args, lines, result
+
+    def statement(self, plan, index, stmt, names, values, lines, fresh, uses, producers,
+                  returned_once, within, inside, target: str | None = None) -> None:
+        """Write one statement of forward (or fold it into its reader); `target`: the name
+        its result is assigned to (an optional part's last statement)."""
+        if stmt.kind == "stack":
+            lines += self.loop(stmt, names, values)
+            rest = [ref for i, ref in enumerate(stmt.inputs) if i != stmt.carry]
+            self.groups += [inside(stmt.inputs[stmt.carry:stmt.carry + 1]),
+                            [(index, None), *inside(rest)]]
+            return
+        owned = {ref for ref in stmt.inputs if ref in fresh and uses[ref] == 1}
+        into = _accumulator(stmt, owned, producers)
+        if into is not None:  # `total += other`: the sum lands in a fresh operand
+            named = values[into].isidentifier()
+            total = values[into] if named else names.create(identifier(producers[into].attr))
+            other = next(ref for ref in stmt.inputs if ref != into)
+            text = self.call_text(stmt, [total, values[other]], inplace=True)
+            if text.startswith(f"{total} += "):  # (a user's binary template may not have it)
+                lines += ([] if named else [f"{total} = {values[into]}"]) + [text]
+                self.groups += ([] if named else [inside([into])])
+                self.groups.append([(index, None), *inside([other])])
+                values[into] = values[stmt.outputs[0]] = total
+                fresh.add(stmt.outputs[0])
+                return
+        inplace = _in_place(stmt) and stmt.inputs[0] in owned
+        text = self.call_text(stmt, [values[ref] for ref in stmt.inputs], inplace=inplace,
+                              plan=plan)
+        if _fresh_output(stmt):
+            fresh.update(stmt.outputs)
+        written = [(index, text), *inside(stmt.inputs)]
+        if stmt.kind == "layer" and stmt.render.unpack:  # `lstm, (h, c) = self.lstm(x)`
+            lines.append(self.unpacked(stmt, text, names, uses, values))
+            self.groups.append(written)
+            return
+        single = len(stmt.outputs) == 1 and uses[stmt.outputs[0]] == 1
+        repeat = (stmt.kind == "expr" and stmt.render.repeat  # (of a name: nothing is
+                  and all(values[ref].isidentifier() for ref in stmt.inputs))  # recomputed)
+        if target is None and (repeat or single and (stmt.outputs[0] in returned_once
+                                                     or self.inlinable(stmt, text))):
+            values[stmt.outputs[0]] = text
+            within[stmt.outputs[0]] = written
+            return
+        named = stmt.render.output_names if stmt.kind == "expr" else ()
+        targets = [target or names.create(identifier(name))
+                   for name in named or [stmt.attr] * len(stmt.outputs)]
+        lines.append(f"{', '.join(targets)} = {text}")
+        self.groups.append(written)
+        values.update(zip(stmt.outputs, targets))
 
     @staticmethod
     def loop(stmt: Stmt, names: Namespace, values: dict) -> list[str]:
@@ -216,6 +267,9 @@ class ClassRenderer:
                   plan: Plan | None = None) -> str:
         if stmt.kind == "expr":
             render = stmt.render
+            param = self.activation_param(plan, stmt)
+            if param is not None:  # the activation is the constructor's argument
+                return f"self.{param}({inputs[0]})"
             self.helpers.update(render.helpers)
             # `kind` and the catalogue's forms pick the text; every other value is data -> repr
             attrs = {key: value if key in ("kind", *FORM_KEYS) else literal(value)
@@ -232,11 +286,35 @@ class ClassRenderer:
             return f"self.{stmt.attr}({text})"
         return f"self.{stmt.attr}({', '.join(inputs)})"
 
+    @staticmethod
+    def activation_param(plan: Plan | None, stmt: Stmt) -> str | None:
+        if plan is None or plan.cls is None or not variable_activation(stmt):
+            return None
+        index = next(i for i, other in enumerate(plan.stmts) if other is stmt)
+        return plan.cls.param_paths.get(activation_path(index))
+
     # -- whole class ------------------------------------------------------------------------
     def class_text(self, cls: ModuleClass, *, doc: str, arg_names: list[str] | None = None) -> str:
         plan = cls.instances[0]
-        inits = [(stmt.attr, self.init_text(cls, plan, stmt)) for stmt in plan.stmts
-                 if stmt.kind != "expr" and not stmt.reuse]
+        functions = dict.fromkeys(param for path, param in cls.param_paths.items()
+                                  if path[-1] == "activation" and path[0].startswith("#"))
+        inits = [(param, param) for param in functions]  # `self.activation = activation`
+        parts = _parts(plan)
+        flags = list(dict.fromkeys(cls.param_paths[part.key] for part in cls.optional))
+        inits += [(flag, flag) for flag in flags]  # `self.use_se = use_se`
+        for index, stmt in enumerate(plan.stmts):
+            if stmt.kind == "expr" or stmt.reuse:
+                continue
+            part = parts.get(index)
+            if part is None:
+                inits.append((stmt.attr, self.init_text(cls, plan, stmt)))
+                continue
+            # the layers of an optional part: None where it is left out
+            optional = [plan.stmts[i] for i in part.indexes if plan.stmts[i].kind != "expr"]
+            if stmt is optional[0]:
+                inits.append(("", " = ".join(f"self.{s.attr}" for s in optional) + " = None"))
+                inits.append(("", f"if {cls.param_paths[part.key]}:"))
+            inits.append(("", f"    self.{stmt.attr} = {self.init_text(cls, plan, stmt)}"))
         args, lines, result = self.forward(plan, arg_names)
         self.statements[cls.name] = self.groups
         outputs = len(plan.scope.outputs)
@@ -265,6 +343,13 @@ class ClassRenderer:
         return [str(getattr(module, name)()) for name in order if name in needed]
 
 
+def _parts(plan: Plan) -> dict:
+    """Statement index -> the optional part (variants.py) it belongs to, in `plan`'s class."""
+    if plan.cls is None:
+        return {}
+    return {index: part for part in plan.cls.optional for index in part.indexes}
+
+
 def _call_args(params: list[str], values: list[str]) -> list[str]:
     """Leading channel counts by position, as timm writes `ConvBnAct(in_chs, out_chs, ...)`;
     the rest by keyword, where a bare number would puzzle a reader (`stride=2`)."""
@@ -286,7 +371,10 @@ def conv_bn_pairs(plan: Plan) -> list[tuple[str, str]]:
     uses = Counter(ref for stmt in plan.stmts for ref in stmt.inputs) + Counter(plan.scope.outputs)
     producers = {ref: stmt for stmt in plan.stmts for ref in stmt.outputs}
     pairs = []
+    optional = {plan.stmts[index].attr for index in _parts(plan)}  # (None where left out)
     for stmt in plan.stmts:
+        if stmt.attr in optional:
+            continue
         conv = producers.get(stmt.inputs[0]) if stmt.inputs else None
         if (_layer_cls(stmt) == "nn.BatchNorm2d" and conv is not None
                 and _layer_cls(conv) in CONVOLUTIONS and uses[stmt.inputs[0]] == 1

@@ -38,26 +38,6 @@ class ConvBNRelu(nn.Module):
         return F.relu(self.batch_norm(self.conv(x)), inplace=True)
 
 
-class BottleneckV2(nn.Module):
-    """TF scope resnet_v2_152/block*/unit_* (43 instances)."""
-
-    def __init__(self, in_channels, conv1_out_channels) -> None:
-        super().__init__()
-        self.preact = nn.BatchNorm2d(in_channels, eps=1e-05, momentum=0.003)
-        self.conv1 = ConvBNRelu(
-            in_channels, conv1_out_channels, kernel_size=1, stride=1, padding=0
-        )
-        self.conv2 = ConvBNRelu(
-            conv1_out_channels, conv1_out_channels, kernel_size=3, stride=1, padding=1
-        )
-        self.conv3 = nn.Conv2d(conv1_out_channels, in_channels, kernel_size=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        conv3 = self.conv3(self.conv2(self.conv1(F.relu(self.preact(x), inplace=True))))
-        conv3 += x
-        return conv3
-
-
 class BottleneckV2Projection(nn.Module):
     """TF scope resnet_v2_152/block*/unit_1 (4 instances)."""
 
@@ -80,23 +60,31 @@ class BottleneckV2Projection(nn.Module):
         return shortcut
 
 
-class BottleneckV2Downsample(nn.Module):
-    """TF scope resnet_v2_152/block*/unit_* (3 instances)."""
+class BottleneckV2(nn.Module):
+    """TF scope resnet_v2_152/block*/unit_* (46 instances)."""
 
-    def __init__(self, in_channels, conv1_out_channels) -> None:
+    def __init__(self, in_channels, conv1_out_channels, stride, use_shortcut) -> None:
         super().__init__()
+        self.use_shortcut = use_shortcut
         self.preact = nn.BatchNorm2d(in_channels, eps=1e-05, momentum=0.003)
         self.conv1 = ConvBNRelu(
             in_channels, conv1_out_channels, kernel_size=1, stride=1, padding=0
         )
         self.conv2 = ConvBNRelu(
-            conv1_out_channels, conv1_out_channels, kernel_size=3, stride=2, padding=1
+            conv1_out_channels,
+            conv1_out_channels,
+            kernel_size=3,
+            stride=stride,
+            padding=1,
         )
         self.conv3 = nn.Conv2d(conv1_out_channels, in_channels, kernel_size=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = x
+        if self.use_shortcut:
+            shortcut = x[:, :, ::2, ::2]
         conv3 = self.conv3(self.conv2(self.conv1(F.relu(self.preact(x), inplace=True))))
-        conv3 += x[:, :, ::2, ::2]
+        conv3 += shortcut
         return conv3
 
 
@@ -109,23 +97,23 @@ class ResnetV2152(nn.Module):
         self.pool1 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
         self.block1 = nn.Sequential(
             BottleneckV2Projection(64, 256, conv1_out_channels=64),
-            BottleneckV2(256, 64),
-            BottleneckV2Downsample(256, 64),
+            BottleneckV2(256, 64, stride=1, use_shortcut=False),
+            BottleneckV2(256, 64, stride=2, use_shortcut=True),
         )
         self.block2 = nn.Sequential(
             BottleneckV2Projection(256, 512, conv1_out_channels=128),
-            *[BottleneckV2(512, 128) for _ in range(6)],
-            BottleneckV2Downsample(512, 128),
+            *[BottleneckV2(512, 128, stride=1, use_shortcut=False) for _ in range(6)],
+            BottleneckV2(512, 128, stride=2, use_shortcut=True),
         )
         self.block3 = nn.Sequential(
             BottleneckV2Projection(512, 1024, conv1_out_channels=256),
-            *[BottleneckV2(1024, 256) for _ in range(34)],
-            BottleneckV2Downsample(1024, 256),
+            *[BottleneckV2(1024, 256, stride=1, use_shortcut=False) for _ in range(34)],
+            BottleneckV2(1024, 256, stride=2, use_shortcut=True),
         )
         self.block4 = nn.Sequential(
             BottleneckV2Projection(1024, 2048, conv1_out_channels=512),
-            BottleneckV2(2048, 512),
-            BottleneckV2(2048, 512),
+            BottleneckV2(2048, 512, stride=1, use_shortcut=False),
+            BottleneckV2(2048, 512, stride=1, use_shortcut=False),
         )
         self.postnorm = nn.BatchNorm2d(2048, eps=1e-05, momentum=0.003)
         self.logits = nn.Conv2d(2048, 1001, kernel_size=1)

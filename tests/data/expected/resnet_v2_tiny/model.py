@@ -38,7 +38,7 @@ class ConvBNRelu(nn.Module):
         return F.relu(self.batch_norm(self.conv(x)), inplace=True)
 
 
-class BottleneckV2(nn.Module):
+class BottleneckV2Projection(nn.Module):
     """TF scope resnet_v2_tiny/block*/unit_1 (2 instances)."""
 
     def __init__(self, in_channels, out_channels, conv1_out_channels) -> None:
@@ -60,35 +60,31 @@ class BottleneckV2(nn.Module):
         return shortcut
 
 
-class BottleneckV2WithoutShortcut(nn.Module):
-    """TF scope resnet_v2_tiny/block2/unit_* (2 instances)."""
+class BottleneckV2(nn.Module):
+    """TF scope resnet_v2_tiny/block*/unit_* (3 instances)."""
 
-    def __init__(self) -> None:
+    def __init__(self, in_channels, conv1_out_channels, stride, use_shortcut) -> None:
         super().__init__()
-        self.preact = nn.BatchNorm2d(32, eps=1e-05, momentum=0.003)
-        self.conv1 = ConvBNRelu(32, 8, kernel_size=1, stride=1, padding=0)
-        self.conv2 = ConvBNRelu(8, 8, kernel_size=3, stride=1, padding=1)
-        self.conv3 = nn.Conv2d(8, 32, kernel_size=1)
+        self.use_shortcut = use_shortcut
+        self.preact = nn.BatchNorm2d(in_channels, eps=1e-05, momentum=0.003)
+        self.conv1 = ConvBNRelu(
+            in_channels, conv1_out_channels, kernel_size=1, stride=1, padding=0
+        )
+        self.conv2 = ConvBNRelu(
+            conv1_out_channels,
+            conv1_out_channels,
+            kernel_size=3,
+            stride=stride,
+            padding=1,
+        )
+        self.conv3 = nn.Conv2d(conv1_out_channels, in_channels, kernel_size=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = x
+        if self.use_shortcut:
+            shortcut = x[:, :, ::2, ::2]
         conv3 = self.conv3(self.conv2(self.conv1(F.relu(self.preact(x), inplace=True))))
-        conv3 += x
-        return conv3
-
-
-class BottleneckV2Downsample(nn.Module):
-    """TF scope resnet_v2_tiny/block1/unit_2."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.preact = nn.BatchNorm2d(16, eps=1e-05, momentum=0.003)
-        self.conv1 = ConvBNRelu(16, 4, kernel_size=1, stride=1, padding=0)
-        self.conv2 = ConvBNRelu(4, 4, kernel_size=3, stride=2, padding=1)
-        self.conv3 = nn.Conv2d(4, 16, kernel_size=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        conv3 = self.conv3(self.conv2(self.conv1(F.relu(self.preact(x), inplace=True))))
-        conv3 += x[:, :, ::2, ::2]
+        conv3 += shortcut
         return conv3
 
 
@@ -100,12 +96,13 @@ class ResnetV2Tiny(nn.Module):
         self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3)
         self.pool1 = nn.MaxPool2d(3, stride=2, padding=1)
         self.block1 = nn.Sequential(
-            BottleneckV2(64, 16, conv1_out_channels=4), BottleneckV2Downsample()
+            BottleneckV2Projection(64, 16, conv1_out_channels=4),
+            BottleneckV2(16, 4, stride=2, use_shortcut=True),
         )
         self.block2 = nn.Sequential(
-            BottleneckV2(16, 32, conv1_out_channels=8),
-            BottleneckV2WithoutShortcut(),
-            BottleneckV2WithoutShortcut(),
+            BottleneckV2Projection(16, 32, conv1_out_channels=8),
+            BottleneckV2(32, 8, stride=1, use_shortcut=False),
+            BottleneckV2(32, 8, stride=1, use_shortcut=False),
         )
         self.postnorm = nn.BatchNorm2d(32, eps=1e-05, momentum=0.003)
         self.logits = nn.Conv2d(32, 5, kernel_size=1)
