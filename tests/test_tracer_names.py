@@ -104,6 +104,7 @@ def retraced_model():
     import_tf()
     import keras
 
+    keras.backend.clear_session()  # layer names from 'dense', whatever ran before
     keras.utils.set_random_seed(0)
     inputs = keras.Input((6, 5))
     x = keras.layers.Dense(8)(inputs)
