@@ -26,7 +26,7 @@ def test_build_returns_paths_and_figures(tiny_build, tmp_path):
     report = codegen.build(tiny_build / "ir", tmp_path / "model")
     assert report.model_py == tmp_path / "model" / "model.py" and report.model_py.is_file()
     assert report.weights_dir.is_dir()
-    assert (report.classes, report.weights_written, report.weights_kept) == (5, 108, 0)
+    assert (report.classes, report.weights_written, report.weights_kept) == (4, 108, 0)
     model = load_generated(tmp_path / "model").load_model(fused=False)
     assert report.parameters == sum(t.numel() for t in model.state_dict().values()
                                     if t.dtype != torch.int64)

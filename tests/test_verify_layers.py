@@ -70,6 +70,6 @@ def test_build_ends_with_a_summary(tiny_build, tmp_path):
     lines = [line for line in (tmp_path / "model" / "model.py").read_text().splitlines()
              if line.strip()]
     assert result.stderr.startswith(
-        f"wrote {tmp_path}/model/model.py: 5 classes, {len(lines)} lines, {parameters:,} "
+        f"wrote {tmp_path}/model/model.py: 4 classes, {len(lines)} lines, {parameters:,} "
         f"parameters; {written} files written (weights: {len(index)} written, 0 unchanged)")
     assert codegen("build", tiny_build / "ir", "-o", tmp_path / "model", "-q").stderr == ""
