@@ -103,9 +103,7 @@ def _quick_model(module, weights: Path):
             model = module.build_model()
         state = {key: to_torch(np.load(weights / f"{key}.npy", allow_pickle=False), dtypes.get(key))
                  for key in model.state_dict()}
-        model.load_state_dict(state, strict=True, assign=True)
-        if "bfloat16" in dtypes.values():
-            model = model.to(torch.bfloat16)  # as load_model() gives it
+        model.load_state_dict(state, strict=True, assign=True)  # each in its stored dtype
     except Exception:  # noqa: BLE001 - load_model() will say what is wrong
         return None
     tensors = [*model.parameters(), *model.buffers()]
@@ -122,8 +120,11 @@ def _meta_model(module, weights: Path):
 
     with torch.device("meta"):
         model = module.build_model()
-    if "bfloat16" in _stored_dtypes(weights).values():
-        model = model.to(torch.bfloat16)
+    dtypes = _stored_dtypes(weights)
+    if "bfloat16" in dtypes.values():  # as load_model() gives it: float32 constants stay so
+        state = {key: value.to(torch.bfloat16) if dtypes.get(key) == "bfloat16" else value
+                 for key, value in model.state_dict().items()}
+        model.load_state_dict(state, strict=True, assign=True)
     return model.eval()
 
 

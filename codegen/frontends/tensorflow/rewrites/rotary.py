@@ -119,15 +119,20 @@ def _split_of(rotated):
 
 
 def _expected(x: np.ndarray, inv_freq: np.ndarray) -> np.ndarray:
+    """The formula, the angles' cos and sin in float32 then cast to x's dtype (keras-hub's
+    and Hugging Face's order in a bfloat16 model)."""
     positions = np.arange(x.shape[1], dtype="float32")
     freqs = positions[:, None] * inv_freq[None, :]
     emb = np.concatenate([freqs, freqs], -1)[None, :, None, :]
     x1, x2 = np.split(x, 2, -1)
-    return x * np.cos(emb) + np.concatenate([-x2, x1], -1) * np.sin(emb)
+    cos, sin = np.cos(emb).astype(x.dtype), np.sin(emb).astype(x.dtype)
+    return x * cos + np.concatenate([-x2, x1], -1) * sin
 
 
 def _checked(ctx, op, x, inv_freq) -> bool:
     """Whether TF's output of the pattern, x fed at two sizes, is the formula's."""
+    import ml_dtypes  # (TensorFlow's: numpy's finfo does not know bfloat16)
+
     heads, dim = x.shape.as_list()[2:]
     if heads is None or dim is None:
         return False
@@ -137,7 +142,11 @@ def _checked(ctx, op, x, inv_freq) -> bool:
         got = ctx.run_fed([op.outputs[0]], {x: value})
         if got is None or got[0].shape != value.shape:
             return False
-        if not np.allclose(got[0], _expected(value, inv_freq), rtol=1e-5, atol=1e-5):
+        # float32: 1e-5; bfloat16 (8 bits of mantissa): the three roundings of x * cos +
+        # rotated * sin, a few units in the last place; a wrong pattern is off by O(1)
+        tolerance = max(1e-5, 4 * float(ml_dtypes.finfo(value.dtype).eps))
+        expected = _expected(value, inv_freq).astype("float32")
+        if not np.allclose(got[0].astype("float32"), expected, rtol=tolerance, atol=tolerance):
             return False
     return True
 
@@ -302,7 +311,8 @@ def match_rotary(ctx) -> bool:
     scope = scope or ctx.scope
     module = f"{scope}/rotary_emb" if follower is not None else f"{scope}/{leaf}"  # (one each)
     weight = ctx.channel_weight(inv_tensor, inv_freq, f"{ctx.name}/inv_freq")
-    angles = TensorInfo([1, x.shape.as_list()[1], 1, dim], "float32")
+    # float32 angles, their cos and sin cast to x's dtype (keras-hub's order in bfloat16)
+    angles = TensorInfo([1, x.shape.as_list()[1], 1, dim], ctx.output_info(0).dtype)
     cos = ctx.emit("rotary_embedding", [ctx.ref_of(x)], attrs={"dim": dim, **_config(inv_freq)},
                    weights={"inv_freq": weight}, suffix="rotary_emb",
                    outputs=[angles, angles], scope=module)
