@@ -64,6 +64,17 @@ def load_weights(module, weights_dir: Path, *, fused: bool = True):
     return module.load_model(weights_dir)
 
 
+def exact_attention():
+    """A context for the float64 runs: `F.scaled_dot_product_attention` through torch's
+    reference (math) kernel. A model that builds its additive mask in float32, as TF did
+    (`mask.float()`), and runs in float64 gives CPU's fused kernel a float64 query and a
+    float32 mask, and it silently computes wrong values (torch 2.13: keras-hub T5's cross
+    attention 0.4 off); the math kernel computes them right."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel(SDPBackend.MATH)
+
+
 class TFRunner:
     """Runs a .meta + checkpoint, a frozen .pb, a SavedModel or a Keras file in a TF1 session."""
 
@@ -169,8 +180,12 @@ def verify(model_path: Path, weights: Path | None, out_dir: Path, *, batches=(4,
         tensors = torch_inputs(io, feeds)
         with torch.no_grad():
             ours = _as_list(model(*tensors))
-            ours64 = _as_list(model64(*[t.double() if t.is_floating_point() else t
-                                        for t in tensors])) if float64 else None
+            if float64:
+                with exact_attention():
+                    ours64 = _as_list(model64(*[t.double() if t.is_floating_point() else t
+                                                for t in tensors]))
+            else:
+                ours64 = None
         for index, spec in enumerate(io["outputs"]):  # an NCHW output is compared as NHWC
             tf_out, pt_out = expected[index], _to_nhwc(ours[index].numpy(), spec.get("nchw"))
             comparison = Comparison(batch, spec["tf_name"], tuple(pt_out.shape),

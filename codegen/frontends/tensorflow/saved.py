@@ -59,10 +59,15 @@ def load_saved_model(tf, path: Path, signature: str) -> FrozenFunction:
     signatures = dict(getattr(loaded, "signatures", {}))
     check_signature(path, signature, signatures)
     variables = getattr(loaded, "variables", ())
+    # a Keras export lists what the model trains: a frozen layer's variables are not in it,
+    # though their own `trainable` flag says they are (Whisper's encoder position table)
+    trained = getattr(loaded, "trainable_variables", None) if variables else None
     # (a tf.Module's SavedModel lists none: the function's own name and train them)
-    frozen = freeze(tf, signatures[signature], variables or signatures[signature].variables)
+    frozen = freeze(tf, signatures[signature], variables or signatures[signature].variables,
+                    trained)
     if variables:
-        frozen.trainable_count, frozen.trainable_unread = trainable_count(variables, frozen)
+        frozen.trainable_count, frozen.trainable_unread = trainable_count(
+            variables if trained is None else trained, frozen)
     else:  # a tf.Module's SavedModel lists no variables: those its function reads
         frozen.trainable_count, _ = trainable_count(signatures[signature].variables, None)
     return in_model_order(frozen, _positional_names(tf, loaded))
@@ -128,9 +133,12 @@ def trainable_count(variables, frozen: FrozenFunction | None) -> tuple[int, dict
 
     unique = {id(variable): variable for variable in variables
               if getattr(variable, "trainable", False)}
-    sizes = {variable_name(variable): math.prod(variable.shape) for variable in unique.values()}
-    read = set(frozen.variables.values()) if frozen is not None else set(sizes)
-    return sum(sizes.values()), {name: size for name, size in sizes.items() if name not in read}
+    # (counted by variable: two may share a name, as T5's encoder and decoder position tables)
+    count = sum(math.prod(variable.shape) for variable in unique.values())
+    read = set(frozen.variables.values()) if frozen is not None else None
+    unread = {variable_name(variable): math.prod(variable.shape) for variable in unique.values()
+              if read is not None and variable_name(variable) not in read}
+    return count, unread
 
 
 def _input_keys(model) -> list[str] | None:
@@ -157,14 +165,15 @@ def _tf_keras_model(path: Path):
         return None
 
 
-def freeze(tf, function, variables=()) -> FrozenFunction:
+def freeze(tf, function, variables=(), trained=None) -> FrozenFunction:
     """The steps of `convert_variables_to_constants_v2` that make the frozen GraphDef; its
     last step, wrapping that GraphDef in a new ConcreteFunction, is skipped: it took 40% of
     the time of freezing BERT and held one more copy of the weights, for names we already
-    have (the function's own input and output ops keep their names)."""
+    have (the function's own input and output ops keep their names). `trained`: the
+    variables the source trains, where it lists them (else each variable's flag says)."""
     from tensorflow.python.framework import convert_to_constants
 
-    captured, trainable = _captured_variables(function, variables)
+    captured, trainable = _captured_variables(function, variables, trained)
     # while loops stay functional `While` ops (a body function each), where an RNN layer can be
     # recognised from its cell; lowered, they are a cycle of Enter/Merge/Switch nodes
     data = convert_to_constants._FunctionConverterDataInEager(
@@ -197,25 +206,33 @@ def finish(graph_def, inputs: list[str], outputs: list[str], captured: dict[str,
     return frozen, renames
 
 
-def _captured_variables(function, variables) -> tuple[dict[str, str], set[str]]:
+def _captured_variables(function, variables, listed=None) -> tuple[dict[str, str], set[str]]:
     """Placeholder op of each captured variable -> the variable's own name (Keras
     `variable.path`, else its TF name without ':0'), and the placeholders of the trainable
-    ones. Freezing turns each placeholder into a Const of the same name, so the IR can say
-    which variable a weight came from and whether it is trained."""
+    ones (those of `listed`, when given; else by each variable's flag). Freezing turns each
+    placeholder into a Const of the same name, so the IR can say which variable a weight
+    came from and whether it is trained."""
     by_handle, trained = {}, set()
+    listed = None if listed is None else {id(_handle(variable)) for variable in listed}
     for variable in variables:
-        handle = getattr(variable, "handle", None)
-        if handle is None:  # a Keras 3 variable wraps a tf.Variable
-            handle = getattr(getattr(variable, "value", None), "handle", None)
+        handle = _handle(variable)
         if handle is not None:
             by_handle[id(handle)] = variable_name(variable)
-            if getattr(variable, "trainable", False):
+            if (getattr(variable, "trainable", False) if listed is None
+                    else id(handle) in listed):
                 trained.add(id(handle))
     captured = {internal.op.name: by_handle[id(external)]
                 for external, internal in function.graph.captures if id(external) in by_handle}
     trainable = {internal.op.name for external, internal in function.graph.captures
                  if id(external) in trained}
     return captured, trainable
+
+
+def _handle(variable):
+    handle = getattr(variable, "handle", None)
+    if handle is None:  # a Keras 3 variable wraps a tf.Variable
+        handle = getattr(getattr(variable, "value", None), "handle", None)
+    return handle
 
 
 variable_name = bn_decay.variable_name  # (there because bn_decay.py needs it too)

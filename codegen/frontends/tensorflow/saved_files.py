@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from codegen.frontends.tensorflow import saved
+from codegen.frontends.tensorflow import saved, saved_variables
 
 # float constants this large stay out of the tf.Graph (loader._set_aside), and a
 # SavedModel's float variables this large stay on disk until read (here); TF's float
@@ -86,19 +86,17 @@ def load(tf, path: Path, signature: str) -> Streamed | None:
         return None
     inputs = [arg for arg, node in sources.items() if node.op == "Placeholder"]
     outputs = [function.ret[arg.name].split(":")[0] for arg in function.signature.output_arg]
-    names, trained = _variable_names(meta.object_graph_def)
-    captured = {arg: names.get(keys[handle]) or nodes[handle].attr["shared_name"].s.decode()
+    read = {keys[handle] for handle in handles.values()}
+    table = saved_variables.read(meta.object_graph_def, reader, read)
+    if table is None:
+        return None
+    captured = {arg: table.names.get(keys[handle]) or nodes[handle].attr["shared_name"].s.decode()
                 for arg, handle in handles.items()}
-    trainable = {arg for arg, handle in handles.items() if keys[handle] in trained}
+    trainable = {arg for arg, handle in handles.items() if keys[handle] in table.trained}
     frozen, renames = saved.finish(graph_def, inputs, outputs, captured, trainable)
     frozen = saved.in_model_order(frozen, _positional_names(meta.object_graph_def))
     values = CheckpointValues(reader, {renames.get(op, op): key for op, key in aside.items()})
-    shapes = reader.get_variable_to_shape_map()
-    sizes = {key: math.prod(shapes[key]) for key in trained if key in shapes}
-    frozen.trainable_count = sum(sizes.values())
-    read = {keys[handle] for handle in handles.values()}
-    frozen.trainable_unread = {names.get(key, key): size for key, size in sizes.items()
-                               if key not in read}
+    frozen.trainable_count, frozen.trainable_unread = table.count, table.unread
     return Streamed(frozen, values)
 
 
@@ -239,29 +237,6 @@ def _variables_to_consts(graph_def, variables: dict[str, str], reader) -> dict[s
             else:
                 tensor.CopyFrom(make_tensor_proto(reader.get_tensor(key)))
     return aside
-
-
-def _variable_names(object_graph) -> tuple[dict[str, str], set[str]]:
-    """Checkpoint key -> the variable's own name (Keras `variable.path`), and the keys of
-    the trainable variables, from the saved object graph: a key is the path of child names
-    to the variable's node."""
-    names, trainable = {}, set()
-    stack = [(0, "")]
-    seen = set()
-    while stack:
-        node_id, path = stack.pop()
-        if node_id in seen:
-            continue
-        seen.add(node_id)
-        node = object_graph.nodes[node_id]
-        if node.WhichOneof("kind") == "variable":
-            key = f"{path}.ATTRIBUTES/VARIABLE_VALUE"
-            if node.variable.name:
-                names[key] = node.variable.name.removesuffix(":0")
-            if node.variable.trainable:
-                trainable.add(key)
-        stack.extend((child.node_id, f"{path}{child.local_name}/") for child in node.children)
-    return names, trainable
 
 
 def _positional_names(object_graph) -> list[str]:
