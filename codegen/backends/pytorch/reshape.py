@@ -20,8 +20,10 @@ def _is_flatten(input_shape: list, shape: list[int]) -> bool:
 
 def _merged(before: list, after: list) -> tuple[int, int] | None:
     """(start, end) when `after` is `before` with the known axes start..end merged into one
-    (the same as x.flatten(start, end), whatever the other, possibly unknown, sizes are)."""
-    for start in range(len(before)):
+    (the same as x.flatten(start, end), whatever the other, possibly unknown, sizes are);
+    the last such run where a size-1 axis makes several ([N, T, 1, D] is flatten(2, 3), as
+    with more heads)."""
+    for start in reversed(range(len(before))):
         end = start + len(before) - len(after)
         if end <= start or end >= len(before) or before[:start] != after[:start] \
                 or before[end + 1:] != after[start + 1:]:
@@ -34,8 +36,9 @@ def _merged(before: list, after: list) -> tuple[int, int] | None:
 
 def _split(before: list, after: list) -> tuple[int, tuple[int, ...]] | None:
     """(axis, sizes) when `after` is `before` with one known axis split into known sizes
-    (x.unflatten(axis, sizes))."""
-    for axis in range(len(before)):
+    (x.unflatten(axis, sizes)); the last such axis where a size 1 makes several ([N, T, D] ->
+    [N, T, 1, D] is unflatten(2, (1, D)), one head split as more heads are)."""
+    for axis in reversed(range(len(before))):
         count = len(after) - len(before) + 1
         sizes = after[axis:axis + count]
         if count < 2 or before[:axis] != after[:axis] or before[axis + 1:] != after[axis + count:]:

@@ -196,14 +196,18 @@ def _scores(ctx, scores):
 
 
 def _operand(ctx, tensor, adjoint: bool, want: list[int]):
-    """The [N, T, H, D] tensor behind a matmul operand that reads it as `want` (a permute:
+    """The [N, T, H, D] tensor behind a matmul operand that reads it as `want` (a permute,
+    or a chain of them as MiT's `transpose(transpose(k, [0, 2, 1, 3]), [0, 1, 3, 2])` writes:
     heads first; time and size in the order the product needs), else None."""
+    if adjoint:  # the product reads the permuted tensor with its last two axes swapped
+        want = [*want[:2], want[3], want[2]]
     perm = _perm(ctx, tensor.op)
     if perm is None:
         return None
-    if adjoint:
-        perm = [*perm[:2], perm[3], perm[2]]
-    return tensor.op.inputs[0] if perm == want else None
+    tensor = tensor.op.inputs[0]
+    while perm != want and (inner := _perm(ctx, tensor.op)) is not None:
+        perm, tensor = [inner[axis] for axis in perm], tensor.op.inputs[0]
+    return tensor if perm == want else None
 
 
 def _zeroed(ctx, op):
