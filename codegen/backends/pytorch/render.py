@@ -190,6 +190,13 @@ class ClassRenderer:
         """Write one statement of forward (or fold it into its reader); `target`: the name
         its result is assigned to (an optional part's last statement)."""
         if stmt.kind == "stack":
+            for position, ref in enumerate(stmt.inputs):  # (not computed again each time)
+                if position != stmt.carry and not values[ref].isidentifier():
+                    name = names.create(self.role(ref))
+                    lines.append(f"{name} = {values[ref]}")
+                    self.groups.append(inside([ref]))
+                    values[ref] = name
+                    within.pop(ref, None)
             loop = self.loop(stmt, names, values, plan.scope.inputs, uses)
             lines += loop
             rest = [ref for i, ref in enumerate(stmt.inputs) if i != stmt.carry]
