@@ -242,3 +242,25 @@ def test_keras_hub_bert_makes_the_mask_once(keras_hub, tmp_path):
     assert re.search(r"for layer in self\.transformer_layers:\n +(\w+) = layer\(\1, "
                      r"attention_mask\)", top), source
     assert max(_hub_errors(model, torch_model)) <= 1e-5
+
+
+def test_blocks_no_loop_takes_fall_back_to_shared_leaves(tmp_path, monkeypatch):
+    """If the planner makes no loop of the blocks depth.py kept (here: no run is long
+    enough), generate() builds again with the layers gathered in shared leaves: never a
+    source variable held by two parameters."""
+    from codegen.backends.pytorch import modules
+    from codegen.backends.pytorch.generate import generate
+    from codegen.ir.passes import run_passes
+    from codegen.ir.validate import load_ir
+
+    albert_checkpoint(tmp_path / "albert.ckpt", depth=3)
+    meta = tmp_path / "albert.ckpt.meta"
+    assert codegen("to-ir", meta, "--dst-node", "output", "-o", tmp_path / "ir").returncode == 0
+    graph = run_passes(load_ir(tmp_path / "ir"))
+    assert "for _ in range(3):" in generate(graph).source
+    monkeypatch.setattr(modules, "STACK_MIN", 10)
+    generated = generate(run_passes(load_ir(tmp_path / "ir")))
+    assert "for _ in range(" not in generated.source
+    assert generated.source.count("self.up(") == 3, generated.source
+    assert sorted(generated.state.values()) == sorted(set(generated.state.values()))
+    assert len(generated.state) == 4
