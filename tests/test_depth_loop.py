@@ -169,7 +169,7 @@ def keras_hub():
     return pytest.importorskip("keras_hub")
 
 
-def _hub_model(keras_hub, kind: str):
+def _hub_model(keras_hub, kind: str, groups: int = 1):
     import_tf()
     import keras
 
@@ -177,7 +177,8 @@ def _hub_model(keras_hub, kind: str):
     sizes = {"vocabulary_size": 50, "num_heads": 2, "hidden_dim": 32, "intermediate_dim": 64,
              "max_sequence_length": 32}
     if kind == "albert":
-        model = keras_hub.models.AlbertBackbone(num_layers=3, embedding_dim=16, num_groups=1,
+        model = keras_hub.models.AlbertBackbone(num_layers=3 if groups == 1 else 4,
+                                                embedding_dim=16, num_groups=groups,
                                                 num_inner_repetitions=1, **sizes)
     else:
         model = keras_hub.models.BertBackbone(num_layers=2, **sizes)
@@ -221,6 +222,25 @@ def test_keras_hub_albert_is_one_layer_in_a_loop(keras_hub, tmp_path):
     assert source.count("attention_mask = padding_mask.unsqueeze(1).bool().unsqueeze(1)") == 1
     assert source.count("F.scaled_dot_product_attention(") == 1
     assert "(one module called 3 times)" in source
+    assert len(torch_model.state_dict()) == len(model.weights)
+    assert max(_hub_errors(model, torch_model)) <= 1e-5
+
+
+def test_keras_hub_albert_two_groups_are_two_loops(keras_hub, tmp_path):
+    """ALBERT with num_groups=2 over 4 layers: two layer modules, each called twice, one
+    after the other on the same `hidden_states`."""
+    from test_transformers import _convert
+
+    from codegen.zoo.keras_apps import save_keras_model
+
+    model = _hub_model(keras_hub, "albert", groups=2)
+    paths = save_keras_model(model, tmp_path, "albert", formats=("keras",))
+    torch_model, source = _convert(paths["keras"], tmp_path)
+    loops = LOOP.findall(source)
+    assert [(n, hidden, args) for n, hidden, _, args in loops] == [
+        ("2", "hidden_states", "hidden_states, attention_mask")] * 2, source
+    assert loops[0][2] != loops[1][2]
+    assert "(2 modules, called 2 and 2 times)" in source
     assert len(torch_model.state_dict()) == len(model.weights)
     assert max(_hub_errors(model, torch_model)) <= 1e-5
 

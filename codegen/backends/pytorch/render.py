@@ -237,8 +237,10 @@ class ClassRenderer:
             within[stmt.outputs[0]] = written
             return
         named = stmt.render.output_names if stmt.kind == "expr" else ()
-        targets = [target or names.create(identifier(name))
-                   for name in named or [stmt.attr] * len(stmt.outputs)]
+        names_of = named or [stmt.attr] * len(stmt.outputs)
+        if names_of == ["x"] and self.role(stmt.outputs[0]) == "attention_mask":
+            names_of = ["attention_mask"]  # (a mask made from the inputs, e.g. hoisted)
+        targets = [target or names.create(identifier(name)) for name in names_of]
         lines.append(f"{', '.join(targets)} = {text}")
         self.groups.append(written)
         values.update(zip(stmt.outputs, targets))
@@ -253,8 +255,9 @@ class ClassRenderer:
         carried = stmt.inputs[stmt.carry]
         if not stmt.shared:
             hidden = names.create(identifier(stmt.attr.removesuffix("s")))
-        elif carried in arguments and uses[carried] == 1:
-            hidden = values[carried]
+        elif uses[carried] == 1 and (carried in arguments or re.fullmatch(
+                re.escape(self.role(carried)) + r"(_\d+)?", values[carried])):
+            hidden = values[carried]  # (an argument, or the loop before's result)
         else:
             hidden = names.create(self.role(carried))
         args = [values[ref] for ref in stmt.inputs]
