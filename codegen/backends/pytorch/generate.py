@@ -27,18 +27,17 @@ class Generated:
 
 
 def generate(graph: Graph, *, templates: Path | None = None) -> Generated:
-    tree = build_tree(graph)
-    find_blocks(tree, graph)
-    interfaces(tree, graph)
-    planner = Planner(tree)
-    classes = planner.classes(tree.root)
-    root_plan = planner.plans[id(tree.root)]
+    planner, classes, root_plan = _plan(graph, loops=True)
+    if _untied(graph, _state(planner, root_plan)):  # a block reused across depth (depth.py)
+        planner, classes, root_plan = _plan(graph, loops=False)  # that no loop took
+    tree = planner.tree
     renderer = ClassRenderer(environment(templates), planner)
+    renderer.role = lambda ref: role_names(graph, [ref])[0]
     texts = []
     for cls in classes:
         if cls is root_plan.cls:
             continue
-        texts.append(renderer.class_text(cls, doc=doc_text(_class_doc(cls)),
+        texts.append(renderer.class_text(cls, doc=doc_text(_class_doc(cls, planner)),
                                          arg_names=role_names(graph, cls.instances[0].scope.inputs)))
     model_doc = f"TF scope {tree.root.path or '(root)'}: the whole network."
     texts.append(renderer.class_text(root_plan.cls, doc=doc_text(model_doc),
@@ -65,6 +64,21 @@ def generate(graph: Graph, *, templates: Path | None = None) -> Generated:
                      renderer.statements, dict(_plans(planner, root_plan)))
 
 
+def _plan(graph: Graph, *, loops: bool) -> tuple[Planner, list[ModuleClass], Plan]:
+    tree = build_tree(graph, loops=loops)
+    find_blocks(tree, graph)
+    interfaces(tree, graph)
+    planner = Planner(tree)
+    classes = planner.classes(tree.root)
+    return planner, classes, planner.plans[id(tree.root)]
+
+
+def _untied(graph: Graph, state: dict[str, str]) -> bool:
+    """Some source variable is held by two parameters (fine-tuning would untie them)."""
+    weights = [weight for weight in state.values() if weight in graph.weights]
+    return len(weights) != len(set(weights))
+
+
 def forward_names(graph: Graph) -> list[str]:
     """The model's forward parameters: the source's input names, so that a caller may pass
     them by keyword (`model(chars=ids)`), one input or several. A lone input whose name
@@ -75,10 +89,16 @@ def forward_names(graph: Graph) -> list[str]:
     return names
 
 
-def _class_doc(cls: ModuleClass) -> str:
+def _class_doc(cls: ModuleClass, planner: Planner) -> str:
     paths = [plan.scope.path for plan in cls.instances]
     count = len(paths)
     where = scope_pattern(paths)
+    loops = [planner.loops[id(plan.scope)] for plan in cls.instances if id(plan.scope) in planner.loops]
+    if len(loops) == count:  # ALBERT's layer: one module, one set of weights
+        where = scope_pattern([path for paths in loops for path in paths])
+        calls = " and ".join(str(len(paths)) for paths in loops)
+        return (f"TF scope {where} (one module called {calls} times)." if len(loops) == 1
+                else f"TF scope {where} ({len(loops)} modules, called {calls} times).")
     if cls.instances[0].scope.found:
         return (f"Found by graph structure in TF scope {where.rpartition('/')[0] or '(root)'}"
                 + (f" ({count} instances)." if count > 1 else "."))

@@ -6,7 +6,8 @@ counts, strides, ...) become the class's parameters; equal ones stay literals.
 A module that only chains child modules becomes an `nn.Sequential`; a run of modules of
 one class that take several inputs, each taking the one before's output and otherwise the
 same inputs (a transformer's layers, each also given the mask), becomes an `nn.ModuleList`
-and a loop.
+and a loop. Such a run on the same weights (ALBERT's one layer applied N times, see
+depth.py), of one input or several, is one module called in a loop.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from codegen.backends.pytorch.conv_ops import CONV_HELPERS
-from codegen.backends.pytorch.naming import Namespace, class_name, identifier
+from codegen.backends.pytorch.naming import Namespace, class_name, identifier, role_name
 from codegen.backends.pytorch.ops import Expr, Layer
 from codegen.backends.pytorch.structure import Scope, Tree, share_key
 from codegen.backends.pytorch.variants import OptionalPart, flag_name, optional_parts, stmt_key
@@ -44,6 +45,7 @@ class Stmt:
     scope: Scope | None = None  # module
     items: list[Stmt] = field(default_factory=list)  # seq, stack
     carry: int = 0  # stack: the input each module's output replaces for the next one
+    shared: bool = False  # stack: one module (the same weights) called len(items) times
     reuse: bool = False  # a later call of a layer an earlier statement defines
 
 
@@ -85,6 +87,8 @@ class Planner:
     def __init__(self, tree: Tree) -> None:
         self.tree = tree
         self.plans: dict[int, Plan] = {}  # id(scope) -> plan
+        self.loops: dict[int, list[str]] = {}  # id(scope) of a module called in a loop ->
+        # the scopes of its calls
 
     # -- statements ------------------------------------------------------------------------
     def plan(self, scope: Scope) -> Plan:
@@ -139,32 +143,44 @@ class Planner:
         uses = Counter(ref for stmt in stmts for ref in stmt.inputs) + Counter(scope.outputs)
         result, index = [], 0
         while index < len(stmts):
-            run, carry = self.stack_run(stmts, index, uses)
+            run, carry, shared = self.stack_run(stmts, index, uses)
             if len(run) < STACK_MIN:
                 result.append(stmts[index])
                 index += 1
                 continue
             base = re.sub(r"_?\d+$", "", run[0].attr) or "layer"
-            attr = names.create(base if base.endswith("s") else base + "s")
+            if shared:  # one module: the first's name, without a tracer's call number
+                base = role_name(run[0].attr)
+                attr = run[0].attr if base == run[0].attr else names.create(base)
+                self.loops[id(run[0].scope)] = [item.scope.path for item in run]
+            else:
+                attr = names.create(base if base.endswith("s") else base + "s")
             result.append(Stmt("stack", attr, run[0].inputs, run[-1].outputs, items=run,
-                               carry=carry))
+                               carry=carry, shared=shared))
             index += len(run)
         return result
 
-    def stack_run(self, stmts: list[Stmt], start: int, uses: Counter) -> tuple[list[Stmt], int]:
+    def stack_run(self, stmts: list[Stmt], start: int,
+                  uses: Counter) -> tuple[list[Stmt], int, bool]:
         """The modules from `start` on with the first's signature where each one's single
         output is read only by the next, always in the same input position, and the other
-        inputs are the same values; and that position."""
+        inputs are the same values; that position; whether they hold the same weights."""
         first = stmts[start]
-        if first.kind != "module" or len(first.outputs) != 1 or len(first.inputs) < 2:
-            return [first], 0  # (modules of one input chain as an nn.Sequential, or inline)
+        if first.kind != "module" or len(first.outputs) != 1:
+            return [first], 0, False
+        weights = self.weights(first)
+        shared = bool(weights) and self.weights(stmts[start + 1]) == weights if (
+            start + 1 < len(stmts) and stmts[start + 1].kind == "module") else False
+        if len(first.inputs) < 2 and not shared:
+            return [first], 0, False  # (modules of one input chain as an nn.Sequential, or inline)
         sig = self.signature(self.plans[id(first.scope)])
         run, carry = [first], None
         for stmt in stmts[start + 1:]:
             previous = run[-1].outputs[0]
             if (stmt.kind != "module" or len(stmt.outputs) != 1 or uses[previous] != 1
                     or previous not in stmt.inputs or len(stmt.inputs) != len(first.inputs)
-                    or self.signature(self.plans[id(stmt.scope)]) != sig):
+                    or self.signature(self.plans[id(stmt.scope)]) != sig
+                    or (self.weights(stmt) == weights) != shared):
                 break
             position = stmt.inputs.index(previous)
             same = all(ref == other for i, (ref, other) in enumerate(zip(stmt.inputs, run[-1].inputs))
@@ -173,7 +189,13 @@ class Planner:
                 break
             carry = position
             run.append(stmt)
-        return run, carry or 0
+        return run, carry or 0, shared
+
+    def weights(self, stmt: Stmt) -> tuple:
+        """The layers' weights of a module statement, in order (equal: the same module)."""
+        plan = self.plans[id(stmt.scope)]
+        return tuple(key for item in self.walk(plan) if item.kind == "layer"
+                     for key in [share_key(item.render)] if key is not None)
 
     # -- signatures -------------------------------------------------------------------------
     def signature(self, plan: Plan) -> tuple:
@@ -202,7 +224,7 @@ class Planner:
             plan = self.plans[id(stmt.scope)]
             return self.signature(plan), plan.depth
         sigs = [self.stmt_sig(item) for item in stmt.items]
-        return (stmt.carry, *(s for s, _ in sigs)), max(d for _, d in sigs)
+        return (stmt.carry, stmt.shared, *(s for s, _ in sigs)), max(d for _, d in sigs)
 
     # -- classes ---------------------------------------------------------------------------
     def classes(self, root: Scope) -> list[ModuleClass]:
@@ -280,8 +302,10 @@ class Planner:
         raise KeyError(node_name)
 
     def walk(self, plan: Plan):
+        """Every statement, those in an nn.Sequential / nn.ModuleList included (of a module
+        called in a loop, the one module)."""
         for stmt in plan.stmts:
-            for item in [stmt] + stmt.items:
+            for item in [stmt] + stmt.items[:1 if stmt.shared else None]:
                 yield item
                 if item.kind == "module":
                     yield from self.walk(self.plans[id(item.scope)])
@@ -326,7 +350,9 @@ def activation_path(index: int) -> tuple:
 
 def items_of(stmt: Stmt) -> list[tuple[tuple[str, ...], Stmt]]:
     """(attribute path, statement) of a statement, or of each module of an nn.Sequential or
-    nn.ModuleList (`blocks`, `0`)."""
+    nn.ModuleList (`blocks`, `0`); of a module called in a loop, its first call."""
+    if stmt.shared:
+        return [((stmt.attr,), stmt.items[0])]
     if stmt.kind in ("seq", "stack"):
         return [((stmt.attr, str(i)), item) for i, item in enumerate(stmt.items)]
     return [((stmt.attr,), stmt)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,7 @@ class ClassRenderer:
         # failing line of model.py came from (codegen/backends/pytorch/check.py)
         self.statements: dict[str, list[list[tuple[int, str | None]]]] = {}
         self.groups: list[list[tuple[int, str | None]]] = []  # those of the last forward()
+        self.role: Callable[[str], str] = lambda ref: "x"  # a value's name by its role
 
     def macro(self, template: str, name: str):
         return getattr(self.env.get_template(template).module, name)
@@ -111,6 +113,8 @@ class ClassRenderer:
         return f"{child.cls.name}({', '.join(_call_args(child.cls.params, args))})"
 
     def init_text(self, cls: ModuleClass, plan: Plan, stmt: Stmt) -> str:
+        if stmt.shared:  # one module, called in a loop
+            return self.item_init(cls, plan, (stmt.attr,), stmt.items[0])
         if stmt.kind not in ("seq", "stack"):
             return self.item_init(cls, plan, (stmt.attr,), stmt)
         texts = [self.item_init(cls, plan, (stmt.attr, str(i)), item)
@@ -186,10 +190,19 @@ class ClassRenderer:
         """Write one statement of forward (or fold it into its reader); `target`: the name
         its result is assigned to (an optional part's last statement)."""
         if stmt.kind == "stack":
-            lines += self.loop(stmt, names, values)
+            for position, ref in enumerate(stmt.inputs):  # (not computed again each time)
+                if position != stmt.carry and not values[ref].isidentifier():
+                    name = names.create(self.role(ref))
+                    lines.append(f"{name} = {values[ref]}")
+                    self.groups.append(inside([ref]))
+                    values[ref] = name
+                    within.pop(ref, None)
+            loop = self.loop(stmt, names, values, plan.scope.inputs, uses)
+            lines += loop
             rest = [ref for i, ref in enumerate(stmt.inputs) if i != stmt.carry]
-            self.groups += [inside(stmt.inputs[stmt.carry:stmt.carry + 1]),
-                            [(index, None), *inside(rest)]]
+            if not loop[0].startswith("for "):  # `hidden = first`
+                self.groups.append(inside(stmt.inputs[stmt.carry:stmt.carry + 1]))
+            self.groups.append([(index, None), *inside(rest)])
             return
         owned = {ref for ref in stmt.inputs if ref in fresh and uses[ref] == 1}
         into = _accumulator(stmt, owned, producers)
@@ -224,21 +237,37 @@ class ClassRenderer:
             within[stmt.outputs[0]] = written
             return
         named = stmt.render.output_names if stmt.kind == "expr" else ()
-        targets = [target or names.create(identifier(name))
-                   for name in named or [stmt.attr] * len(stmt.outputs)]
+        names_of = named or [stmt.attr] * len(stmt.outputs)
+        if names_of == ["x"] and self.role(stmt.outputs[0]) == "attention_mask":
+            names_of = ["attention_mask"]  # (a mask made from the inputs, e.g. hoisted)
+        targets = [target or names.create(identifier(name)) for name in names_of]
         lines.append(f"{', '.join(targets)} = {text}")
         self.groups.append(written)
         values.update(zip(stmt.outputs, targets))
 
-    @staticmethod
-    def loop(stmt: Stmt, names: Namespace, values: dict) -> list[str]:
+    def loop(self, stmt: Stmt, names: Namespace, values: dict, arguments: list[str],
+             uses: Counter) -> list[str]:
         """An nn.ModuleList's modules called in turn, each on the one before's output:
-        `for layer in self.transformer_layers: hidden = layer(mask, hidden)`."""
-        hidden = names.create(identifier(stmt.attr.removesuffix("s")))
-        layer = names.create("layer")
+        `for layer in self.transformer_layers: hidden = layer(mask, hidden)`; or one module
+        called N times: `for _ in range(3): hidden_states = self.layer(hidden_states, mask)`
+        (the value named by its role, or the forward argument it is, when nothing else
+        reads that)."""
+        carried = stmt.inputs[stmt.carry]
+        if not stmt.shared:
+            hidden = names.create(identifier(stmt.attr.removesuffix("s")))
+        elif uses[carried] == 1 and (carried in arguments or re.fullmatch(
+                re.escape(self.role(carried)) + r"(_\d+)?", values[carried])):
+            hidden = values[carried]  # (an argument, or the loop before's result)
+        else:
+            hidden = names.create(self.role(carried))
         args = [values[ref] for ref in stmt.inputs]
         first, args[stmt.carry] = args[stmt.carry], hidden
         values[stmt.outputs[0]] = hidden
+        if stmt.shared:
+            start = [f"{hidden} = {first}"] if first != hidden else []
+            return start + [f"for _ in range({len(stmt.items)}):",
+                            f"    {hidden} = self.{stmt.attr}({', '.join(args)})"]
+        layer = names.create("layer")
         return [f"{hidden} = {first}", f"for {layer} in self.{stmt.attr}:",
                 f"    {hidden} = {layer}({', '.join(args)})"]
 

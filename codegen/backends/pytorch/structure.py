@@ -11,7 +11,9 @@ Every IR node sits in the scope of its TF name. A scope becomes:
 
 A layer that reads the same weights at several places (TF1 `reuse=True`, a Keras layer
 called twice) is one module called several times: its calls are gathered in one leaf, in
-the innermost scope that holds them all, so fine-tuning keeps the weights tied.
+the innermost scope that holds them all, so fine-tuning keeps the weights tied. Where
+whole blocks repeat on the same weights, each feeding the next (ALBERT), the calls stay
+in their blocks instead (depth.py) and modules.py calls one block in a loop.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
+from codegen.backends.pytorch.depth import depth_instances
 from codegen.backends.pytorch.ops import Expr, Layer, render_op
 from codegen.ir.graph import Graph, Node, split_ref
 
@@ -55,11 +58,12 @@ class Tree:
     hints: dict[str, str] = field(default_factory=dict)  # node -> name of its old scope
 
 
-def build_tree(graph: Graph) -> Tree:
+def build_tree(graph: Graph, *, loops: bool = True) -> Tree:
+    """`loops`: keep the layers of a block reused across depth in their blocks (depth.py)."""
     order = graph.topological_order()
     position = {node.name: index for index, node in enumerate(order)}
     renders = {node.name: render_op(node, graph) for node in order}
-    scopes = _shared_scopes(order, renders, graph)
+    scopes = _shared_scopes(order, renders, graph, loops)
     scopes.update(_borrowed_weights(order, renders, scopes))
     root = Scope("", "")
     for node in order:
@@ -94,7 +98,7 @@ def share_key(render) -> tuple | None:
             tuple(render.state.items()))
 
 
-def _shared_scopes(order: list[Node], renders: dict, graph: Graph) -> dict[str, str]:
+def _shared_scopes(order: list[Node], renders: dict, graph: Graph, loops: bool) -> dict[str, str]:
     """node name -> the scope to put it in, for the calls of a shared layer: one leaf,
     named after the variables' own scope ('shared_conv' for 'shared_conv/kernel'), in the
     innermost scope that holds every call."""
@@ -103,16 +107,20 @@ def _shared_scopes(order: list[Node], renders: dict, graph: Graph) -> dict[str, 
         key = share_key(renders[node.name])
         if key is not None:
             groups.setdefault(key, []).append(node)
+    shared = [nodes for nodes in groups.values() if len(nodes) > 1]
+    results = {output.source for output in graph.outputs}
+    kept = depth_instances(order, renders, shared, results) if loops else {}
     scopes = {}
-    for nodes in groups.values():
-        if len(nodes) < 2:
-            continue
+    for nodes in shared:
         parents = [node.scope.rpartition("/")[0].split("/") for node in nodes]
         weight = graph.weights[next(iter(renders[nodes[0].name].state.values()))]
         variable_scope = weight.source_name.rpartition("/")[0].rpartition("/")[2]
         leaf = variable_scope or nodes[0].scope.rpartition("/")[2] or "shared"
         for node in nodes:
-            scopes[node.name] = "/".join([*_common_prefix(parents), leaf])
+            if node.name not in kept:
+                scopes[node.name] = "/".join([*_common_prefix(parents), leaf])
+            elif node.scope == kept[node.name] and variable_scope:  # TF1: 'layer_1/MatMul'
+                scopes[node.name] = f"{node.scope}/{variable_scope}"  # -> 'layer_1/up'
     return scopes
 
 
