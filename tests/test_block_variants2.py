@@ -1,0 +1,125 @@
+"""Blocks whose strided instances pad differently (codegen/backends/pytorch/modules.py,
+`padded_form`): TF 'SAME' with stride 2 pads the odd pixel at the end only (PaddedConv2d),
+stride 1 pads both sides (nn.Conv2d(padding=...)). An inverted-residual block that comes
+in both forms is still one class, its depthwise convolution a PaddedConv2d taking `pad`,
+as MobileNetV3Small's blocks are (issue 22)."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import torch
+from test_blocks import RNG, classes_of, forward_lengths
+
+from codegen.backends.pytorch.build import build
+from codegen.backends.pytorch.modules import padded_form
+from codegen.backends.pytorch.ops import Layer
+from codegen.verify import import_generated
+
+
+def test_a_symmetric_convolution_as_a_padded_one():
+    conv = Layer("ops/conv2d.py.jinja", "nn.Conv2d",
+                 {"in_channels": 4, "out_channels": 4, "kernel_size": 3, "stride": 1,
+                  "padding": (1, 2), "dilation": 1, "groups": 4, "bias": False},
+                 {"weight": "w"}, "conv")
+    padded = padded_form(conv)
+    assert padded.cls == "PaddedConv2d" and padded.helpers == ("PaddedConv2d",)
+    assert padded.args["pad"] == (2, 2, 1, 1)  # F.pad's (left, right, top, bottom)
+    assert list(padded.args) == ["in_channels", "out_channels", "kernel_size", "stride", "pad",
+                                 "dilation", "groups", "bias"]
+    assert padded.state == conv.state
+    assert padded_form(padded) is padded
+    same = Layer("ops/conv2d.py.jinja", "Conv2dSame", {"kernel_size": 3}, {"weight": "w"}, "conv")
+    assert padded_form(same) is None  # (sized at run time: not a fixed pad)
+    linear = Layer("ops/linear.py.jinja", "nn.Linear", {"in_features": 2}, {"weight": "w"}, "fc")
+    assert padded_form(linear) is None
+    # the same function
+    torch.manual_seed(0)
+    plain = torch.nn.Conv2d(4, 4, kernel_size=3, padding=(1, 2), groups=4, bias=False)
+    helper = _padded_conv2d()(4, 4, kernel_size=3, pad=(2, 2, 1, 1), groups=4, bias=False)
+    helper.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 4, 7, 9)
+    torch.testing.assert_close(helper(x), plain(x), rtol=0, atol=0)
+
+
+def _padded_conv2d():
+    import torch.nn.functional as F
+    from torch import nn
+
+    class PaddedConv2d(nn.Conv2d):  # as helpers.py.jinja writes it
+        def __init__(self, *args, pad, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            self.pad = pad
+
+        def forward(self, x):
+            return super().forward(F.pad(x, self.pad))
+
+    return PaddedConv2d
+
+
+# (stride, kernel, residual) of each block
+BLOCKS = [(2, 3, False), (1, 3, True), (1, 3, True), (2, 5, False), (1, 5, True),
+          (1, 5, True), (1, 3, True), (2, 3, False)]
+
+
+def test_strided_and_unstrided_inverted_residuals_are_one_class(tmp_path):
+    """Keras blocks `block_<i>_expand`, `..._depthwise` (a ZeroPadding2D before the strided
+    ones, 'same' padding on the others), `..._project`: one class with `stride` and `pad`
+    arguments, the same numbers as TensorFlow, and the same file and keys on a rebuild."""
+    from codegen.frontends.tensorflow.compat import import_tf
+    from codegen.frontends.tensorflow.to_ir import to_ir
+
+    import_tf()
+    import keras
+
+    keras.utils.set_random_seed(0)
+    layers = keras.layers
+    inputs = keras.Input((16, 16, 3))
+    x = layers.Conv2D(8, 1, name="stem")(inputs)
+    for i, (stride, kernel, residual) in enumerate(BLOCKS):
+        y = layers.ReLU(name=f"block_{i}_expand_relu")(
+            layers.BatchNormalization(name=f"block_{i}_expand_bn")(
+                layers.Conv2D(16, 1, use_bias=False, name=f"block_{i}_expand")(x)))
+        if stride == 2:
+            y = layers.ZeroPadding2D(((0, kernel // 2), (0, kernel // 2)), name=f"block_{i}_pad")(y)
+        y = layers.DepthwiseConv2D(kernel, strides=stride, use_bias=False,
+                                   padding="valid" if stride == 2 else "same",
+                                   name=f"block_{i}_depthwise")(y)
+        y = layers.ReLU(name=f"block_{i}_depthwise_relu")(
+            layers.BatchNormalization(name=f"block_{i}_depthwise_bn")(y))
+        y = layers.BatchNormalization(name=f"block_{i}_project_bn")(
+            layers.Conv2D(8, 1, use_bias=False, name=f"block_{i}_project")(y))
+        x = layers.Add(name=f"block_{i}_add")([x, y]) if residual else y
+    outputs = layers.Dense(5, name="head")(layers.GlobalAveragePooling2D(name="pool")(x))
+    model = keras.Model(inputs, outputs)
+    for layer in model.layers:  # statistics away from 0 / 1, so a misplaced BN shows
+        if isinstance(layer, layers.BatchNormalization):
+            channels = layer.moving_mean.shape[0]
+            layer.moving_mean.assign(RNG.uniform(-0.5, 0.5, channels).astype(np.float32))
+            layer.moving_variance.assign(RNG.uniform(0.5, 2, channels).astype(np.float32))
+    model.export(str(tmp_path / "saved"), verbose=False)
+    to_ir(tmp_path / "saved", None, None, tmp_path / "ir", quiet=True)
+    build(tmp_path / "ir", tmp_path / "model", quiet=True)
+    text = (tmp_path / "model" / "model.py").read_text()
+
+    images = RNG.uniform(-1, 1, (2, 16, 16, 3)).astype(np.float32)
+    expected = model(images).numpy()
+    for fused in (True, False):
+        with torch.no_grad():
+            ours = import_generated(tmp_path / "model").load_model(fused=fused)(
+                torch.from_numpy(images.transpose(0, 3, 1, 2).copy())).numpy()
+        assert np.abs(ours - expected).max() <= 1e-4 * np.abs(expected).max()
+    names = [name for name in classes_of(text) if name not in ("FusedIntoConv", "PaddedConv2d")]
+    assert len(names) == 2, (names, text)  # the block and the model
+    block = text.split(f"class {names[0]}")[1].split("\nclass ")[0]
+    assert "PaddedConv2d(" in block and "stride=stride" in block and "pad=pad" in block, block
+    assert "use_residual" in block, block
+    assert re.search(r"\(2, 2, 2, 2\)", text) and re.search(r"\(0, 2, 0, 2\)", text), text
+    assert max(forward_lengths(text)) <= 15, text
+
+    build(tmp_path / "ir", tmp_path / "again", quiet=True)
+    assert (tmp_path / "model" / "model.py").read_bytes() == (tmp_path / "again" / "model.py").read_bytes()
+    keys = sorted(p.name for p in (tmp_path / "model" / "weights").glob("*.npy"))
+    assert keys == sorted(p.name for p in (tmp_path / "again" / "weights").glob("*.npy"))
+    assert any(re.match(r"blocks?[._]3\.depthwise\.weight", key) for key in keys), keys
