@@ -2,7 +2,8 @@
 `padded_form`): TF 'SAME' with stride 2 pads the odd pixel at the end only (PaddedConv2d),
 stride 1 pads both sides (nn.Conv2d(padding=...)). An inverted-residual block that comes
 in both forms is still one class, its depthwise convolution a PaddedConv2d taking `pad`,
-as MobileNetV3Small's blocks are (issue 22)."""
+as MobileNetV3Small's blocks are (issue 22); the BatchNorm of an optional part is fused
+into its convolution where the block has the part (render.py, conv_bn_pairs)."""
 
 from __future__ import annotations
 
@@ -78,7 +79,7 @@ def test_strided_and_unstrided_inverted_residuals_are_one_class(tmp_path):
     inputs = keras.Input((16, 16, 3))
     x = layers.Conv2D(8, 1, name="stem")(inputs)
     for i, (stride, kernel, residual) in enumerate(BLOCKS):
-        y = layers.ReLU(name=f"block_{i}_expand_relu")(
+        y = x if i == 0 else layers.ReLU(name=f"block_{i}_expand_relu")(  # (optional)
             layers.BatchNormalization(name=f"block_{i}_expand_bn")(
                 layers.Conv2D(16, 1, use_bias=False, name=f"block_{i}_expand")(x)))
         if stride == 2:
@@ -110,11 +111,15 @@ def test_strided_and_unstrided_inverted_residuals_are_one_class(tmp_path):
             ours = import_generated(tmp_path / "model").load_model(fused=fused)(
                 torch.from_numpy(images.transpose(0, 3, 1, 2).copy())).numpy()
         assert np.abs(ours - expected).max() <= 1e-4 * np.abs(expected).max()
+    fused = import_generated(tmp_path / "model").load_model()
+    # the BatchNorm of the optional expansion is fused too, where the block has it
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules()), fused
     names = [name for name in classes_of(text) if name not in ("FusedIntoConv", "PaddedConv2d")]
     assert len(names) == 2, (names, text)  # the block and the model
     block = text.split(f"class {names[0]}")[1].split("\nclass ")[0]
     assert "PaddedConv2d(" in block and "stride=stride" in block and "pad=pad" in block, block
-    assert "use_residual" in block, block
+    assert "use_residual" in block and "use_expand" in block, block
+    assert '("expand", "expand_bn")' in block, block
     assert re.search(r"\(2, 2, 2, 2\)", text) and re.search(r"\(0, 2, 0, 2\)", text), text
     assert max(forward_lengths(text)) <= 15, text
 
