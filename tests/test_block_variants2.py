@@ -11,11 +11,12 @@ import re
 
 import numpy as np
 import torch
-from test_blocks import RNG, classes_of, forward_lengths
+from test_blocks import RNG, Builder, classes_of, forward_lengths
 
 from codegen.backends.pytorch.build import build
 from codegen.backends.pytorch.modules import padded_form
 from codegen.backends.pytorch.ops import Layer
+from codegen.ir.graph import Node, TensorInfo
 from codegen.verify import import_generated
 
 
@@ -128,3 +129,65 @@ def test_strided_and_unstrided_inverted_residuals_are_one_class(tmp_path):
     keys = sorted(p.name for p in (tmp_path / "model" / "weights").glob("*.npy"))
     assert keys == sorted(p.name for p in (tmp_path / "again" / "weights").glob("*.npy"))
     assert any(re.match(r"blocks?[._]3\.depthwise\.weight", key) for key in keys), keys
+
+
+class Eager(Builder):
+    """test_blocks.Builder that also computes each value on one input, as numpy."""
+
+    def __init__(self, ir_dir, width: int, x: np.ndarray) -> None:
+        super().__init__(ir_dir, width)
+        self.env = {"x:0": x}
+
+    def dense(self, ref: str, out: int | None = None, width: int | None = None) -> str:
+        result = super().dense(ref, out, width)
+        self.env[result] = self.env[ref] @ self.values[result[:-2]]
+        return result
+
+    def op(self, op: str, *refs: str) -> str:
+        result = super().op(op, *refs)
+        values = [self.env[ref] for ref in refs]
+        self.env[result] = np.maximum(values[0], 0) if op == "relu" else values[0] + values[1]
+        return result
+
+    def concat(self, *refs: str) -> str:
+        name = self.name("concat")
+        self.nodes.append(Node(name, "concat", list(refs), [TensorInfo([None, self.width * len(refs)])],
+                               attrs={"axis": 1}, scope=name))
+        self.env[f"{name}:0"] = np.concatenate([self.env[ref] for ref in refs], axis=1)
+        return f"{name}:0"
+
+
+def nasnet_like(b: Eager, cells: int) -> str:
+    """Cells that read the two cells before them: relu, dense on each (`h`, `a`), five
+    branches, and the five concatenated (as NASNet's cells end)."""
+    before, previous = ("x:0", b.width), (b.op("relu", b.dense("x:0")), b.width)
+    for _ in range(cells):
+        h = b.dense(b.op("relu", previous[0]), width=previous[1])
+        a = b.dense(b.op("relu", before[0]), width=before[1])
+        s1 = b.op("add", b.op("relu", b.dense(h)), b.op("relu", b.dense(a)))
+        s2 = b.op("add", b.op("relu", b.dense(s1)), b.op("relu", b.dense(h)))
+        s3 = b.op("add", b.op("relu", b.dense(s2)), b.op("relu", b.dense(a)))
+        s4 = b.op("add", b.op("relu", b.dense(s3)), a)
+        s5 = b.op("add", b.op("relu", b.dense(s4)), h)
+        before, previous = previous, (b.concat(s1, s2, s3, s4, s5), 5 * b.width)
+    return b.dense(previous[0], out=3, width=previous[1])
+
+
+def test_the_last_cell_keeps_its_own_first_layers(tmp_path):
+    """NASNet-like cells (`nasnet_like`). The last cell's newest input is read by nothing
+    else, so a cut falls after its relu, dense on it; those still join the cell (blocks.py,
+    `_join_short`): every cell is one class, the last one too, and no module holds a
+    lone relu, dense."""
+    x = RNG.normal(size=(4, 8)).astype(np.float32)
+    b = Eager(tmp_path / "ir", 8, x)
+    output = nasnet_like(b, cells=6)
+    b.graph(output)
+    build(tmp_path / "ir", tmp_path / "model", quiet=True)
+    text = (tmp_path / "model" / "model.py").read_text()
+    with torch.no_grad():
+        ours = import_generated(tmp_path / "model").load_model()(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(ours, b.env[output], rtol=1e-4, atol=1e-4)
+    model = text.split("class Model")[1]
+    calls = [name for name in re.findall(r"self\.\w+ = (\w+)\(", model) if name in classes_of(text)]
+    assert len(calls) == 6 and len(set(calls)) == 1, (calls, text)  # (and nothing else)
+    assert max(forward_lengths(text)) <= 25, text

@@ -6,8 +6,7 @@ meet the issue's budgets (MobileNetV3Small's blocks are one class: the strided o
 depthwise convolution is a PaddedConv2d, and so the others' is, with `pad` an argument);
 NASNetMobile is held at what the structure finder reaches today (the issue asks for 600
 lines): its cells still differ in their 'adjust' paths (a 1x1 projection, a factorised
-reduction, none), and the first and last cells' own 1x1 path is cut off as a block of its
-own, so Normal cells are three classes and Reduction cells three.
+reduction, none), so Normal cells are two classes and Reduction cells three.
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ pytestmark = pytest.mark.zoo
 
 # model -> (lines of model.py, longest forward) at most
 HELD = {"RegNetX002": (250, 60), "ConvNeXtTiny": (200, 60), "MobileNetV3Small": (250, 60),
-        "NASNetMobile": (710, 100)}
+        "NASNetMobile": (650, 100)}
 
 
 @pytest.mark.parametrize("name", list(HELD))
