@@ -20,7 +20,7 @@ from codegen.ir.graph import Node, TensorInfo
 from codegen.verify import import_generated
 
 
-def test_a_symmetric_convolution_as_a_padded_one():
+def test_a_symmetric_convolution_as_a_padded_one(tmp_path):
     conv = Layer("ops/conv2d.py.jinja", "nn.Conv2d",
                  {"in_channels": 4, "out_channels": 4, "kernel_size": 3, "stride": 1,
                   "padding": (1, 2), "dilation": 1, "groups": 4, "bias": False},
@@ -36,28 +36,38 @@ def test_a_symmetric_convolution_as_a_padded_one():
     assert padded_form(same) is None  # (sized at run time: not a fixed pad)
     linear = Layer("ops/linear.py.jinja", "nn.Linear", {"in_features": 2}, {"weight": "w"}, "fc")
     assert padded_form(linear) is None
-    # the same function
+    # the same function, with the helper as model.py writes it (a symmetric pad is the
+    # convolution's own padding: no F.pad copy)
     torch.manual_seed(0)
-    plain = torch.nn.Conv2d(4, 4, kernel_size=3, padding=(1, 2), groups=4, bias=False)
-    helper = _padded_conv2d()(4, 4, kernel_size=3, pad=(2, 2, 1, 1), groups=4, bias=False)
-    helper.load_state_dict(plain.state_dict())
-    x = torch.randn(2, 4, 7, 9)
-    torch.testing.assert_close(helper(x), plain(x), rtol=0, atol=0)
+    for rank, padding, pad in [(2, (1, 2), (2, 2, 1, 1)), (1, (2,), (2, 2)),
+                               (3, (1, 0, 2), (2, 2, 0, 0, 1, 1)), (2, None, (0, 1, 2, 0))]:
+        helper = _helper(f"PaddedConv{rank}d", tmp_path)(4, 4, kernel_size=3, pad=pad, groups=4, bias=False)
+        assert (helper.pad == ()) == (padding is not None)
+        plain = getattr(torch.nn, f"Conv{rank}d")(4, 4, kernel_size=3, padding=padding or 0,
+                                                   groups=4, bias=False)
+        plain.load_state_dict(helper.state_dict())
+        x = torch.randn(2, 4, *[7, 9, 5][:rank])
+        if padding is None:  # asymmetric: F.pad first
+            expected = plain(torch.nn.functional.pad(x, pad))
+        else:
+            expected = plain(x)
+        torch.testing.assert_close(helper(x), expected, rtol=0, atol=0)
 
 
-def _padded_conv2d():
-    import torch.nn.functional as F
-    from torch import nn
+def _helper(name: str, folder):
+    """The helper class as model.py writes it (helpers.py.jinja), imported from a file."""
+    import importlib.util
 
-    class PaddedConv2d(nn.Conv2d):  # as helpers.py.jinja writes it
-        def __init__(self, *args, pad, **kwargs) -> None:
-            super().__init__(*args, **kwargs)
-            self.pad = pad
+    from codegen.backends.pytorch.render import environment
 
-        def forward(self, x):
-            return super().forward(F.pad(x, self.pad))
-
-    return PaddedConv2d
+    text = str(getattr(environment().get_template("helpers.py.jinja").module, name)())
+    path = folder / f"{name}.py"
+    path.write_text("from __future__ import annotations\n\nimport torch\n"
+                    "import torch.nn.functional as F\nfrom torch import nn\n" + text)
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return getattr(module, name)
 
 
 # (stride, kernel, residual) of each block
