@@ -1,12 +1,12 @@
 """Issue 22's readability budgets on Keras applications whose layer names do not split into
 stage/block scopes (zoo marker: each model is built, saved and converted at 224x224).
 
-The measurement itself is bench/structure.py. RegNetX002 and ConvNeXtTiny meet the issue's
-budgets; MobileNetV3Small and NASNetMobile are held at what the structure finder reaches
-today (the issue asks for 250 and 600 lines). MobileNetV3Small's blocks are two classes with
-arguments (activation, use_squeeze_excite, use_residual, use_expand): the strided one's
-depthwise convolution is another layer class (PaddedConv2d), so it is still apart;
-NASNetMobile's cells still differ in their 'adjust' paths.
+The measurement itself is bench/structure.py. RegNetX002, ConvNeXtTiny and MobileNetV3Small
+meet the issue's budgets (MobileNetV3Small's blocks are one class: the strided ones'
+depthwise convolution is a PaddedConv2d, and so the others' is, with `pad` an argument);
+NASNetMobile is held at what the structure finder reaches today (the issue asks for 600
+lines): its cells still differ in their 'adjust' paths (a 1x1 projection, a factorised
+reduction, none), so Normal cells are two classes and Reduction cells three.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ BENCH = Path(__file__).resolve().parent.parent / "bench" / "structure.py"
 pytestmark = pytest.mark.zoo
 
 # model -> (lines of model.py, longest forward) at most
-HELD = {"RegNetX002": (250, 60), "ConvNeXtTiny": (200, 60), "MobileNetV3Small": (290, 60),
-        "NASNetMobile": (720, 100)}
+HELD = {"RegNetX002": (250, 60), "ConvNeXtTiny": (200, 60), "MobileNetV3Small": (250, 60),
+        "NASNetMobile": (650, 100)}
 
 
 @pytest.mark.parametrize("name", list(HELD))

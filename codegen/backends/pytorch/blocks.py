@@ -9,7 +9,9 @@ nodes and one-layer children is searched; its *units* are its own nodes and chil
 2. **Cuts.** A cut is a point where at most one tensor made before it is read after it
    (constants and the scope's own inputs do not count). A segment holding most of the
    scope (no such point: NASNet's cells read the two cells before them) is also cut where
-   two are. The units between two cuts form a *segment*.
+   two are; a single unit cut off there before a cell that alone reads it joins the cell
+   (the last cell's relu, conv, bn on its newest input). The units between two cuts form a
+   *segment*.
 3. **Signatures.** A segment's signature is its units' kinds (layer class and argument
    names, expression template and attributes) and wiring, not the layers' argument values:
    those become constructor arguments (channels, kernel, stride) in modules.py.
@@ -218,10 +220,31 @@ def _segments(units: list[Unit], readers: dict) -> list[list[Unit]]:
     for segment in segments:
         if len(segment) > min(LONG_SEGMENT, count // 2):  # most of the scope: no 1-cuts
             start = units.index(segment[0])
-            result += _split(units, live, start, start + len(segment), 2)
+            result += _join_short(_split(units, live, start, start + len(segment), 2), readers)
         else:
             result.append(segment)
     return result
+
+
+def _join_short(segments: list[list[Unit]], readers: dict) -> list[list[Unit]]:
+    """Single units cut off before a cell (NASNet's last cell, and its first, begin with a
+    relu, conv, bn on their newest input while nothing else is live) join the segment after
+    them where that is a cell (`CELL_NODES` IR nodes or more) and only it reads what they
+    make."""
+    joined: list[list[Unit]] = []
+    for segment in reversed(segments):
+        if (joined and len(segment) == 1 and sum(len(u.nodes) for u in joined[-1]) >= CELL_NODES
+                and _read_only_by(segment, joined[-1], readers)):
+            joined[-1] = segment + joined[-1]
+        else:
+            joined.append(segment)
+    return joined[::-1]
+
+
+def _read_only_by(segment: list[Unit], following: list[Unit], readers: dict) -> bool:
+    inside = {node.name for unit in following for node in unit.nodes}
+    refs = [ref for unit in segment for ref in unit.outputs]
+    return bool(refs) and all(readers.get(ref) and readers[ref] <= inside for ref in refs)
 
 
 def _merge_named(segments: list[list[Unit]]) -> list[list[Unit]]:

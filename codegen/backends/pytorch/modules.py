@@ -215,6 +215,9 @@ class Planner:
     def stmt_sig(self, stmt: Stmt) -> tuple[tuple, int]:
         if stmt.kind == "layer":
             render = stmt.render
+            padded = padded_form(render)
+            if padded is not None:  # nn.Conv2d(padding=p) or PaddedConv2d(pad=...): one kind
+                return (render.template, padded.cls, tuple(padded.args), tuple(render.state)), 0
             return (render.template, render.cls, tuple(render.args), tuple(render.state)), 0
         if stmt.kind == "expr":
             if variable_activation(stmt):  # which one may be a constructor argument
@@ -241,6 +244,8 @@ class Planner:
         classes = [ModuleClass("", sig, plans) for sig, plans in groups.items()]
         classes.sort(key=lambda c: (c.instances[0].depth, -len(c.instances)))
         classes = self.merge_variants(classes, root_plan)
+        for cls in classes:
+            _unify_padding(cls)
         for cls in classes:
             for plan in cls.instances:
                 plan.cls = cls
@@ -356,6 +361,46 @@ def items_of(stmt: Stmt) -> list[tuple[tuple[str, ...], Stmt]]:
     if stmt.kind in ("seq", "stack"):
         return [((stmt.attr, str(i)), item) for i, item in enumerate(stmt.items)]
     return [((stmt.attr,), stmt)]
+
+
+def padded_form(render) -> Layer | None:
+    """A convolution as PaddedConvNd(pad=...): `nn.Conv2d(..., padding=p)` is the same
+    function as `PaddedConv2d(..., pad=(p, p, p, p))`. None for other layers."""
+    if not isinstance(render, Layer) or render.template != "ops/conv2d.py.jinja":
+        return None
+    match = re.fullmatch(r"(?:nn\.Conv|PaddedConv)(\d)d", render.cls)
+    if match is None:
+        return None
+    rank = int(match.group(1))
+    if "pad" in render.args:
+        return render
+    if "padding" not in render.args:
+        return None
+    padding = render.args["padding"]
+    per_axis = [padding] * rank if isinstance(padding, int) else list(padding)
+    pad = tuple(value for value in reversed(per_axis) for value in (value, value))
+    args = {("pad" if key == "padding" else key): (pad if key == "padding" else value)
+            for key, value in render.args.items()}
+    cls = f"PaddedConv{rank}d"
+    return Layer(render.template, cls, args, render.state, render.hint, (cls,))
+
+
+def _unify_padding(cls: ModuleClass) -> None:
+    """Where the instances of a class hold, at one place, some a plain convolution with
+    symmetric padding and some a PaddedConvNd (TF 'SAME' with a stride: the odd pixel at the
+    end), all of them hold a PaddedConvNd: one class, `pad` its argument (MobileNetV3's
+    strided and unstrided blocks). Where all agree, each keeps its own form."""
+    places: dict[tuple, list[Stmt]] = {}
+    for plan in cls.instances:
+        for index, stmt in enumerate(plan.stmts):
+            for position, (_, item) in enumerate(items_of(stmt)):
+                if item.kind == "layer" and padded_form(item.render) is not None:
+                    places.setdefault((plan.index_map.get(index, index), position), []).append(item)
+    for items in places.values():
+        if len({item.render.cls for item in items}) < 2:
+            continue
+        for item in items:
+            item.render = padded_form(item.render)
 
 
 def _order(stmts: list[Stmt]) -> list[Stmt]:

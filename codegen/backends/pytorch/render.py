@@ -400,14 +400,14 @@ def conv_bn_pairs(plan: Plan) -> list[tuple[str, str]]:
     uses = Counter(ref for stmt in plan.stmts for ref in stmt.inputs) + Counter(plan.scope.outputs)
     producers = {ref: stmt for stmt in plan.stmts for ref in stmt.outputs}
     pairs = []
-    optional = {plan.stmts[index].attr for index in _parts(plan)}  # (None where left out)
+    # a pair inside one optional part is None where the part is left out (fuse() skips it)
+    part_of = {plan.stmts[index].attr: id(part) for index, part in _parts(plan).items()}
     for stmt in plan.stmts:
-        if stmt.attr in optional:
-            continue
         conv = producers.get(stmt.inputs[0]) if stmt.inputs else None
         if (_layer_cls(stmt) == "nn.BatchNorm2d" and conv is not None
                 and _layer_cls(conv) in CONVOLUTIONS and uses[stmt.inputs[0]] == 1
-                and counts[stmt.attr] == counts[conv.attr] == 1):
+                and counts[stmt.attr] == counts[conv.attr] == 1
+                and part_of.get(stmt.attr) == part_of.get(conv.attr)):
             pairs.append((conv.attr, stmt.attr))
     return pairs
 
