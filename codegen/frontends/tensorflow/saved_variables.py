@@ -19,6 +19,8 @@ each variable node says.
 from __future__ import annotations
 
 import math
+import re
+from collections import deque
 from dataclasses import dataclass, field
 
 
@@ -47,8 +49,9 @@ def read(object_graph, reader, read_keys: set[str]) -> SavedVariables | None:
             dims = shapes[keys[index]]
         return math.prod(dims)
 
-    names = {keys[i]: v.name.removesuffix(":0") for i, v in variables.items()
-             if i in keys and v.name}
+    paths = _paths(object_graph)
+    names = {keys[i]: name for i, v in variables.items() if i in keys
+             if (name := _own_name(v.name.removesuffix(":0"), paths.get(i, "")))}
     listed = _listed(object_graph, variables)
     if listed is None:  # each variable's own flag
         trainable = {i for i, v in variables.items() if v.trainable}
@@ -69,6 +72,29 @@ def read(object_graph, reader, read_keys: set[str]) -> SavedVariables | None:
     unread = {variables[i].name.removesuffix(":0") or str(i): size(i)
               for i in trained_list if i not in matched}
     return SavedVariables(names, trained, sum(size(i) for i in trained_list), unread)
+
+
+def _paths(object_graph) -> dict[int, str]:
+    """Node id -> the shortest path of attribute names from the root (`conv1/kernel`)."""
+    paths, queue = {0: ""}, deque([0])
+    while queue:
+        index = queue.popleft()
+        for child in object_graph.nodes[index].children:
+            if child.node_id not in paths:
+                paths[child.node_id] = f"{paths[index]}/{child.local_name}".lstrip("/")
+                queue.append(child.node_id)
+    return paths
+
+
+def _own_name(name: str, path: str) -> str:
+    """The name a variable is known by: its own where that names its layer (Keras
+    `dense/kernel`), else the attribute path it is saved under (`conv1/kernel` for a
+    `tf.Module`'s `self.conv1.kernel`, `conv1_kernel` for a `tf.Variable` left unnamed)."""
+    if "/" in name or not path:
+        return name
+    if "/" in path or not name or re.fullmatch(r"Variable(_\d+)?", name):
+        return path
+    return name
 
 
 def _node_keys(object_graph, reader) -> dict[int, str] | None:

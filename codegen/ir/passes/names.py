@@ -93,3 +93,48 @@ def _apply(graph: Graph, renames: dict[str, str]) -> None:
     for node in graph.nodes.values():
         if node.scope in renames:
             node.scope = renames[node.scope]
+
+
+# a variable's own name after its layer's (`conv1_kernel` -> `conv1`)
+VARIABLE_ROLES = ("depthwise_kernel", "pointwise_kernel", "kernel", "bias", "weights", "weight",
+                  "gamma", "beta", "moving_mean", "moving_variance", "embeddings", "scale",
+                  "offset", "w", "b")
+
+
+def scopes_from_variables(graph: Graph) -> Graph:
+    """A layer outside every scope is put in the scope its variables name.
+
+    A plain `tf.Module`'s traced function has no name scopes (`Conv2D`, `MatMul`), but its
+    variables name their layers (`conv1/kernel`, `dw/depthwise_kernel`, or the attribute
+    path `conv1/kernel` of `self.conv1.kernel`; `conv1_kernel` for `self.conv1_kernel`):
+    each node with weights and no scope, whose weights all name one layer, gets that layer
+    as its scope, so its module is called `conv1`, not `conv`. Nodes that already have a
+    scope keep it; a layer name that is also another node's scope path is left alone."""
+    taken = {node.scope for node in graph.nodes.values() if node.scope}
+    taken |= {"/".join(scope.split("/")[:depth]) for scope in taken
+              for depth in range(1, scope.count("/") + 1)}
+    for name in sorted(graph.nodes):
+        node = graph.nodes[name]
+        if node.scope or not node.weights:
+            continue
+        layers = {_layer_of(graph, weight) for weight in node.weights.values()}
+        layer = next(iter(layers)) if len(layers) == 1 else None
+        if layer and layer not in taken:
+            node.scope = layer
+    return graph
+
+
+def _layer_of(graph: Graph, weight: str) -> str | None:
+    """The layer a weight's source variable names: `conv1` for `conv1/kernel` and for
+    `conv1_kernel`; None for a name without a layer (`Variable`, `kernel`)."""
+    entry = graph.weights.get(weight)
+    source = entry.source if entry is not None else ""
+    if not source:
+        return None
+    layer, _, own = source.rpartition("/")
+    if layer:
+        return layer.strip("/") or None
+    for role in VARIABLE_ROLES:
+        if own.endswith(f"_{role}") and len(own) > len(role) + 1:
+            return own[: -len(role) - 1]
+    return None
