@@ -153,7 +153,8 @@ def fuse(model: ResnetV2152) -> ResnetV2152:
     for module in list(model.modules()):
         pairs = module.conv_bn_pairs if hasattr(module, "conv_bn_pairs") else ()
         for conv, norm in pairs:
-            batch_norm = getattr(module, norm)  # (None: in a part the block leaves out)
+            children = dict(module.named_children())
+            batch_norm = children.get(norm)  # (absent: in a part the block leaves out)
             if isinstance(batch_norm, nn.BatchNorm2d):  # (not fused yet)
                 fused = fuse_conv_bn_eval(module.get_submodule(conv), batch_norm)
                 module.register_module(conv, fused)
