@@ -111,6 +111,18 @@ def copy_with_scaled_channel(model_dir: Path, target: Path, key: str, channel: i
     return target
 
 
+def tf1_dense(tf, x, units: int, name: str, seed: int):
+    """x @ kernel + bias in TF1 variable scope `name` (reused where the scope reuses), with
+    seeded normal initial values: the dense layer of the hand-written TF1 graphs."""
+    v1 = tf.compat.v1
+    with v1.variable_scope(name):
+        w = v1.get_variable("kernel", [x.shape[-1], units],
+                            initializer=v1.random_normal_initializer(0, 0.4, seed=seed))
+        b = v1.get_variable("bias", [units],
+                            initializer=v1.random_normal_initializer(0, 0.3, seed=seed + 1))
+    return tf.matmul(x, w) + b
+
+
 def trainable_count(keras_model) -> int:
     """A Keras model's trainable values, a shared variable once."""
     unique = {id(variable): variable for variable in keras_model.trainable_weights}

@@ -15,7 +15,7 @@ import re
 import numpy as np
 import pytest
 import torch
-from conftest import codegen, load_generated, relative_error
+from conftest import codegen, load_generated, relative_error, tf1_dense
 
 from codegen.frontends.tensorflow.compat import import_tf
 from codegen.verify import TFRunner
@@ -34,19 +34,12 @@ def albert_checkpoint(prefix, *, depth: int = 4, share_down: bool = True) -> int
         h = v1.placeholder(tf.float32, [None, 6], name="hidden")
         mask = v1.placeholder(tf.int32, [None], name="mask")
 
-        def dense(x, units, name, seed):
-            with v1.variable_scope(name):
-                w = v1.get_variable("kernel", [x.shape[-1], units],
-                                    initializer=v1.random_normal_initializer(0, 0.4, seed=seed))
-                b = v1.get_variable("bias", [units],
-                                    initializer=v1.random_normal_initializer(0, 0.3, seed=seed + 1))
-            return tf.matmul(x, w) + b
-
         for index in range(depth):
             with v1.variable_scope("layer", reuse=v1.AUTO_REUSE):
                 m = tf.cast(tf.expand_dims(mask, -1), tf.float32)
                 down = "down" if share_down else f"down_{index}"
-                h = h + dense(tf.nn.relu(dense(h, 12, "up", 1)), 6, down, 3 + 2 * index) * m
+                up = tf.nn.relu(tf1_dense(tf, h, 12, "up", 1))
+                h = h + tf1_dense(tf, up, 6, down, 3 + 2 * index) * m
         tf.identity(h, name="output")
         with v1.Session() as session:
             session.run(v1.global_variables_initializer())

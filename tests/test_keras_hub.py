@@ -32,6 +32,19 @@ def _spread(model, seed: int) -> None:
         weight.assign(rng.normal(mean, spread, weight.shape).astype("float32"))
 
 
+def saved_backbone(builder, folder, name: str):
+    """A tiny keras-hub model `builder(keras_hub.models)` with seed 4, its values spread off
+    their initial ones, saved as `.keras` and SavedModel: (model, {format: path})."""
+    import_tf()
+    import keras
+    import keras_hub
+
+    keras.utils.set_random_seed(4)
+    model = builder(keras_hub.models)
+    _spread(model, 4)
+    return model, save_keras_model(model, folder, name)
+
+
 def _padding(batch: int, length: int) -> np.ndarray:
     mask = np.ones((batch, length), "int32")  # padding at the end, a different amount per row
     for row in range(batch):

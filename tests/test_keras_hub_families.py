@@ -14,12 +14,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import assert_param_count, trainable_count
-from test_keras_hub import _spread
+from test_keras_hub import saved_backbone
 from test_keras_hub_sizes import VOCAB, _errors
 from test_transformers import _convert
-
-from codegen.frontends.tensorflow.compat import import_tf
-from codegen.zoo.keras_apps import save_keras_model
 
 keras_hub = pytest.importorskip("keras_hub")
 
@@ -44,13 +41,8 @@ ZOO = [pytest.param(kind, marks=pytest.mark.zoo) for kind in BUILDERS if kind no
 
 @pytest.fixture(scope="module", params=FAST + ZOO)
 def source(request, tmp_path_factory):
-    import_tf()
-    import keras
-
-    keras.utils.set_random_seed(4)
-    model = BUILDERS[request.param](keras_hub.models)
-    _spread(model, 4)
-    paths = save_keras_model(model, tmp_path_factory.mktemp(request.param), request.param)
+    model, paths = saved_backbone(BUILDERS[request.param],
+                                  tmp_path_factory.mktemp(request.param), request.param)
     return request.param, model, paths
 
 

@@ -15,7 +15,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import codegen, load_generated, relative_error
+from conftest import codegen, load_generated, relative_error, tf1_dense
 
 from codegen.frontends.tensorflow.compat import import_tf
 from codegen.verify import TFRunner
@@ -217,17 +217,9 @@ def test_block_shared_across_depth(tmp_path):
     graph = tf.Graph()
     with graph.as_default():
         h = v1.placeholder(tf.float32, [None, 6], name="input")
-        def dense(x, units, name, seed):
-            with v1.variable_scope(name):
-                w = v1.get_variable("kernel", [x.shape[-1], units],
-                                    initializer=v1.random_normal_initializer(0, 0.4, seed=seed))
-                b = v1.get_variable("bias", [units],
-                                    initializer=v1.random_normal_initializer(0, 0.3, seed=seed + 1))
-            return tf.matmul(x, w) + b
-
         for depth in range(3):
             with v1.variable_scope("layer", reuse=depth > 0):
-                h = h + dense(tf.nn.relu(dense(h, 12, "up", 1)), 6, "down", 3)
+                h = h + tf1_dense(tf, tf.nn.relu(tf1_dense(tf, h, 12, "up", 1)), 6, "down", 3)
         tf.identity(h, name="output")
         with v1.Session() as session:
             session.run(v1.global_variables_initializer())

@@ -12,14 +12,13 @@ from __future__ import annotations
 import re
 
 import pytest
-from test_keras_hub import _spread
+from conftest import trainable_count
+from test_keras_hub import saved_backbone
 
 from codegen.backends.pytorch.build import build
 from codegen.cli import main as cli_main
-from codegen.frontends.tensorflow.compat import import_tf
 from codegen.frontends.tensorflow.to_ir import to_ir
 from codegen.sample_inputs import DECODER_LENGTHS, SEQUENCE_LENGTHS
-from codegen.zoo.keras_apps import save_keras_model
 
 keras_hub = pytest.importorskip("keras_hub")
 
@@ -34,21 +33,10 @@ LINE = re.compile(r"batch (\d+): (\S+) \[([\d, ]+)\]  max\|PyTorch - TF\| / max\
                   r"  \(vs float64: TF (\S+), ours (\S+)\)")
 
 
-def _trainable(model) -> int:
-    """Keras' trainable values, each variable once."""
-    unique = {id(weight): weight for weight in model.trainable_weights}
-    return sum(weight.numpy().size for weight in unique.values())
-
-
 @pytest.fixture(scope="module", params=sorted(BUILDERS))
 def source(request, tmp_path_factory):
-    import_tf()
-    import keras
-
-    keras.utils.set_random_seed(4)
-    model = BUILDERS[request.param](keras_hub.models)
-    _spread(model, 4)
-    paths = save_keras_model(model, tmp_path_factory.mktemp(request.param), request.param)
+    model, paths = saved_backbone(BUILDERS[request.param],
+                                  tmp_path_factory.mktemp(request.param), request.param)
     return request.param, model, paths
 
 
@@ -61,7 +49,7 @@ def test_verify_encoder_decoder(source, fmt, tmp_path, capsys) -> None:
     code = cli_main(["verify", str(paths[fmt]), str(tmp_path / "model"), "--quiet"])
     out = capsys.readouterr().out
     assert code == 0, out
-    count = f"{_trainable(model):,}"
+    count = f"{trainable_count(model):,}"
     assert f"parameters: source {count} trainable = generated {count}\n" in out, out
     if kind == "whisper":  # the encoder's position table: frozen in Keras, a buffer here
         assert any("position_embedding" in w.path for w in model.non_trainable_weights)
