@@ -141,10 +141,11 @@ def _hint(tree: Tree, node: Node) -> str:
     return tree.renders[node.name].hint
 
 
-def clean_names(tree: Tree, scope: Scope) -> None:
-    """The names left in a scope the finder restructured, without the scope's own name in
-    front ('regnetx002_stem_conv' in 'regnetx002': 'stem_conv') and without the number a
-    tracer appends ('re_lu_2': 're_lu') where no other name there becomes the same."""
+def clean_names(tree: Tree, scope: Scope, numbers: bool = True) -> None:
+    """The names in a scope without the scope's own name in front ('regnetx002_stem_conv' in
+    'regnetx002': 'stem_conv', 'convnext_tiny_stage_0' in 'convnext_tiny': 'stage_0') and,
+    in a scope the finder restructured (`numbers`), without the number a tracer appends
+    ('re_lu_2': 're_lu'), where no other name there becomes the same."""
     parent = name_tokens(scope.name)
     items = [(child, child.name) for child in scope.children if not child.found]
     items += [(node, tree.hints.get(node.name, tree.renders[node.name].hint)) for node in scope.nodes]
@@ -153,7 +154,7 @@ def clean_names(tree: Tree, scope: Scope) -> None:
         tokens = name_tokens(name)
         if len(tokens) > len(parent) and parent and tokens[:len(parent)] == parent:
             tokens = tokens[len(parent):]
-        while len(tokens) > 1 and tokens[-1].isdigit():
+        while numbers and len(tokens) > 1 and tokens[-1].isdigit():
             tokens = tokens[:-1]
         cleaned.append((thing, name, "_".join(tokens)))
     counts: dict[str, int] = {}

@@ -79,6 +79,7 @@ def find_blocks(tree: Tree, graph: Graph) -> None:
 def _visit(tree: Tree, scope: Scope, readers: dict, found: list) -> None:
     for child in scope.children:
         _visit(tree, child, readers, found)
+    clean_names(tree, scope, numbers=False)
     if any(len(child.calls) > 1 for child in scope.children):
         return  # a shared layer's calls sit between blocks
     flat = len(scope.nodes) + sum(1 for child in scope.children if child.leaf is not None)

@@ -47,6 +47,17 @@ class Stmt:
     carry: int = 0  # stack: the input each module's output replaces for the next one
     shared: bool = False  # stack: one module (the same weights) called len(items) times
     reuse: bool = False  # a later call of a layer an earlier statement defines
+    index: int | None = None  # module `index` of the nn.ModuleList `attr` (`self.stages[1]`)
+
+    @property
+    def ref(self) -> str:
+        """How forward reaches it after `self.`: `conv1`, `stages[1]`."""
+        return self.attr if self.index is None else f"{self.attr}[{self.index}]"
+
+    @property
+    def local(self) -> str:
+        """A name for its result in forward: its attribute's (one stage's: `stage`)."""
+        return self.attr if self.index is None else self.attr.removesuffix("s")
 
 
 @dataclass
@@ -99,7 +110,7 @@ class Planner:
         for node in scope.nodes:
             render = tree.renders[node.name]
             if isinstance(render, Layer):
-                stmt = self.layer_stmt(node, render.hint, names, owners)
+                stmt = self.layer_stmt(node, tree.hints.get(node.name, render.hint), names, owners)
             else:
                 hint = tree.hints.get(node.name, render.hint)
                 stmt = Stmt("expr", identifier(hint), node.inputs,
@@ -148,7 +159,7 @@ class Planner:
                 result.append(stmts[index])
                 index += 1
                 continue
-            base = re.sub(r"_?\d+$", "", run[0].attr) or "layer"
+            base = re.sub(r"(_?\d+)+$", "", run[0].attr) or "layer"  # (and call numbers)
             if shared:  # one module: the first's name, without a tracer's call number
                 base = role_name(run[0].attr)
                 attr = run[0].attr if base == run[0].attr else names.create(base)
@@ -234,6 +245,7 @@ class Planner:
         """Group module instances by signature; deepest classes first."""
         self.plan(root)
         root_plan = self.plans[id(root)]
+        _index_groups(root_plan.stmts)
         self.signature(root_plan)
         module_plans = [root_plan] + [
             self.plans[id(s.scope)] for s in self.walk(root_plan) if s.kind == "module"
@@ -358,9 +370,31 @@ def items_of(stmt: Stmt) -> list[tuple[tuple[str, ...], Stmt]]:
     nn.ModuleList (`blocks`, `0`); of a module called in a loop, its first call."""
     if stmt.shared:
         return [((stmt.attr,), stmt.items[0])]
+    head = (stmt.attr,) if stmt.index is None else (stmt.attr, str(stmt.index))
     if stmt.kind in ("seq", "stack"):
-        return [((stmt.attr, str(i)), item) for i, item in enumerate(stmt.items)]
-    return [((stmt.attr,), stmt)]
+        return [((*head, str(i)), item) for i, item in enumerate(stmt.items)]
+    return [(head, stmt)]
+
+
+def _index_groups(stmts: list[Stmt]) -> None:
+    """The model's modules named `stage_0`, `stage_1`, ... (every number from 0, each
+    called once) become one nn.ModuleList `stages`, each called where it was:
+    `self.stages[1](x)`, state_dict keys `stages.1.0.conv.weight`. Only in the model's
+    own class, which no other instance shares."""
+    groups: dict[str, list[tuple[int, Stmt]]] = {}
+    for stmt in stmts:
+        found = re.fullmatch(r"(.+)_(\d+)", stmt.attr)
+        if found and stmt.kind in ("module", "seq") and not stmt.reuse:
+            groups.setdefault(found[1], []).append((int(found[2]), stmt))
+    taken = {stmt.attr for stmt in stmts}
+    for base, members in groups.items():
+        plural = base if base.endswith("s") else base + "s"
+        if len(members) < 2 or sorted(n for n, _ in members) != list(range(len(members))):
+            continue
+        if plural in taken or identifier(plural) != plural:  # (not `modules`, a keyword)
+            continue
+        for number, stmt in members:
+            stmt.attr, stmt.index = plural, number
 
 
 def padded_form(render) -> Layer | None:
@@ -490,13 +524,24 @@ def _assign_params(cls: ModuleClass, is_root: bool) -> None:
             for path in group:
                 cls.param_paths[path] = name
             continue
-        leaves = [path[-1] for path in group]
-        best = min(leaves, key=lambda n: PREFERRED.index(n) if n in PREFERRED else len(PREFERRED))
-        taken = best in names.taken and best != "activation"
-        name = names.create(identifier("_".join(group[0][::len(group[0]) - 1]) if taken else best))
+        name = _param_name([path[-1] for path in group], names.taken)
+        name = names.create(name or identifier("_".join(group[0][::len(group[0]) - 1])))
         cls.params.append(name)
         for path in group:
             cls.param_paths[path] = name
+
+
+def _param_name(leaves: list[str], taken: set[str]) -> str | None:
+    """A constructor parameter's name from the layer arguments it sets: the first free one
+    of PREFERRED; a width that is some layer's input and another's output is `channels`
+    (a bottleneck's inner width, a cell's own width) once `in_channels` is taken."""
+    candidates = [name for name in PREFERRED if name in leaves]
+    if "in_channels" in leaves and "out_channels" in leaves:
+        candidates.insert(1, "channels")
+    if not candidates:
+        candidates = leaves[:1]
+    return next((name for name in candidates if name not in taken or name == "activation"),
+                None)
 
 
 def _name_classes(classes: list[ModuleClass], root_plan: Plan) -> None:

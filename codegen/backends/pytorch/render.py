@@ -115,9 +115,10 @@ class ClassRenderer:
     def init_text(self, cls: ModuleClass, plan: Plan, stmt: Stmt) -> str:
         if stmt.shared:  # one module, called in a loop
             return self.item_init(cls, plan, (stmt.attr,), stmt.items[0])
+        head = (stmt.attr,) if stmt.index is None else (stmt.attr, str(stmt.index))
         if stmt.kind not in ("seq", "stack"):
-            return self.item_init(cls, plan, (stmt.attr,), stmt)
-        texts = [self.item_init(cls, plan, (stmt.attr, str(i)), item)
+            return self.item_init(cls, plan, head, stmt)
+        texts = [self.item_init(cls, plan, (*head, str(i)), item)
                  for i, item in enumerate(stmt.items)]
         runs = _runs(texts)
         if stmt.kind == "stack":  # nn.ModuleList([TransformerLayer() for _ in range(12)])
@@ -155,14 +156,14 @@ class ClassRenderer:
                 source = part.passthrough
                 if part.shared:  # `h = x`, then `if ...: h = f(x)`; x is read later
                     layers = [plan.stmts[i].attr for i in part.indexes if plan.stmts[i].kind != "expr"]
-                    name = names.create(identifier((layers or [producers[part.result].attr])[0]))
+                    name = names.create(identifier((layers or [producers[part.result].local])[0]))
                     lines.append(f"{name} = {values[source]}")
                     self.groups.append(inside([source]))
                     opened = (len(lines), len(self.groups), name)
                 else:
                     if not values[source].isidentifier():
                         producer = producers.get(source)
-                        name = names.create(identifier(producer.attr if producer else "x"))
+                        name = names.create(identifier(producer.local if producer else "x"))
                         lines.append(f"{name} = {values[source]}")
                         self.groups.append(inside([source]))
                         values[source] = name
@@ -208,7 +209,7 @@ class ClassRenderer:
         into = _accumulator(stmt, owned, producers)
         if into is not None:  # `total += other`: the sum lands in a fresh operand
             named = values[into].isidentifier()
-            total = values[into] if named else names.create(identifier(producers[into].attr))
+            total = values[into] if named else names.create(identifier(producers[into].local))
             other = next(ref for ref in stmt.inputs if ref != into)
             text = self.call_text(stmt, [total, values[other]], inplace=True)
             if text.startswith(f"{total} += "):  # (a user's binary template may not have it)
@@ -237,7 +238,7 @@ class ClassRenderer:
             within[stmt.outputs[0]] = written
             return
         named = stmt.render.output_names if stmt.kind == "expr" else ()
-        names_of = named or [stmt.attr] * len(stmt.outputs)
+        names_of = named or [stmt.local] * len(stmt.outputs)
         if names_of == ["x"] and self.role(stmt.outputs[0]) == "attention_mask":
             names_of = ["attention_mask"]  # (a mask made from the inputs, e.g. hoisted)
         targets = [target or names.create(identifier(name)) for name in names_of]
@@ -247,14 +248,14 @@ class ClassRenderer:
 
     def loop(self, stmt: Stmt, names: Namespace, values: dict, arguments: list[str],
              uses: Counter) -> list[str]:
-        """An nn.ModuleList's modules called in turn, each on the one before's output:
-        `for layer in self.transformer_layers: hidden = layer(mask, hidden)`; or one module
-        called N times: `for _ in range(3): hidden_states = self.layer(hidden_states, mask)`
-        (the value named by its role, or the forward argument it is, when nothing else
-        reads that)."""
+        """An nn.ModuleList's modules called in turn, each on the one before's output
+        (`for layer in self.transformer_layers: hidden_states = layer(hidden_states, mask)`),
+        or one module called N times (`for _ in range(3): hidden_states = self.layer(...)`);
+        the carried value named by its role, or the forward argument it is when nothing
+        else reads that."""
         carried = stmt.inputs[stmt.carry]
         if not stmt.shared:
-            hidden = names.create(identifier(stmt.attr.removesuffix("s")))
+            hidden = names.create(self.role(carried))
         elif uses[carried] == 1 and (carried in arguments or re.fullmatch(
                 re.escape(self.role(carried)) + r"(_\d+)?", values[carried])):
             hidden = values[carried]  # (an argument, or the loop before's result)
@@ -312,8 +313,8 @@ class ClassRenderer:
             text = stmt.render.call.format(*inputs)
             for value, state in self.layer_states.items():  # h[0][None] is h itself
                 text = text.replace(f"{value}[None]", state)
-            return f"self.{stmt.attr}({text})"
-        return f"self.{stmt.attr}({', '.join(inputs)})"
+            return f"self.{stmt.ref}({text})"
+        return f"self.{stmt.ref}({', '.join(inputs)})"
 
     @staticmethod
     def activation_param(plan: Plan | None, stmt: Stmt) -> str | None:
@@ -335,6 +336,12 @@ class ClassRenderer:
             if stmt.kind == "expr" or stmt.reuse:
                 continue
             part = parts.get(index)
+            if stmt.index is not None:  # one nn.ModuleList for the model's `stage_0`, ...
+                if stmt.index == 0:
+                    members = [self.init_text(cls, plan, other) for other in plan.stmts
+                               if other.attr == stmt.attr and other.index is not None]
+                    inits.append((stmt.attr, f"nn.ModuleList([{', '.join(members)}])"))
+                continue
             if part is None:
                 inits.append((stmt.attr, self.init_text(cls, plan, stmt)))
                 continue

@@ -41,17 +41,15 @@ class ConvBNRelu(nn.Module):
 class BottleneckV2Projection(nn.Module):
     """TF scope resnet_v2_50/block*/unit_1 (4 instances)."""
 
-    def __init__(self, in_channels, out_channels, conv1_out_channels) -> None:
+    def __init__(self, in_channels, out_channels, channels) -> None:
         super().__init__()
         self.preact = nn.BatchNorm2d(in_channels, eps=1e-05, momentum=0.003)
         self.shortcut = nn.Conv2d(in_channels, out_channels, kernel_size=1)
         self.conv1 = ConvBNRelu(
-            in_channels, conv1_out_channels, kernel_size=1, stride=1, padding=0
+            in_channels, channels, kernel_size=1, stride=1, padding=0
         )
-        self.conv2 = ConvBNRelu(
-            conv1_out_channels, conv1_out_channels, kernel_size=3, stride=1, padding=1
-        )
-        self.conv3 = nn.Conv2d(conv1_out_channels, out_channels, kernel_size=1)
+        self.conv2 = ConvBNRelu(channels, channels, kernel_size=3, stride=1, padding=1)
+        self.conv3 = nn.Conv2d(channels, out_channels, kernel_size=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         preact = F.relu(self.preact(x), inplace=True)
@@ -63,21 +61,17 @@ class BottleneckV2Projection(nn.Module):
 class BottleneckV2(nn.Module):
     """TF scope resnet_v2_50/block*/unit_* (12 instances)."""
 
-    def __init__(self, in_channels, conv1_out_channels, stride, use_shortcut) -> None:
+    def __init__(self, in_channels, channels, stride, use_shortcut) -> None:
         super().__init__()
         self.use_shortcut = use_shortcut
         self.preact = nn.BatchNorm2d(in_channels, eps=1e-05, momentum=0.003)
         self.conv1 = ConvBNRelu(
-            in_channels, conv1_out_channels, kernel_size=1, stride=1, padding=0
+            in_channels, channels, kernel_size=1, stride=1, padding=0
         )
         self.conv2 = ConvBNRelu(
-            conv1_out_channels,
-            conv1_out_channels,
-            kernel_size=3,
-            stride=stride,
-            padding=1,
+            channels, channels, kernel_size=3, stride=stride, padding=1
         )
-        self.conv3 = nn.Conv2d(conv1_out_channels, in_channels, kernel_size=1)
+        self.conv3 = nn.Conv2d(channels, in_channels, kernel_size=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x
@@ -96,23 +90,23 @@ class ResnetV250(nn.Module):
         self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3)
         self.pool1 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
         self.block1 = nn.Sequential(
-            BottleneckV2Projection(64, 256, conv1_out_channels=64),
+            BottleneckV2Projection(64, 256, channels=64),
             BottleneckV2(256, 64, stride=1, use_shortcut=False),
             BottleneckV2(256, 64, stride=2, use_shortcut=True),
         )
         self.block2 = nn.Sequential(
-            BottleneckV2Projection(256, 512, conv1_out_channels=128),
+            BottleneckV2Projection(256, 512, channels=128),
             BottleneckV2(512, 128, stride=1, use_shortcut=False),
             BottleneckV2(512, 128, stride=1, use_shortcut=False),
             BottleneckV2(512, 128, stride=2, use_shortcut=True),
         )
         self.block3 = nn.Sequential(
-            BottleneckV2Projection(512, 1024, conv1_out_channels=256),
+            BottleneckV2Projection(512, 1024, channels=256),
             *[BottleneckV2(1024, 256, stride=1, use_shortcut=False) for _ in range(4)],
             BottleneckV2(1024, 256, stride=2, use_shortcut=True),
         )
         self.block4 = nn.Sequential(
-            BottleneckV2Projection(1024, 2048, conv1_out_channels=512),
+            BottleneckV2Projection(1024, 2048, channels=512),
             BottleneckV2(2048, 512, stride=1, use_shortcut=False),
             BottleneckV2(2048, 512, stride=1, use_shortcut=False),
         )

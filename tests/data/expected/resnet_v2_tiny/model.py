@@ -41,17 +41,15 @@ class ConvBNRelu(nn.Module):
 class BottleneckV2Projection(nn.Module):
     """TF scope resnet_v2_tiny/block*/unit_1 (2 instances)."""
 
-    def __init__(self, in_channels, out_channels, conv1_out_channels) -> None:
+    def __init__(self, in_channels, out_channels, channels) -> None:
         super().__init__()
         self.preact = nn.BatchNorm2d(in_channels, eps=1e-05, momentum=0.003)
         self.shortcut = nn.Conv2d(in_channels, out_channels, kernel_size=1)
         self.conv1 = ConvBNRelu(
-            in_channels, conv1_out_channels, kernel_size=1, stride=1, padding=0
+            in_channels, channels, kernel_size=1, stride=1, padding=0
         )
-        self.conv2 = ConvBNRelu(
-            conv1_out_channels, conv1_out_channels, kernel_size=3, stride=1, padding=1
-        )
-        self.conv3 = nn.Conv2d(conv1_out_channels, out_channels, kernel_size=1)
+        self.conv2 = ConvBNRelu(channels, channels, kernel_size=3, stride=1, padding=1)
+        self.conv3 = nn.Conv2d(channels, out_channels, kernel_size=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         preact = F.relu(self.preact(x), inplace=True)
@@ -63,21 +61,17 @@ class BottleneckV2Projection(nn.Module):
 class BottleneckV2(nn.Module):
     """TF scope resnet_v2_tiny/block*/unit_* (3 instances)."""
 
-    def __init__(self, in_channels, conv1_out_channels, stride, use_shortcut) -> None:
+    def __init__(self, in_channels, channels, stride, use_shortcut) -> None:
         super().__init__()
         self.use_shortcut = use_shortcut
         self.preact = nn.BatchNorm2d(in_channels, eps=1e-05, momentum=0.003)
         self.conv1 = ConvBNRelu(
-            in_channels, conv1_out_channels, kernel_size=1, stride=1, padding=0
+            in_channels, channels, kernel_size=1, stride=1, padding=0
         )
         self.conv2 = ConvBNRelu(
-            conv1_out_channels,
-            conv1_out_channels,
-            kernel_size=3,
-            stride=stride,
-            padding=1,
+            channels, channels, kernel_size=3, stride=stride, padding=1
         )
-        self.conv3 = nn.Conv2d(conv1_out_channels, in_channels, kernel_size=1)
+        self.conv3 = nn.Conv2d(channels, in_channels, kernel_size=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x
@@ -96,11 +90,11 @@ class ResnetV2Tiny(nn.Module):
         self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3)
         self.pool1 = nn.MaxPool2d(3, stride=2, padding=1)
         self.block1 = nn.Sequential(
-            BottleneckV2Projection(64, 16, conv1_out_channels=4),
+            BottleneckV2Projection(64, 16, channels=4),
             BottleneckV2(16, 4, stride=2, use_shortcut=True),
         )
         self.block2 = nn.Sequential(
-            BottleneckV2Projection(16, 32, conv1_out_channels=8),
+            BottleneckV2Projection(16, 32, channels=8),
             BottleneckV2(32, 8, stride=1, use_shortcut=False),
             BottleneckV2(32, 8, stride=1, use_shortcut=False),
         )
