@@ -99,13 +99,16 @@ def test_broadcast_keeps_an_axis_only_when_every_input_agrees():
     assert sizes_from_inputs(graph).nodes["mask"].inputs == ["mixed:0"]
 
 
-def test_flatten_and_unflatten_keep_the_axes_before_theirs():
+def test_flatten_unflatten_keep_the_axes_before_theirs_unflatten_as_reads_its_sizes():
     inputs = [GraphInput("x", [None, None, None, 6])]
     nodes = [_node("merged", "flatten", ["x:0"], [None, None], axis=1),
              _node("split", "unflatten", ["x:0"], [None, None, None, 2, 3], axis=3,
                    sizes=[2, 3])]
+    nodes.append(_node("back", "unflatten_as", ["merged:0", "x:0"], [None, None, None],
+                       axis=0, count=2))  # [N * T, C] -> [N, T, C] (x's sizes at run time)
     sources = axis_sources(_graph(nodes, inputs))
     assert sources["merged:0"] == [("x:0", 0), None]
+    assert sources["back:0"] == [("x:0", 0), ("x:0", 1), None]
     assert sources["split:0"] == [("x:0", 0), ("x:0", 1), ("x:0", 2), None, None]
 
 

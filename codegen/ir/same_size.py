@@ -15,6 +15,7 @@ None, never wrong. The rules:
 - broadcasting binary ops: an axis is kept when every input that has it either has the
   same source or a static size 1 there (aligned from the right, numpy's rule);
 - linear: every axis but the last; flatten / unflatten at `axis`: the axes before it;
+  unflatten_as: the split axes are the second input's, read at run time;
 - embedding (a gather of table rows): the ids' axes, then the table's row;
 - attention: the query's batch and time axes; apply_rotary_pos_emb: output i = input i.
 """
@@ -74,9 +75,20 @@ def _rule(graph: Graph, node, index: int, rank: int, layout, sources) -> list[So
         if count <= min(rank, len(first)):
             return list(first[:count]) + [None] * (rank - count)
         return None
+    if node.op == "unflatten_as" and index == 0:
+        return _unflatten_as(node, rank, first, inputs[1] if len(inputs) > 1 else None)
     if node.op == "embedding" and index == 0 and len(first) == rank - 1:
         return list(first) + [None]
     return None
+
+
+def _unflatten_as(node, rank: int, first: list[Source], sizes) -> list[Source] | None:
+    """x's axis split into the second input's axes [axis, axis + count), read at run time
+    (a mixture of experts' [N * T, C] back to [N, T, C]): those axes are the second's."""
+    axis, count = node.attrs["axis"], node.attrs["count"]
+    if sizes is None or len(sizes) < axis + count or len(first) != rank - count + 1:
+        return None
+    return list(first[:axis]) + list(sizes[axis:axis + count]) + list(first[axis + 1:])
 
 
 def _broadcast(graph: Graph, node, axis: int, rank: int, inputs) -> Source:
