@@ -3,7 +3,7 @@ layer's sizes from the model's inputs (codegen/ir/passes/size_reads.py), on IR g
 tests write, without TensorFlow: a decoder layer's residual stream has the token ids'
 length, so its causal mask reads that length from the ids and is made once
 (hoist_input_masks); anything not proved (an op without a rule, a broadcast that may
-stretch an axis, a shape read into a size vector) keeps its read."""
+stretch an axis) keeps its read, and the masks of one kind move together or not at all."""
 
 from __future__ import annotations
 
@@ -112,25 +112,25 @@ def test_flatten_unflatten_keep_the_axes_before_theirs_unflatten_as_reads_its_si
     assert sources["split:0"] == [("x:0", 0), ("x:0", 1), ("x:0", 2), None, None]
 
 
-def _shape_graph(reader: Node) -> Graph:
-    size = TensorInfo([3], "int32", size=True)
-    nodes = [_node("norm", "rms_norm", ["x:0"], HIDDEN, axis=2, epsilon=1e-6, plus_one=False),
-             _node("proj", "linear", ["norm:0"], HIDDEN),
-             Node("shape", "shape", ["proj:0"], [size]), reader]
-    return _graph(nodes, [GraphInput("x", HIDDEN)])
+def test_masks_that_would_be_one_move_together_or_not_at_all():
+    nodes = list(_decoder(3).nodes.values())
+    nodes.append(_node("late", "transpose", ["l2_add:0"], HIDDEN, perm=[0, 1, 2]))
+    nodes += _layer(3, "late")  # layer 3's input: not proved (a transpose has no rule)
+    graph = sizes_from_inputs(_graph(nodes))
+    assert [graph.nodes[f"l{i}_mask"].inputs[0] for i in range(4)] == [
+        "embed:0", "l0_add:0", "l1_add:0", "late:0"]
 
 
-def test_a_shape_read_for_single_sizes_moves_to_the_input():
-    length = Node("length", "size_item", ["shape:0"], [TensorInfo([], "int32", size=True)],
-                  attrs={"index": 1})
-    graph = sizes_from_inputs(_shape_graph(length))
-    assert graph.nodes["shape"].inputs == ["x:0"]
-
-
-def test_a_shape_vector_read_whole_keeps_its_tensor():
-    whole = Node("target", "sizes", ["shape:0"], [TensorInfo([3], "int32", size=True)],
-                 attrs={"parts": ["splat"]})
-    assert sizes_from_inputs(_shape_graph(whole)).nodes["shape"].inputs == ["proj:0"]
-    last = Node("width", "size_item", ["shape:0"], [TensorInfo([], "int32", size=True)],
-                attrs={"index": 2})  # (the projection's width: not the input's)
-    assert sizes_from_inputs(_shape_graph(last)).nodes["shape"].inputs == ["proj:0"]
+def test_slices_keep_the_axes_they_take_whole_and_concat_every_other():
+    inputs = [GraphInput("x", [None, None, 8]), GraphInput("y", [None, None, 8])]
+    whole, head = [None, None, 1], [None, 4, 1]
+    nodes = [_node("left", "slice", ["x:0"], [None, None, 4], axes=[whole, whole, head]),
+             _node("tail", "slice", ["x:0"], [None, None, 4],
+                   axes=[whole, [1, None, 1], [4, None, 1]]),  # (from the 2nd step on)
+             _node("joined", "concat", ["left:0", "y:0"], [None, None, 12], axis=-1),
+             _node("stacked", "concat", ["x:0", "y:0"], [None, None, 8], axis=1)]
+    sources = axis_sources(_graph(nodes, inputs))
+    assert sources["left:0"] == [("x:0", 0), ("x:0", 1), None]
+    assert sources["tail:0"] == [("x:0", 0), None, None]
+    assert sources["joined:0"] == [("x:0", 0), ("x:0", 1), None]  # (y agrees: cat needs it)
+    assert sources["stacked:0"] == [("x:0", 0), None, ("x:0", 2)]

@@ -17,6 +17,8 @@ None, never wrong. The rules:
 - linear: every axis but the last; flatten / unflatten at `axis`: the axes before it;
   unflatten_as: the split axes are the second input's, read at run time;
 - embedding (a gather of table rows): the ids' axes, then the table's row;
+- slice: the axes it takes whole; concat: every other axis (concatenated tensors agree
+  there: any input's source proves it);
 - attention: the query's batch and time axes; apply_rotary_pos_emb: output i = input i.
 """
 
@@ -31,6 +33,7 @@ LEADING = {"linear": lambda node, rank: rank - 1,  # op -> how many leading axes
            "flatten": lambda node, rank: node.attrs["axis"],
            "unflatten": lambda node, rank: node.attrs["axis"],
            "attention": lambda node, rank: 2}
+WHOLE = ([None, None, 1], [0, None, 1])  # a slice's part that keeps the axis whole
 
 
 def axis_sources(graph: Graph) -> dict[str, list[Source]]:
@@ -75,6 +78,11 @@ def _rule(graph: Graph, node, index: int, rank: int, layout, sources) -> list[So
         if count <= min(rank, len(first)):
             return list(first[:count]) + [None] * (rank - count)
         return None
+    if node.op == "slice" and index == 0 and len(first) == rank == len(node.attrs["axes"]):
+        return [source if list(part) in WHOLE else None
+                for source, part in zip(first, node.attrs["axes"])]
+    if node.op == "concat" and index == 0:
+        return _concat(node.attrs["axis"] % rank if rank else 0, rank, inputs)
     if node.op == "unflatten_as" and index == 0:
         return _unflatten_as(node, rank, first, inputs[1] if len(inputs) > 1 else None)
     if node.op == "embedding" and index == 0 and len(first) == rank - 1:
@@ -89,6 +97,15 @@ def _unflatten_as(node, rank: int, first: list[Source], sizes) -> list[Source] |
     if sizes is None or len(sizes) < axis + count or len(first) != rank - count + 1:
         return None
     return list(first[:axis]) + list(sizes[axis:axis + count]) + list(first[axis + 1:])
+
+
+def _concat(axis: int, rank: int, inputs) -> list[Source] | None:
+    """Concatenated tensors have equal sizes on every other axis (no broadcasting), so any
+    input's source proves the output's there."""
+    if any(found is None or len(found) != rank for found in inputs):
+        return None
+    return [None if d == axis else next((f[d] for f in inputs if f[d] is not None), None)
+            for d in range(rank)]
 
 
 def _broadcast(graph: Graph, node, axis: int, rank: int, inputs) -> Source:

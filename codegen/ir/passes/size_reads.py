@@ -8,10 +8,10 @@ stream's time axis is the token ids' time axis), the read moves to that input; t
 then depends on the model's inputs alone, `hoist_input_masks` (run next) makes it once in
 the model's forward, and the layers take it as `attention_mask`, as Hugging Face's do.
 
-Only ops that read nothing of the tensor but sizes (and its device, shared by every input
-a model's forward runs on) are redirected: a `causal_mask` (its sequence's axis 1), and a
-`shape` whose every reader takes single sizes (`size_item`) the input has along the same
-axes. Anything not proved keeps its read.
+A `causal_mask` reads nothing of its sequence but the length (axis 1) and the device
+(shared by every input a model's forward runs on). The masks that would become one (same
+attributes, same padding) move together or not at all: were only some layers' reads
+proved, the layers would differ and no longer be one class called in a loop.
 """
 
 from __future__ import annotations
@@ -24,30 +24,18 @@ LENGTH_READS = {"causal_mask": (0, (1,))}  # op -> (input position, axes it read
 
 def sizes_from_inputs(graph: Graph) -> Graph:
     sources = axis_sources(graph)
-    readers = graph.consumers()
+    groups: dict[tuple, list] = {}
     for node in graph.nodes.values():
-        if node.op in LENGTH_READS:
-            position, axes = LENGTH_READS[node.op]
-        elif node.op == "shape" and node.inputs:
-            position, axes = 0, _items_read(readers.get(f"{node.name}:0", []))
-        else:
-            continue
-        if not axes or position >= len(node.inputs):
-            continue
-        target = same_input(sources, node.inputs[position], axes)
-        if target is not None and (node.op != "shape" or _rank(graph, target) == _rank(
-                graph, node.inputs[position])):  # (a shape vector keeps its length)
-            node.inputs[position] = target
+        if node.op in LENGTH_READS and len(node.inputs) > LENGTH_READS[node.op][0]:
+            position = LENGTH_READS[node.op][0]
+            key = (node.op, repr(sorted(node.attrs.items())),
+                   tuple(ref for index, ref in enumerate(node.inputs) if index != position))
+            groups.setdefault(key, []).append(node)
+    for nodes in groups.values():
+        position, axes = LENGTH_READS[nodes[0].op]
+        targets = {same_input(sources, node.inputs[position], axes) for node in nodes}
+        if len(targets) == 1 and None not in targets:
+            target = targets.pop()
+            for node in nodes:
+                node.inputs[position] = target
     return graph
-
-
-def _items_read(readers) -> tuple[int, ...]:
-    """The axes a shape vector's readers take, when each takes one size; else ()."""
-    if not readers or any(reader.op != "size_item" for reader in readers):
-        return ()
-    axes = tuple(sorted({int(reader.attrs["index"]) for reader in readers}))
-    return axes if axes and axes[0] >= 0 else ()
-
-
-def _rank(graph: Graph, ref: str) -> int:
-    return graph.tensor(ref).rank
