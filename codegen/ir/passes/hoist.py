@@ -35,14 +35,14 @@ def hoist_input_masks(graph: Graph) -> Graph:
             for index in range(len(node.outputs)):
                 graph.replace_uses(f"{node.name}:{index}", f"{first}:{index}")
             kept = graph.nodes[first]
-            kept.scope = _common_scope(kept.scope, node.scope)
+            kept.scope = common_scope(kept.scope, node.scope)
             del graph.nodes[node.name]
             continue
         derived.update(f"{node.name}:{index}" for index in range(len(node.outputs)))
     return graph
 
 
-def _common_scope(first: str, second: str) -> str:
+def common_scope(first: str, second: str) -> str:
     common = []
     for a, b in zip(first.split("/"), second.split("/")):
         if a != b:
