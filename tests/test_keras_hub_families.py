@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from conftest import assert_param_count, trainable_count
 from test_keras_hub import saved_backbone
-from test_keras_hub_sizes import VOCAB, _errors
+from test_keras_hub_sizes import VOCAB, _errors, assert_mask_made_once
 from test_transformers import _convert
 
 keras_hub = pytest.importorskip("keras_hub")
@@ -58,5 +58,7 @@ def test_backbone_matches_tensorflow(source, fmt, tmp_path) -> None:
     assert ".item()" not in text
     if kind == "qwen3":  # the band of run-time width, the mask cut at run time
         assert ".triu(-" in text and ".tril(" in text
+    if kind in ("llama3", "qwen2", "mixtral", "phi3", "gpt_neox"):  # (mask once, at the top)
+        assert_mask_made_once(text)
     if kind == "deberta_v3":  # the relative table repeated over the batch read at run time
         assert "x.shape[0]" in text or "batch" in text

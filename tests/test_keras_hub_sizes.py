@@ -69,6 +69,15 @@ def _errors(model, torch_model) -> list[float]:
     return errors
 
 
+def assert_mask_made_once(source: str) -> None:
+    """The causal mask is made once, in the top model's forward (the file's last class), and
+    passed down as Hugging Face's decoders do: no block rebuilds it, nor takes the residual
+    stream a second time (`hidden_states_2`) only to read its length."""
+    assert source.count(".tril()") == 1, source
+    assert ".tril()" in source[source.rindex("\nclass "):]
+    assert "hidden_states_2" not in source
+
+
 def _exports(torch_model, names: list[str]) -> None:
     """torch.export with batch and length dynamic; the program agrees at other sizes."""
     batch, length = torch.export.Dim("batch", min=1, max=64), torch.export.Dim("length", min=1,
@@ -174,5 +183,7 @@ def test_decoder_backbones(decoder, fmt, tmp_path) -> None:
     else:
         assert "nn.RMSNorm(" in source
     assert ".item()" not in source
+    if kind != "gemma":  # (Gemma's layer output: through a where the analysis does not follow)
+        assert_mask_made_once(source)
     if fmt == "savedmodel":
         _exports(torch_model, [tensor.name for tensor in model.inputs])

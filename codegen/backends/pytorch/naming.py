@@ -89,7 +89,8 @@ GENERATED_INPUT = re.compile(r"(keras_tensor|input|inputs|args|x)(_\d+)*")
 def role_names(graph, refs: list[str]) -> list[str]:
     """A module's forward parameters named by what they hold: a graph input by its own name
     (`padding_mask`), a mask made from one `attention_mask`, a float sequence [N, T, C]
-    `hidden_states`, anything else `x`; unique in order (`hidden_states_2`)."""
+    `hidden_states`, a rotary embedding's angles `cos` and `sin`, anything else `x`; unique
+    in order (`hidden_states_2`)."""
     names = Namespace({"self"})
     return [names.create(_role(graph, ref)) for ref in refs]
 
@@ -98,6 +99,9 @@ def _role(graph, ref: str) -> str:
     name = ref.rpartition(":")[0]
     if name not in graph.nodes and not GENERATED_INPUT.fullmatch(name):
         return identifier(name)
+    node = graph.nodes.get(name)
+    if node is not None and node.op == "rotary_embedding":  # (made once, passed down)
+        return ("cos", "sin")[int(ref.rpartition(":")[2]) % 2]
     info = graph.tensor(ref)
     if info.dtype == "bool" or _from_mask_input(graph, ref):
         return "attention_mask"

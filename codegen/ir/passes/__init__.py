@@ -16,11 +16,14 @@ from codegen.ir.passes.names import drop_tracer_suffixes, scopes_from_variables
 from codegen.ir.passes.padding import resolve_padding
 from codegen.ir.passes.pointwise import dense_as_conv
 from codegen.ir.passes.residuals import absorb_residual_adds
+from codegen.ir.passes.rotary import hoist_rotary
+from codegen.ir.passes.size_reads import sizes_from_inputs
 from codegen.ir.passes.tidy import compose_transposes, keepdim_reductions
 
 DEFAULT_PASSES = (dense_as_conv, to_nchw, drop_identities, drop_float_casts,
                   drop_neutral_arithmetic, compose_transposes, keepdim_reductions,
-                  fold_bias, resolve_padding, fold_pad, hoist_input_masks, drop_tracer_suffixes,
+                  fold_bias, resolve_padding, fold_pad, sizes_from_inputs,
+                  hoist_input_masks, hoist_rotary, drop_tracer_suffixes,
                   scopes_from_variables, absorb_residual_adds)
 
 

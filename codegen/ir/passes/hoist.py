@@ -8,7 +8,8 @@ inputs only, so each of its steps that an earlier node already computes the same
 moves to the innermost scope holding all its copies: the model's forward makes the mask
 once and passes it down, as Hugging Face's models do. Only cheap, pure shape, cast,
 comparison and logic ops take part (never a layer, a random op or a size read from a
-tensor made inside a layer), so the values are the same.
+tensor made inside a layer), so the values are the same. A decoder's causal mask takes
+part once its length is read from the model's input (passes/size_reads.py, run before).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from codegen.ir.graph import Graph
 
 PURE = {"cast", "unsqueeze", "squeeze", "reshape", "transpose", "logical_and",
         "logical_or", "logical_not", "equal", "not_equal", "less", "greater", "less_equal",
-        "greater_equal", "identity"}
+        "greater_equal", "identity", "causal_mask"}
 
 
 def hoist_input_masks(graph: Graph) -> Graph:
@@ -34,14 +35,14 @@ def hoist_input_masks(graph: Graph) -> Graph:
             for index in range(len(node.outputs)):
                 graph.replace_uses(f"{node.name}:{index}", f"{first}:{index}")
             kept = graph.nodes[first]
-            kept.scope = _common_scope(kept.scope, node.scope)
+            kept.scope = common_scope(kept.scope, node.scope)
             del graph.nodes[node.name]
             continue
         derived.update(f"{node.name}:{index}" for index in range(len(node.outputs)))
     return graph
 
 
-def _common_scope(first: str, second: str) -> str:
+def common_scope(first: str, second: str) -> str:
     common = []
     for a, b in zip(first.split("/"), second.split("/")):
         if a != b:
