@@ -225,7 +225,7 @@ def test_keras_hub_bert_backbone(tmp_path) -> None:
     # in an nn.ModuleList, called in a loop with the mask (made once, tests/test_depth_loop.py)
     assert "self.transformer_layers = nn.ModuleList([TransformerLayer() for _ in range(2)])" in source
     assert "for layer in self.transformer_layers:" in source
-    assert "transformer_layer = layer(transformer_layer, attention_mask)" in source
+    assert "hidden_states = layer(hidden_states, attention_mask)" in source
     # sublayers named as in Keras (the second trace's `query_1` scopes read `query`)
     assert "self.self_attention_layer = SelfAttentionLayer()" in source
     assert "self.query = nn.Linear(32, 32)" in source and "_1 = " not in source
