@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -21,11 +22,9 @@ TF_FREE = {"test_catalog.py", "test_ir_ops.py", "test_ir_conv_ops.py", "test_ir_
 
 
 def _has_tensorflow() -> bool:
-    try:
-        import tensorflow  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    # (looked up, not imported: importing it here would print TF's C++ start-up lines in
+    # every test worker; the tests import it through codegen's quiet import_tf)
+    return importlib.util.find_spec("tensorflow") is not None
 
 
 def pytest_ignore_collect(collection_path, config) -> bool | None:
