@@ -122,6 +122,26 @@ def tf1_dense(tf, x, units: int, name: str, seed: int):
     return tf.matmul(x, w) + b
 
 
+def small_convnext(depths: list[int], seed: int, name: str):
+    """A small ConvNeXt from Keras applications' own constructor (widths 8-32, 64x64; a
+    ConvNeXt of unknown image size is refused: its Tensordot shapes are computed at run
+    time), its layer scales spread off their 1e-6 start so that a lost one shows."""
+    from codegen.frontends.tensorflow.compat import import_tf
+
+    import_tf()
+    import keras
+    from keras.src.applications.convnext import ConvNeXt
+
+    keras.utils.set_random_seed(seed)
+    model = ConvNeXt(depths=depths, projection_dims=[8, 16, 24, 32], weights=None,
+                     input_shape=(64, 64, 3), include_top=False, pooling="avg", name=name)
+    rng = np.random.default_rng(seed)
+    for variable in model.trainable_weights:
+        if "layer_scale" in variable.path:
+            variable.assign(rng.uniform(0.5, 1.5, variable.shape).astype("float32"))
+    return model
+
+
 def trainable_count(keras_model) -> int:
     """A Keras model's trainable values, a shared variable once."""
     unique = {id(variable): variable for variable in keras_model.trainable_weights}

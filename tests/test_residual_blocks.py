@@ -76,23 +76,12 @@ def test_a_broadcasting_add_keeps_its_place() -> None:
 # -- end to end -----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def convnext(tmp_path_factory):
+    from conftest import small_convnext
     from test_transformers import _convert
 
-    from codegen.frontends.tensorflow.compat import import_tf
     from codegen.zoo.keras_apps import save_keras_model
 
-    import_tf()
-    import keras
-    from keras.src.applications.convnext import ConvNeXt
-
-    keras.utils.set_random_seed(5)
-    model = ConvNeXt(depths=[2, 1, 3, 1], projection_dims=[8, 16, 24, 32], weights=None,
-                     input_shape=(64, 64, 3), include_top=False, pooling="avg",
-                     name="convnext_residual_test")
-    rng = np.random.default_rng(5)
-    for variable in model.trainable_weights:
-        if "layer_scale" in variable.path:
-            variable.assign(rng.uniform(0.5, 1.5, variable.shape).astype("float32"))
+    model = small_convnext([2, 1, 3, 1], 5, "convnext_residual_test")
     folder = tmp_path_factory.mktemp("convnext")
     path = save_keras_model(model, folder, "convnext", formats=("savedmodel",))["savedmodel"]
     torch_model, text = _convert(path, folder / "out")

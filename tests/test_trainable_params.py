@@ -17,6 +17,7 @@ from conftest import (
     codegen,
     load_generated,
     relative_error,
+    small_convnext,
     trainable_count,
 )
 
@@ -55,21 +56,8 @@ def _learned(torch_model) -> dict[str, torch.nn.Parameter]:
 # -- ConvNeXt: layer scales ------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def convnext(tmp_path_factory):
-    """A small ConvNeXt (Keras applications' own constructor, 4 stages) at 64x64 (a ConvNeXt
-    of unknown image size is refused: its Tensordot shapes are computed at run time), its
-    layer scales spread off their 1e-6 start so that a lost one shows."""
-    import_tf()
-    import keras
-    from keras.src.applications.convnext import ConvNeXt
-
-    keras.utils.set_random_seed(3)
-    model = ConvNeXt(depths=[1, 1, 2, 1], projection_dims=[8, 16, 24, 32], weights=None,
-                     input_shape=(64, 64, 3), include_top=False, pooling="avg",
-                     name="convnext_small_test")
-    rng = np.random.default_rng(3)
-    for variable in model.trainable_weights:
-        if "layer_scale" in variable.path:
-            variable.assign(rng.uniform(0.5, 1.5, variable.shape).astype("float32"))
+    """A small ConvNeXt (conftest.small_convnext, 4 stages) at 64x64."""
+    model = small_convnext([1, 1, 2, 1], 3, "convnext_small_test")
     folder = tmp_path_factory.mktemp("convnext")
     paths = save_keras_model(model, folder, "convnext")
     built = {fmt: (folder / fmt, *_convert(paths[fmt], folder / fmt)) for fmt in FORMATS}

@@ -50,6 +50,11 @@ class Stmt:
     index: int | None = None  # module `index` of the nn.ModuleList `attr` (`self.stages[1]`)
 
     @property
+    def head(self) -> tuple[str, ...]:
+        """Its attribute path from the module holding it: ('conv1',), ('stages', '1')."""
+        return (self.attr,) if self.index is None else (self.attr, str(self.index))
+
+    @property
     def ref(self) -> str:
         """How forward reaches it after `self.`: `conv1`, `stages[1]`."""
         return self.attr if self.index is None else f"{self.attr}[{self.index}]"
@@ -370,10 +375,9 @@ def items_of(stmt: Stmt) -> list[tuple[tuple[str, ...], Stmt]]:
     nn.ModuleList (`blocks`, `0`); of a module called in a loop, its first call."""
     if stmt.shared:
         return [((stmt.attr,), stmt.items[0])]
-    head = (stmt.attr,) if stmt.index is None else (stmt.attr, str(stmt.index))
     if stmt.kind in ("seq", "stack"):
-        return [((*head, str(i)), item) for i, item in enumerate(stmt.items)]
-    return [(head, stmt)]
+        return [((*stmt.head, str(i)), item) for i, item in enumerate(stmt.items)]
+    return [(stmt.head, stmt)]
 
 
 def _index_groups(stmts: list[Stmt]) -> None:

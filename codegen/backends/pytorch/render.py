@@ -115,10 +115,9 @@ class ClassRenderer:
     def init_text(self, cls: ModuleClass, plan: Plan, stmt: Stmt) -> str:
         if stmt.shared:  # one module, called in a loop
             return self.item_init(cls, plan, (stmt.attr,), stmt.items[0])
-        head = (stmt.attr,) if stmt.index is None else (stmt.attr, str(stmt.index))
         if stmt.kind not in ("seq", "stack"):
-            return self.item_init(cls, plan, head, stmt)
-        texts = [self.item_init(cls, plan, (*head, str(i)), item)
+            return self.item_init(cls, plan, stmt.head, stmt)
+        texts = [self.item_init(cls, plan, (*stmt.head, str(i)), item)
                  for i, item in enumerate(stmt.items)]
         runs = _runs(texts)
         if stmt.kind == "stack":  # nn.ModuleList([TransformerLayer() for _ in range(12)])

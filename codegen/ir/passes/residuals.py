@@ -17,36 +17,35 @@ Only scopes change, so the values are the same.
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 from codegen.ir.graph import Graph, split_ref
 
 
 def absorb_residual_adds(graph: Graph) -> Graph:
-    readers: dict[str, list[str]] = defaultdict(list)  # ref -> names of the nodes reading it
-    for node in graph.nodes.values():
-        for ref in node.inputs:
-            readers[ref].append(node.name)
-    outputs = {output.source for output in graph.outputs}
+    readers = {ref: [node.name for node in nodes] for ref, nodes in graph.consumers().items()}
+    for output in graph.outputs:
+        readers.setdefault(output.source, []).append("")  # (read by the model's caller)
+    constants = {f"{node.name}:0" for node in graph.nodes.values()
+                 if node.op == "constant" and not node.inputs}
     for node in graph.topological_order():
         if node.op != "add" or len(node.inputs) != 2 or len(set(node.inputs)) != 2:
             continue
         for branch, skip in (node.inputs, node.inputs[::-1]):
-            child = _closed_block(graph, node, branch, skip, readers, outputs)
-            if child is not None:
-                node.scope = child
+            block = _closed_block(graph, node, branch, skip, readers, constants)
+            if block is not None:
+                node.scope = block
                 break
     return graph
 
 
-def _closed_block(graph: Graph, add, branch: str, skip: str, readers, outputs) -> str | None:
+def _closed_block(graph: Graph, add, branch: str, skip: str, readers: dict,
+                  constants: set[str]) -> str | None:
     """The outermost scope under the add's scope that `add` closes as `skip + block(skip)`
     (of a scope holding nothing but one scope, that one: a stage of one block's block)."""
     producer = graph.nodes.get(split_ref(branch)[0])
-    if producer is None or readers[branch] != [add.name] or branch in outputs:
+    if producer is None or readers.get(branch) != [add.name]:
         return None
-    if _shape(graph, skip) != list(add.outputs[0].shape) or _shape(graph, branch) != list(
-            add.outputs[0].shape):
+    shape = list(add.outputs[0].shape)
+    if list(graph.tensor(skip).shape) != shape or list(graph.tensor(branch).shape) != shape:
         return None
     scopes = _scopes_between(add.scope, producer.scope)
     for depth, block in enumerate(scopes):
@@ -55,11 +54,9 @@ def _closed_block(graph: Graph, add, branch: str, skip: str, readers, outputs) -
         for name in members:
             node = graph.nodes[name]
             taken_in.update(ref for ref in node.inputs if split_ref(ref)[0] not in members)
-            for index in range(len(node.outputs)):
-                ref = f"{name}:{index}"
-                if ref in outputs or any(reader not in members for reader in readers[ref]):
-                    handed_out.add(ref)
-        if handed_out == {branch} and taken_in - _constants(graph) == {skip}:
+            handed_out.update(ref for ref in (f"{name}:{i}" for i in range(len(node.outputs)))
+                              if any(reader not in members for reader in readers.get(ref, ())))
+        if handed_out == {branch} and taken_in - constants == {skip}:
             for inner in scopes[depth + 1:]:  # a stage of one block: the block
                 if any(not _within(graph.nodes[name].scope, inner) for name in members):
                     break
@@ -79,16 +76,3 @@ def _scopes_between(parent: str, scope: str) -> list[str]:
 
 def _within(scope: str, block: str) -> bool:
     return scope == block or scope.startswith(block + "/")
-
-
-def _constants(graph: Graph) -> set[str]:
-    return {f"{node.name}:0" for node in graph.nodes.values()
-            if node.op == "constant" and not node.inputs}
-
-
-def _shape(graph: Graph, ref: str) -> list | None:
-    name, index = split_ref(ref)
-    if name in graph.nodes:
-        return list(graph.nodes[name].outputs[index].shape)
-    found = next((graph_input for graph_input in graph.inputs if graph_input.name == name), None)
-    return list(found.shape) if found is not None else None
